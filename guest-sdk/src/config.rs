@@ -1,0 +1,65 @@
+//! A node's `config` table and its place in the job graph, as a plugin sees them.
+//!
+//! Invariant: a missing or malformed key is an error that names the key, never a silent default
+//! the plugin author did not choose.
+
+use anyhow::{Context as _, Result, anyhow};
+use std::str::FromStr;
+
+/// The `config` table of a node in the pipeline file; every value is a string.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    entries: Vec<(String, String)>,
+}
+
+impl Config {
+    /// Wrap the key/value pairs the host passed to `open`.
+    pub fn new(entries: Vec<(String, String)>) -> Self {
+        Config { entries }
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The value of `key`, or an error that says the node's config needs it.
+    pub fn require(&self, key: &str) -> Result<&str> {
+        self.get(key).ok_or_else(|| {
+            anyhow!("missing config key `{key}`: add it to the node's [config] table")
+        })
+    }
+
+    /// `key` parsed as `T`, or `default` when it is not set.
+    pub fn parse_or<T>(&self, key: &str, default: T) -> Result<T>
+    where
+        T: FromStr,
+        T::Err: std::error::Error + Send + Sync + 'static,
+    {
+        match self.get(key) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .with_context(|| format!("config key `{key}` = {raw:?} is not valid")),
+        }
+    }
+
+    /// All entries, in the order the pipeline file gave them.
+    pub fn entries(&self) -> &[(String, String)] {
+        &self.entries
+    }
+}
+
+/// Where this plugin instance sits in the job graph.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The node's uid (its name in the pipeline file).
+    pub node: String,
+    /// Index of this parallel instance, `0 .. parallelism`.
+    pub subtask: u32,
+    /// How many parallel instances of this node run.
+    pub parallelism: u32,
+}

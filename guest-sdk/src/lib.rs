@@ -1,0 +1,350 @@
+//! weir-sdk: write weir sources, operators and sinks in Rust.
+//!
+//! A plugin is a type that implements [`Source`], [`Operator`] or [`Sink`], with one attribute on
+//! the `impl` block. The attribute generates the WebAssembly component exports; plugin code never
+//! touches `wit_bindgen`. State is the type itself: `snapshot`/`restore` default to a compact
+//! serde encoding of it, so a `#[derive(Serialize, Deserialize)]` is all most plugins need.
+//!
+//! ```ignore
+//! use weir_sdk::{operator, Config, Context, Operator, Record, Result};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Upper;
+//!
+//! #[operator]
+//! impl Operator for Upper {
+//!     fn open(_: &Config, _: &Context) -> Result<Self> { Ok(Upper) }
+//!     fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>> {
+//!         Ok(batch.into_iter().map(|r| Record::new(r.value.to_ascii_uppercase())).collect())
+//!     }
+//! }
+//! ```
+//!
+//! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
+//! `target/wasm32-wasip2/release/` is the component to name in a pipeline file.
+//!
+//! Invariant: a panic inside the plugin reaches the host's log with its message before the
+//! instance traps, so the host can say why the node failed.
+
+pub use anyhow::{Error, Result, anyhow, bail};
+pub use weir_sdk_macros::{operator, sink, source};
+
+mod config;
+pub mod log;
+mod record;
+pub mod state;
+
+pub use config::{Config, Context};
+pub use record::Record;
+
+use serde::{Serialize, de::DeserializeOwned};
+
+/// What a [`Source::poll`] produced.
+#[derive(Debug)]
+pub enum Poll {
+    /// Records read; may be fewer than asked for, never empty.
+    Batch(Vec<Record>),
+    /// Nothing available now; the host polls again after a short pause.
+    Idle,
+    /// Exhausted for good.
+    End,
+}
+
+/// A plugin that produces records. Its state (e.g. a read offset) is snapshotted between polls.
+pub trait Source: Serialize + DeserializeOwned + Sized + 'static {
+    /// Build the source from its node's `config`. Called once, before anything else.
+    fn open(config: &Config, ctx: &Context) -> Result<Self>;
+
+    /// Produce up to `max` records.
+    fn poll(&mut self, max: usize) -> Result<Poll>;
+
+    /// Serialise the state. Default: the serde encoding of `self`.
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        state::encode(self)
+    }
+
+    /// Restore a state `snapshot` returned; called after `open`. Default: replace `self` with it.
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        *self = state::decode(state)?;
+        Ok(())
+    }
+}
+
+/// A plugin that transforms batches of records.
+pub trait Operator: Serialize + DeserializeOwned + Sized + 'static {
+    /// Build the operator from its node's `config`. Called once, before anything else.
+    fn open(config: &Config, ctx: &Context) -> Result<Self>;
+
+    /// Transform one batch; the output may be longer, shorter or empty.
+    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>>;
+
+    /// Event time reached `ts` (ms since the epoch). Default: emit nothing.
+    fn on_watermark(&mut self, _ts: i64) -> Result<Vec<Record>> {
+        Ok(Vec::new())
+    }
+
+    /// Serialise the state. Default: the serde encoding of `self`.
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        state::encode(self)
+    }
+
+    /// Restore a state `snapshot` returned; called after `open`. Default: replace `self` with it.
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        *self = state::decode(state)?;
+        Ok(())
+    }
+}
+
+/// A plugin that consumes records. Exactly-once sinks implement the two-phase commit hooks.
+pub trait Sink: Serialize + DeserializeOwned + Sized + 'static {
+    /// Build the sink from its node's `config`. Called once, before anything else.
+    fn open(config: &Config, ctx: &Context) -> Result<Self>;
+
+    /// Consume one batch.
+    fn write(&mut self, batch: Vec<Record>) -> Result<()>;
+
+    /// Phase one: flush and pre-commit everything written for `checkpoint`. Default: nothing.
+    fn prepare(&mut self, _checkpoint: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// Phase two: publish what was prepared up to `checkpoint`. Must be idempotent.
+    fn commit(&mut self, _checkpoint: u64) -> Result<()> {
+        Ok(())
+    }
+
+    /// Discard what was prepared for `checkpoint`. Default: nothing.
+    fn abort(&mut self, _checkpoint: u64) {}
+
+    /// Serialise the state. Default: the serde encoding of `self`.
+    fn snapshot(&self) -> Result<Vec<u8>> {
+        state::encode(self)
+    }
+
+    /// Restore a state `snapshot` returned; called after `open`. Default: replace `self` with it.
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        *self = state::decode(state)?;
+        Ok(())
+    }
+}
+
+/// Used by the code the attributes generate; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use wit_bindgen;
+
+    /// Render an error with its causes, the way the host shows it.
+    pub fn render_error(e: crate::Error) -> String {
+        format!("{e:#}")
+    }
+
+    pub use crate::log::install;
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __glue_common {
+    ($ty:ty) => {
+        struct __WeirPlugin;
+
+        ::std::thread_local! {
+            static __WEIR_INSTANCE: ::std::cell::RefCell<::core::option::Option<$ty>> =
+                const { ::std::cell::RefCell::new(::core::option::Option::None) };
+        }
+
+        fn __weir_with<R>(
+            f: impl FnOnce(&mut $ty) -> $crate::Result<R>,
+        ) -> ::core::result::Result<R, ::std::string::String> {
+            __WEIR_INSTANCE.with(|cell| {
+                let mut slot = cell.borrow_mut();
+                let plugin = slot
+                    .as_mut()
+                    .ok_or_else(|| "plugin called before open".to_string())?;
+                f(plugin).map_err($crate::__private::render_error)
+            })
+        }
+
+        fn __weir_open(
+            cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+            ctx: weir::plugin::types::Context,
+            build: impl FnOnce(&$crate::Config, &$crate::Context) -> $crate::Result<$ty>,
+        ) -> ::core::result::Result<(), ::std::string::String> {
+            $crate::__private::install(|level, msg| {
+                use weir::plugin::host_log::Level as L;
+                let level = match level {
+                    $crate::log::Level::Trace => L::Trace,
+                    $crate::log::Level::Debug => L::Debug,
+                    $crate::log::Level::Info => L::Info,
+                    $crate::log::Level::Warn => L::Warn,
+                    $crate::log::Level::Error => L::Error,
+                };
+                weir::plugin::host_log::log(level, msg);
+            });
+            let ctx = $crate::Context {
+                node: ctx.node,
+                subtask: ctx.subtask,
+                parallelism: ctx.parallelism,
+            };
+            let plugin =
+                build(&$crate::Config::new(cfg), &ctx).map_err($crate::__private::render_error)?;
+            __WEIR_INSTANCE.with(|cell| *cell.borrow_mut() = ::core::option::Option::Some(plugin));
+            Ok(())
+        }
+
+        fn __weir_from_wit(r: weir::plugin::types::Record) -> $crate::Record {
+            $crate::Record {
+                key: r.key,
+                value: r.value,
+                timestamp: r.timestamp,
+                headers: r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
+            }
+        }
+
+        fn __weir_into_wit(r: $crate::Record) -> weir::plugin::types::Record {
+            weir::plugin::types::Record {
+                key: r.key,
+                value: r.value,
+                timestamp: r.timestamp,
+                headers: r
+                    .headers
+                    .into_iter()
+                    .map(|(key, value)| weir::plugin::types::Header { key, value })
+                    .collect(),
+            }
+        }
+
+        fn __weir_batch_from_wit(
+            batch: ::std::vec::Vec<weir::plugin::types::Record>,
+        ) -> ::std::vec::Vec<$crate::Record> {
+            batch.into_iter().map(__weir_from_wit).collect()
+        }
+
+        fn __weir_batch_into_wit(
+            batch: ::std::vec::Vec<$crate::Record>,
+        ) -> ::std::vec::Vec<weir::plugin::types::Record> {
+            batch.into_iter().map(__weir_into_wit).collect()
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __glue_state {
+    ($ty:ty, $trait:path) => {
+        impl exports::weir::plugin::state::Guest for __WeirPlugin {
+            fn snapshot() -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                __weir_with(|p| <$ty as $trait>::snapshot(p))
+            }
+            fn restore(
+                state: ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                __weir_with(|p| <$ty as $trait>::restore(p, &state))
+            }
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __glue_source {
+    ($ty:ty) => {
+        $crate::__glue_common!($ty);
+        $crate::__glue_state!($ty, $crate::Source);
+        impl exports::weir::plugin::source::Guest for __WeirPlugin {
+            fn open(
+                cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                ctx: weir::plugin::types::Context,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                __weir_open(cfg, ctx, <$ty as $crate::Source>::open)
+            }
+            fn poll(
+                max: u32,
+            ) -> ::core::result::Result<
+                exports::weir::plugin::source::PollResult,
+                ::std::string::String,
+            > {
+                use exports::weir::plugin::source::PollResult;
+                let polled = __weir_with(|p| <$ty as $crate::Source>::poll(p, max as usize))?;
+                Ok(match polled {
+                    $crate::Poll::Batch(batch) => PollResult::Batch(__weir_batch_into_wit(batch)),
+                    $crate::Poll::Idle => PollResult::Idle,
+                    $crate::Poll::End => PollResult::End,
+                })
+            }
+        }
+        export!(__WeirPlugin);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __glue_operator {
+    ($ty:ty) => {
+        $crate::__glue_common!($ty);
+        $crate::__glue_state!($ty, $crate::Operator);
+        impl exports::weir::plugin::operator::Guest for __WeirPlugin {
+            fn open(
+                cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                ctx: weir::plugin::types::Context,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                __weir_open(cfg, ctx, <$ty as $crate::Operator>::open)
+            }
+            fn process(
+                batch: ::std::vec::Vec<weir::plugin::types::Record>,
+            ) -> ::core::result::Result<
+                ::std::vec::Vec<weir::plugin::types::Record>,
+                ::std::string::String,
+            > {
+                let batch = __weir_batch_from_wit(batch);
+                __weir_with(|p| <$ty as $crate::Operator>::process(p, batch))
+                    .map(__weir_batch_into_wit)
+            }
+            fn on_watermark(
+                ts: i64,
+            ) -> ::core::result::Result<
+                ::std::vec::Vec<weir::plugin::types::Record>,
+                ::std::string::String,
+            > {
+                __weir_with(|p| <$ty as $crate::Operator>::on_watermark(p, ts))
+                    .map(__weir_batch_into_wit)
+            }
+        }
+        export!(__WeirPlugin);
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __glue_sink {
+    ($ty:ty) => {
+        $crate::__glue_common!($ty);
+        $crate::__glue_state!($ty, $crate::Sink);
+        impl exports::weir::plugin::sink::Guest for __WeirPlugin {
+            fn open(
+                cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                ctx: weir::plugin::types::Context,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                __weir_open(cfg, ctx, <$ty as $crate::Sink>::open)
+            }
+            fn write(
+                batch: ::std::vec::Vec<weir::plugin::types::Record>,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                let batch = __weir_batch_from_wit(batch);
+                __weir_with(|p| <$ty as $crate::Sink>::write(p, batch))
+            }
+            fn prepare(checkpoint: u64) -> ::core::result::Result<(), ::std::string::String> {
+                __weir_with(|p| <$ty as $crate::Sink>::prepare(p, checkpoint))
+            }
+            fn commit(checkpoint: u64) -> ::core::result::Result<(), ::std::string::String> {
+                __weir_with(|p| <$ty as $crate::Sink>::commit(p, checkpoint))
+            }
+            fn abort(checkpoint: u64) {
+                let _ = __weir_with(|p| {
+                    <$ty as $crate::Sink>::abort(p, checkpoint);
+                    Ok(())
+                });
+            }
+        }
+        export!(__WeirPlugin);
+    };
+}

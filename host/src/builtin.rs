@@ -1,0 +1,68 @@
+//! The built-in plugins, compiled from plugins/* by build.rs and embedded in the binary, so a
+//! pipeline can name them (`plugin = "file"`) instead of a `.wasm` path.
+//!
+//! Invariant: a built-in is an ordinary component run in the same sandbox as any user plugin;
+//! being built in grants it nothing.
+
+use crate::config::NodeKind;
+
+/// One built-in plugin.
+pub struct Builtin {
+    pub kind: NodeKind,
+    pub name: &'static str,
+    pub about: &'static str,
+    pub bytes: &'static [u8],
+}
+
+/// Every built-in plugin, by kind and name.
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        kind: NodeKind::Source,
+        name: "sequence",
+        about: "`count` generated records (value = index, padded to `value_size`), or the literal `values` list",
+        bytes: include_bytes!(env!("WEIR_BUILTIN_SEQUENCE")),
+    },
+    Builtin {
+        kind: NodeKind::Source,
+        name: "file",
+        about: "the lines of the file at `path` (in a granted directory); remembers its byte offset",
+        bytes: include_bytes!(env!("WEIR_BUILTIN_FILE_SOURCE")),
+    },
+    Builtin {
+        kind: NodeKind::Operator,
+        name: "filter-map",
+        about: "the benchmark workload: drops a quarter of the records, upper-cases the rest",
+        bytes: include_bytes!(env!("WEIR_BUILTIN_FILTER_MAP")),
+    },
+    Builtin {
+        kind: NodeKind::Sink,
+        name: "stdout",
+        about: "prints each value as a line (at-least-once)",
+        bytes: include_bytes!(env!("WEIR_BUILTIN_STDOUT_SINK")),
+    },
+    Builtin {
+        kind: NodeKind::Sink,
+        name: "file",
+        about: "appends each value as a line to the file at `path` (exactly-once, two-phase commit)",
+        bytes: include_bytes!(env!("WEIR_BUILTIN_FILE_SINK")),
+    },
+];
+
+/// The built-in `name` of `kind`.
+pub fn find(kind: NodeKind, name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.kind == kind && b.name == name)
+}
+
+/// The component bytes of the built-in `name` of `kind`.
+pub fn bytes(kind: NodeKind, name: &str) -> Option<&'static [u8]> {
+    find(kind, name).map(|b| b.bytes)
+}
+
+/// Names of the built-ins of `kind`, for error messages.
+pub fn names(kind: NodeKind) -> Vec<&'static str> {
+    BUILTINS
+        .iter()
+        .filter(|b| b.kind == kind)
+        .map(|b| b.name)
+        .collect()
+}

@@ -1,0 +1,50 @@
+//! The `weir` commands (clap). One file per subcommand; this one only routes.
+
+mod bench;
+mod inspect;
+mod run;
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// weir: a stream host that runs sources, operators and sinks as sandboxed WebAssembly
+/// components, with state snapshotted at checkpoint barriers.
+///
+/// Logging follows RUST_LOG (e.g. RUST_LOG=debug, RUST_LOG=weir=trace).
+#[derive(Parser, Debug)]
+#[command(name = "weir", version, about, long_about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a pipeline file until its sources are exhausted.
+    Run(run::RunArgs),
+    /// Check a pipeline file and its plugins without running it.
+    Validate {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+    },
+    /// Show a plugin component's kind, world, imports and exports.
+    Inspect {
+        /// A `.wasm` component file.
+        plugin: PathBuf,
+    },
+    /// Measure throughput: memory source → Wasm filter+map → discarding sink, against the same
+    /// logic run natively in this process.
+    Bench(bench::BenchArgs),
+}
+
+/// Run a parsed command line; the exit code on success.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Validate { pipeline } => validate::validate(&pipeline),
+        Command::Inspect { plugin } => inspect::inspect(&plugin),
+        Command::Bench(args) => bench::bench(args),
+    }
+}

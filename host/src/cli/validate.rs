@@ -1,0 +1,40 @@
+//! `weir validate PIPELINE`: parse the file, build the graph, load and kind-check every plugin.
+
+use crate::config::PipelineSpec;
+use crate::graph::JobGraph;
+use crate::plugin::PluginHost;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn validate(pipeline: &Path) -> anyhow::Result<ExitCode> {
+    let spec = PipelineSpec::load(pipeline)?;
+    let host = PluginHost::new()?;
+    let graph = JobGraph::build(&spec, &host)?;
+    let subtasks: u32 = graph.nodes.iter().map(|n| n.parallelism).sum();
+    println!(
+        "{}: ok ({} nodes, {} subtasks)",
+        pipeline.display(),
+        graph.nodes.len(),
+        subtasks
+    );
+    for n in &graph.nodes {
+        let inputs: Vec<&str> = n
+            .inputs
+            .iter()
+            .map(|e| graph.nodes[e.from].uid.as_str())
+            .collect();
+        println!(
+            "  {:<8} {:<16} {} x{}{}",
+            n.kind,
+            n.uid,
+            n.plugin.origin,
+            n.parallelism,
+            if inputs.is_empty() {
+                String::new()
+            } else {
+                format!(" ← {}", inputs.join(", "))
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

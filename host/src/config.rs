@@ -1,0 +1,338 @@
+//! The pipeline file: TOML → [`PipelineSpec`], with every relative path resolved against the
+//! file's own directory.
+//!
+//! Invariant: every error names the offending key (`node.count.plugin`, `pipeline.batch_size`),
+//! so a user can go straight to the line to fix.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A problem with a pipeline file. `key` is the dotted path of the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read pipeline file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+/// A whole pipeline file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    #[serde(default)]
+    pub pipeline: PipelineSection,
+    #[serde(default)]
+    pub node: BTreeMap<String, NodeSection>,
+}
+
+/// `[pipeline]`: job-wide settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// A name for logs and the summary. Default: the file's stem.
+    pub name: Option<String>,
+    /// Most records a source returns per poll (the batch size). Default 1024.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    /// Capacity of each channel between subtasks, in batches. Default 16.
+    #[serde(default = "default_channel_capacity")]
+    pub channel_capacity: usize,
+}
+
+impl Default for PipelineSection {
+    fn default() -> Self {
+        PipelineSection {
+            name: None,
+            batch_size: default_batch_size(),
+            channel_capacity: default_channel_capacity(),
+        }
+    }
+}
+
+fn default_batch_size() -> u32 {
+    1024
+}
+fn default_channel_capacity() -> usize {
+    16
+}
+
+/// The kind of a node, which must match its plugin's world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeKind {
+    Source,
+    Operator,
+    Sink,
+}
+
+impl std::fmt::Display for NodeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NodeKind::Source => "source",
+            NodeKind::Operator => "operator",
+            NodeKind::Sink => "sink",
+        })
+    }
+}
+
+/// How records travel from an input node to this node's subtasks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Partition {
+    /// Subtask i feeds subtask i (needs equal parallelism); the default.
+    #[default]
+    Forward,
+    /// By record key (value when keyless): equal keys meet in one subtask.
+    Hash,
+    /// Round robin over the downstream subtasks.
+    Rebalance,
+    /// Every record to every downstream subtask.
+    Broadcast,
+}
+
+/// One input or several.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Inputs {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// `[node.<uid>]`: one node of the job graph. The table name is the node's stable uid.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    pub kind: NodeKind,
+    /// A built-in plugin name, or a path to a `.wasm` component (relative to the pipeline file).
+    pub plugin: String,
+    pub input: Option<Inputs>,
+    #[serde(default)]
+    pub partition: Partition,
+    #[serde(default = "one")]
+    pub parallelism: u32,
+    /// Memory ceiling per instance, e.g. "256MiB". Default 256 MiB.
+    pub memory: Option<String>,
+    /// Time budget for one call into the plugin, e.g. "10s". Default 10 s.
+    pub time_budget: Option<String>,
+    /// Passed to the plugin's `open`; values are rendered as strings, arrays one item per line.
+    #[serde(default)]
+    pub config: toml::Table,
+    #[serde(default)]
+    pub grants: Grants,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What a node's sandbox may reach. Nothing by default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    #[serde(default)]
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables passed through from the host, by name.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Whether the plugin may write to the host's standard output.
+    #[serde(default)]
+    pub stdout: bool,
+}
+
+/// A host directory mounted into the guest.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirGrant {
+    /// Directory on the host, relative to the pipeline file.
+    pub host: PathBuf,
+    /// Where the guest sees it, e.g. "/data".
+    pub guest: String,
+    #[serde(default)]
+    pub mode: DirMode,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DirMode {
+    #[default]
+    Read,
+    ReadWrite,
+}
+
+/// A parsed pipeline file and where it lives.
+#[derive(Debug)]
+pub struct PipelineSpec {
+    /// The pipeline file itself.
+    pub path: PathBuf,
+    /// Its directory: the base of every relative path in it.
+    pub base: PathBuf,
+    pub name: String,
+    pub file: PipelineFile,
+}
+
+impl PipelineSpec {
+    /// Read and parse `path`. Semantic checks live in [`crate::graph`].
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse `text` as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let file: PipelineFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."))
+            .to_path_buf();
+        let name = file.pipeline.name.clone().unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "pipeline".into())
+        });
+        let spec = PipelineSpec {
+            path: path.to_owned(),
+            base,
+            name,
+            file,
+        };
+        if spec.file.pipeline.batch_size == 0 {
+            return Err(spec.invalid("pipeline.batch_size", "must be at least 1"));
+        }
+        if spec.file.pipeline.channel_capacity == 0 {
+            return Err(spec.invalid("pipeline.channel_capacity", "must be at least 1"));
+        }
+        Ok(spec)
+    }
+
+    /// An error about `key` in this file.
+    pub fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            path: self.path.clone(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// `p` resolved against the pipeline file's directory.
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_owned()
+        } else {
+            self.base.join(p)
+        }
+    }
+}
+
+/// Render a `config` table for the plugin: scalars as text, arrays one item per line.
+pub fn render_config(table: &toml::Table) -> Vec<(String, String)> {
+    fn scalar(v: &toml::Value) -> String {
+        match v {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join("\n"),
+            other => other.to_string(),
+        }
+    }
+    table.iter().map(|(k, v)| (k.clone(), scalar(v))).collect()
+}
+
+/// Parse a size such as `256MiB`, `64 MB`, `1GiB` or `1048576` (bytes).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Parse a duration such as `10s`, `500ms` or `2m`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    humantime::parse_duration(text.trim()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("256MiB"), Some(256 << 20));
+        assert_eq!(parse_size("64 MB"), Some(64_000_000));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("12 parsecs"), None);
+        assert_eq!(parse_size("MiB"), None);
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = PipelineSpec::parse(
+            Path::new("p.toml"),
+            "[node.a]\nkind = \"source\"\nplugin = \"sequence\"\nplugn = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("plugn"), "{err}");
+    }
+
+    #[test]
+    fn config_arrays_become_lines() {
+        let t: toml::Table = toml::from_str("values = [\"a\", \"b\"]\nn = 3\nflag = true").unwrap();
+        let mut r = render_config(&t);
+        r.sort();
+        assert_eq!(
+            r,
+            vec![
+                ("flag".into(), "true".into()),
+                ("n".into(), "3".into()),
+                ("values".into(), "a\nb".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file() {
+        let spec = PipelineSpec::parse(Path::new("/x/y/p.toml"), "").unwrap();
+        assert_eq!(
+            spec.resolve(Path::new("in.txt")),
+            PathBuf::from("/x/y/in.txt")
+        );
+        assert_eq!(spec.resolve(Path::new("/abs")), PathBuf::from("/abs"));
+        assert_eq!(spec.name, "p");
+    }
+}

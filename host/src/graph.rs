@@ -1,0 +1,317 @@
+//! The job graph: nodes in topological order, each with its plugin loaded and its kind checked,
+//! its sandbox and limits resolved, and its input edges.
+//!
+//! Invariant: a [`JobGraph`] is runnable as built: every input exists and produces records, there
+//! is no cycle, every plugin is a component of its node's kind, every granted directory exists,
+//! and `forward` edges join nodes of equal parallelism.
+
+use crate::config::{ConfigError, DirMode, Inputs, NodeKind, Partition, PipelineSpec};
+use crate::plugin::{Limits, LoadedPlugin, PluginHost, PluginOrigin, SandboxSpec};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A validated, runnable pipeline.
+pub struct JobGraph {
+    pub name: String,
+    /// In topological order: every node comes after its inputs.
+    pub nodes: Vec<Node>,
+    pub batch_size: u32,
+    pub channel_capacity: usize,
+}
+
+/// One node of the graph.
+pub struct Node {
+    /// Stable uid: the node's name in the pipeline file.
+    pub uid: String,
+    pub kind: NodeKind,
+    pub plugin: LoadedPlugin,
+    pub parallelism: u32,
+    pub inputs: Vec<Edge>,
+    pub config: Vec<(String, String)>,
+    pub sandbox: SandboxSpec,
+    pub limits: Limits,
+}
+
+/// An edge into a node.
+#[derive(Clone, Copy, Debug)]
+pub struct Edge {
+    /// Index of the upstream node in [`JobGraph::nodes`].
+    pub from: usize,
+    pub partition: Partition,
+}
+
+impl JobGraph {
+    /// Validate `spec` and load every plugin through `host`.
+    pub fn build(spec: &PipelineSpec, host: &PluginHost) -> Result<Self, ConfigError> {
+        let sections = &spec.file.node;
+        if sections.is_empty() {
+            return Err(spec.invalid(
+                "node",
+                "the pipeline has no nodes: add [node.<name>] tables",
+            ));
+        }
+        let inputs = check_edges(spec)?;
+        let order = topological_order(spec, &inputs)?;
+        let index: BTreeMap<&str, usize> = order
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
+        let mut nodes = Vec::with_capacity(order.len());
+        for uid in &order {
+            let section = &sections[uid];
+            let key = |k: &str| format!("node.{uid}.{k}");
+            let origin = resolve_plugin(spec, uid, section.kind, &section.plugin)?;
+            let plugin = host
+                .load(&origin)
+                .map_err(|e| spec.invalid(key("plugin"), e.to_string()))?;
+            if plugin.kind != section.kind {
+                return Err(spec.invalid(
+                    key("plugin"),
+                    format!(
+                        "{origin} is a {} plugin, but the node is a {} (kind = \"{}\"): use a {} plugin or change `kind`",
+                        plugin.kind, section.kind, section.kind, section.kind
+                    ),
+                ));
+            }
+            let mut limits = Limits::default();
+            if let Some(m) = &section.memory {
+                limits.memory = crate::config::parse_size(m).ok_or_else(|| {
+                    spec.invalid(
+                        key("memory"),
+                        format!("{m:?} is not a size such as \"256MiB\""),
+                    )
+                })?;
+            }
+            if let Some(t) = &section.time_budget {
+                limits.time_budget = crate::config::parse_duration(t).ok_or_else(|| {
+                    spec.invalid(
+                        key("time_budget"),
+                        format!("{t:?} is not a duration such as \"10s\""),
+                    )
+                })?;
+            }
+            let sandbox = sandbox_for(spec, uid, &origin, limits.memory)?;
+            let edges = inputs[uid]
+                .iter()
+                .map(|from| Edge {
+                    from: index[from.as_str()],
+                    partition: section.partition,
+                })
+                .collect();
+            nodes.push(Node {
+                uid: uid.clone(),
+                kind: section.kind,
+                plugin,
+                parallelism: section.parallelism,
+                inputs: edges,
+                config: crate::config::render_config(&section.config),
+                sandbox,
+                limits,
+            });
+        }
+        Ok(JobGraph {
+            name: spec.name.clone(),
+            nodes,
+            batch_size: spec.file.pipeline.batch_size,
+            channel_capacity: spec.file.pipeline.channel_capacity,
+        })
+    }
+
+    /// Indexes of the nodes fed by node `i`.
+    pub fn downstream(&self, i: usize) -> Vec<usize> {
+        (0..self.nodes.len())
+            .filter(|&j| self.nodes[j].inputs.iter().any(|e| e.from == i))
+            .collect()
+    }
+}
+
+/// Each node's input names, after checking kinds, names, parallelism and `forward` edges.
+fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
+    let sections = &spec.file.node;
+    let mut inputs = BTreeMap::new();
+    for (uid, section) in sections {
+        let key = |k: &str| format!("node.{uid}.{k}");
+        if section.parallelism == 0 {
+            return Err(spec.invalid(key("parallelism"), "must be at least 1"));
+        }
+        let names: Vec<String> = match &section.input {
+            None => Vec::new(),
+            Some(Inputs::One(n)) => vec![n.clone()],
+            Some(Inputs::Many(ns)) => ns.clone(),
+        };
+        match (section.kind, names.is_empty()) {
+            (NodeKind::Source, false) => {
+                return Err(spec.invalid(key("input"), "a source takes no input: remove `input`"));
+            }
+            (NodeKind::Operator | NodeKind::Sink, true) => {
+                return Err(spec.invalid(
+                    key("input"),
+                    format!("missing: a {} needs `input = \"<node>\"`", section.kind),
+                ));
+            }
+            _ => {}
+        }
+        for name in &names {
+            let Some(upstream) = sections.get(name) else {
+                let known: Vec<&str> = sections.keys().map(String::as_str).collect();
+                return Err(spec.invalid(
+                    key("input"),
+                    format!("no node named {name:?} (nodes: {})", known.join(", ")),
+                ));
+            };
+            if upstream.kind == NodeKind::Sink {
+                return Err(spec.invalid(
+                    key("input"),
+                    format!("{name:?} is a sink and produces no records"),
+                ));
+            }
+            if section.partition == Partition::Forward
+                && upstream.parallelism != section.parallelism
+            {
+                return Err(spec.invalid(
+                    key("partition"),
+                    format!(
+                        "`forward` joins subtask i to subtask i, but {name:?} has parallelism {} and {uid:?} has {}: use partition = \"hash\" or \"rebalance\"",
+                        upstream.parallelism, section.parallelism
+                    ),
+                ));
+            }
+        }
+        inputs.insert(uid.clone(), names);
+    }
+    Ok(inputs)
+}
+
+/// Kahn's algorithm; on a cycle, the error names it.
+fn topological_order(
+    spec: &PipelineSpec,
+    inputs: &BTreeMap<String, Vec<String>>,
+) -> Result<Vec<String>, ConfigError> {
+    let mut remaining: BTreeMap<&str, usize> = inputs
+        .iter()
+        .map(|(n, ins)| (n.as_str(), ins.len()))
+        .collect();
+    let mut order: Vec<String> = Vec::new();
+    loop {
+        let ready: Vec<&str> = remaining
+            .iter()
+            .filter(|(_, d)| **d == 0)
+            .map(|(n, _)| *n)
+            .collect();
+        if ready.is_empty() {
+            break;
+        }
+        for n in ready {
+            remaining.remove(n);
+            order.push(n.to_owned());
+            for (m, ins) in inputs {
+                let hits = ins.iter().filter(|i| *i == n).count();
+                if let Some(d) = remaining.get_mut(m.as_str()) {
+                    *d -= hits;
+                }
+            }
+        }
+    }
+    if let Some((&start, _)) = remaining.iter().next() {
+        // Walk inputs among the remaining nodes until one repeats: that is the cycle.
+        let mut path = vec![start.to_owned()];
+        let mut at = start;
+        loop {
+            let next = inputs[at]
+                .iter()
+                .find(|i| remaining.contains_key(i.as_str()))
+                .expect("a node left over by Kahn's algorithm has a remaining input");
+            if let Some(pos) = path.iter().position(|p| p == next) {
+                let mut cycle: Vec<String> = path[pos..].to_vec();
+                cycle.reverse();
+                cycle.push(cycle[0].clone());
+                return Err(spec.invalid(
+                    format!("node.{}.input", path[pos]),
+                    format!("the graph has a cycle: {}", cycle.join(" → ")),
+                ));
+            }
+            path.push(next.clone());
+            at = next;
+        }
+    }
+    Ok(order)
+}
+
+/// A built-in name, or a path relative to the pipeline file.
+fn resolve_plugin(
+    spec: &PipelineSpec,
+    uid: &str,
+    kind: NodeKind,
+    plugin: &str,
+) -> Result<PluginOrigin, ConfigError> {
+    if let Some(b) = crate::builtin::find(kind, plugin) {
+        return Ok(PluginOrigin::Builtin { kind, name: b.name });
+    }
+    let path = spec.resolve(Path::new(plugin));
+    if path.is_file() {
+        return Ok(PluginOrigin::File(path));
+    }
+    let looks_like_path = plugin.contains('/') || plugin.ends_with(".wasm");
+    let builtins = crate::builtin::names(kind).join(", ");
+    Err(spec.invalid(
+        format!("node.{uid}.plugin"),
+        if looks_like_path {
+            format!(
+                "plugin file {} not found (paths are relative to the pipeline file; build the plugin first?)",
+                path.display()
+            )
+        } else {
+            format!("no built-in {kind} named {plugin:?} (built-in {kind}s: {builtins}) and no file {}", path.display())
+        },
+    ))
+}
+
+/// The sandbox for node `uid`: only the directories and variables its grants name.
+fn sandbox_for(
+    spec: &PipelineSpec,
+    uid: &str,
+    origin: &PluginOrigin,
+    memory: u64,
+) -> Result<SandboxSpec, ConfigError> {
+    let grants = &spec.file.node[uid].grants;
+    let mut dirs = Vec::new();
+    for (i, d) in grants.dirs.iter().enumerate() {
+        let key = format!("node.{uid}.grants.dirs[{i}]");
+        let host = spec.resolve(&d.host);
+        if !host.is_dir() {
+            return Err(spec.invalid(
+                format!("{key}.host"),
+                format!("directory {} does not exist", host.display()),
+            ));
+        }
+        if !d.guest.starts_with('/') {
+            return Err(spec.invalid(
+                format!("{key}.guest"),
+                format!(
+                    "{:?} must be an absolute guest path such as \"/data\"",
+                    d.guest
+                ),
+            ));
+        }
+        dirs.push((host, d.guest.clone(), d.mode == DirMode::ReadWrite));
+    }
+    let env = grants
+        .env
+        .iter()
+        .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
+        .collect();
+    let is_stdout_sink = matches!(
+        origin,
+        PluginOrigin::Builtin {
+            kind: NodeKind::Sink,
+            name: "stdout"
+        }
+    );
+    Ok(SandboxSpec {
+        dirs,
+        env,
+        stdout: grants.stdout || is_stdout_sink,
+        memory,
+    })
+}

@@ -1,0 +1,23 @@
+//! weir-host: runs a pipeline of sandboxed WebAssembly sources, operators and sinks.
+//!
+//! # Layout
+//! - [`config`]: the pipeline file (TOML) → a validated [`config::PipelineSpec`].
+//! - [`graph`]: the job graph: nodes, their plugins, parallelism and edges; no cycles.
+//! - [`plugin`]: the wasmtime engine, the compiled-component cache, the sandbox (WASI grants,
+//!   memory ceiling, time budget per call) and typed calls into plugins.
+//! - [`builtin`]: the built-in plugins, compiled into this binary.
+//! - [`runtime`]: one task per subtask, bounded channels, in-band [`runtime::Message`]s, barrier
+//!   alignment; runs a job to its end or its first failure.
+//! - [`metrics`]: records in/out per node, live progress and the end-of-run summary.
+//! - [`cli`]: the `weir` commands.
+//!
+//! Invariant: nothing a plugin does (trap, out-of-memory, endless loop) panics or aborts the host;
+//! it ends the run with an error that names the node, the plugin and the cause.
+
+pub mod builtin;
+pub mod cli;
+pub mod config;
+pub mod graph;
+pub mod metrics;
+pub mod plugin;
+pub mod runtime;

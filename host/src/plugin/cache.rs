@@ -1,0 +1,78 @@
+//! The on-disk cache of compiled components, so a second start does not recompile.
+//!
+//! Key: SHA-256 of the component bytes + a hash of everything in the engine that makes compiled
+//! code incompatible (wasmtime version, target, settings). Invariant: an entry is only ever
+//! written whole (temp file + rename), and one that fails to load is recompiled and replaced,
+//! never trusted.
+
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+pub struct ComponentCache {
+    /// `None` when no cache directory could be found or made: compile every time.
+    dir: Option<PathBuf>,
+    engine_key: String,
+}
+
+impl ComponentCache {
+    /// The cache lives in `$WEIR_CACHE_DIR`, else `$XDG_CACHE_HOME/weir`, else `~/.cache/weir`.
+    pub fn new(engine: &Engine) -> Self {
+        let dir = std::env::var_os("WEIR_CACHE_DIR")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|d| PathBuf::from(d).join("weir")))
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/weir")))
+            .map(|d| d.join("components"))
+            .filter(|d| std::fs::create_dir_all(d).is_ok());
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        env!("CARGO_PKG_VERSION").hash(&mut h);
+        ComponentCache {
+            dir,
+            engine_key: format!("{:016x}", h.finish()),
+        }
+    }
+
+    /// The compiled form of `bytes`: from the cache when present and loadable, else compiled
+    /// (and stored). Errors are compile errors, as text.
+    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<Component, String> {
+        let Some(dir) = &self.dir else {
+            return Component::new(engine, bytes).map_err(|e| format!("{e:#}"));
+        };
+        let digest = Sha256::digest(bytes);
+        let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let path = dir.join(format!("{name}-{}.cwasm", self.engine_key));
+        if path.exists() {
+            match deserialize(engine, &path) {
+                Ok(c) => {
+                    tracing::debug!("compiled component from cache {}", path.display());
+                    return Ok(c);
+                }
+                Err(e) => tracing::warn!("ignoring unusable cache entry {}: {e}", path.display()),
+            }
+        }
+        let started = std::time::Instant::now();
+        let component = Component::new(engine, bytes).map_err(|e| format!("{e:#}"))?;
+        tracing::debug!("compiled component in {:?}", started.elapsed());
+        if let Ok(serialized) = component.serialize() {
+            let tmp = dir.join(format!(
+                ".{name}-{}.{}.tmp",
+                self.engine_key,
+                std::process::id()
+            ));
+            if std::fs::write(&tmp, serialized).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+        }
+        Ok(component)
+    }
+}
+
+#[allow(unsafe_code)]
+fn deserialize(engine: &Engine, path: &std::path::Path) -> wasmtime::Result<Component> {
+    // SAFETY: the file is one this cache wrote with `Component::serialize` (whole, via rename)
+    // for an engine with the same compatibility hash; wasmtime checks the header and version.
+    unsafe { Component::deserialize_file(engine, path) }
+}

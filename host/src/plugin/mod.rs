@@ -1,0 +1,241 @@
+//! Plugins: the wasmtime engine, loading components (through the on-disk cache), telling their
+//! kind from their exports, and instantiating them in a sandbox.
+//!
+//! Invariant: one [`PluginHost`] (one engine, one epoch ticker) serves a whole run; every plugin
+//! instance gets its own `Store`, so no two instances share memory or WASI state.
+
+mod bindings;
+mod cache;
+mod instance;
+mod sandbox;
+
+pub use bindings::{Header, Record};
+pub use instance::{Cause, Limits, OperatorInstance, Polled, SinkInstance, SourceInstance};
+pub use sandbox::SandboxSpec;
+
+use crate::config::NodeKind;
+use sandbox::HostState;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine};
+
+/// How often the epoch advances; time budgets are counted in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The package every plugin world belongs to.
+pub const WIT_PACKAGE: &str = "weir:plugin";
+/// Its version, as it appears in export names.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// Where a plugin comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PluginOrigin {
+    /// Compiled into this binary (see [`crate::builtin`]).
+    Builtin { kind: NodeKind, name: &'static str },
+    /// A `.wasm` component file.
+    File(PathBuf),
+}
+
+impl std::fmt::Display for PluginOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PluginOrigin::Builtin { kind, name } => write!(f, "built-in {kind} `{name}`"),
+            PluginOrigin::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Failure to load, check or run a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot read plugin {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{origin} is not a usable WebAssembly component: {message}")]
+    Compile {
+        origin: PluginOrigin,
+        message: String,
+    },
+    #[error(
+        "{origin} is not a weir plugin: it exports none of the weir:plugin source, operator or sink interfaces (exports: {exports})"
+    )]
+    NotAPlugin {
+        origin: PluginOrigin,
+        exports: String,
+    },
+    #[error("node `{node}` ({origin}) could not start: {message}")]
+    Instantiate {
+        node: String,
+        origin: PluginOrigin,
+        message: String,
+    },
+    #[error("node `{node}`[{subtask}] ({origin}) {cause} (in `{call}`)")]
+    Call {
+        node: String,
+        subtask: u32,
+        origin: PluginOrigin,
+        call: &'static str,
+        cause: Cause,
+    },
+    #[error("wasmtime engine: {0}")]
+    Engine(String),
+}
+
+/// A compiled plugin, ready to instantiate.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    pub origin: PluginOrigin,
+    pub component: Component,
+    pub kind: NodeKind,
+}
+
+/// What `weir inspect` shows of a component.
+#[derive(Debug)]
+pub struct Description {
+    pub kind: Option<NodeKind>,
+    pub world: Option<String>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+/// The engine, linker and compiled-component cache shared by every plugin of a run.
+pub struct PluginHost {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: cache::ComponentCache,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl PluginHost {
+    /// Build the engine (epoch interruption on), link WASI and `host-log`, start the ticker.
+    pub fn new() -> Result<Self, PluginError> {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).map_err(|e| PluginError::Engine(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
+        bindings::host_log::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| PluginError::Engine(e.to_string()))?;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.clone();
+            let stop = ticker_stop.clone();
+            std::thread::Builder::new()
+                .name("weir-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })
+                .map_err(|e| PluginError::Engine(format!("cannot start the epoch ticker: {e}")))?;
+        }
+        let cache = cache::ComponentCache::new(&engine);
+        Ok(PluginHost {
+            engine,
+            linker,
+            cache,
+            ticker_stop,
+        })
+    }
+
+    /// Load (from the cache, or compile) the component at `origin` and tell its kind.
+    pub fn load(&self, origin: &PluginOrigin) -> Result<LoadedPlugin, PluginError> {
+        let bytes: std::borrow::Cow<'static, [u8]> = match origin {
+            PluginOrigin::Builtin { kind, name } => crate::builtin::bytes(*kind, name)
+                .expect("built-in origins are only made for known names")
+                .into(),
+            PluginOrigin::File(path) => std::fs::read(path)
+                .map_err(|source| PluginError::Read {
+                    path: path.clone(),
+                    source,
+                })?
+                .into(),
+        };
+        let component =
+            self.cache
+                .load(&self.engine, &bytes)
+                .map_err(|message| PluginError::Compile {
+                    origin: origin.clone(),
+                    message,
+                })?;
+        let description = self.describe(&component);
+        let kind = description.kind.ok_or_else(|| PluginError::NotAPlugin {
+            origin: origin.clone(),
+            exports: if description.exports.is_empty() {
+                "none".into()
+            } else {
+                description.exports.join(", ")
+            },
+        })?;
+        Ok(LoadedPlugin {
+            origin: origin.clone(),
+            component,
+            kind,
+        })
+    }
+
+    /// The kind, world, imports and exports of `component`.
+    pub fn describe(&self, component: &Component) -> Description {
+        let ty = component.component_type();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let has = |iface: &str| {
+            let want = format!("{WIT_PACKAGE}/{iface}@{WIT_VERSION}");
+            exports.iter().any(|e| *e == want)
+        };
+        let kind = if has("source") {
+            Some(NodeKind::Source)
+        } else if has("operator") {
+            Some(NodeKind::Operator)
+        } else if has("sink") {
+            Some(NodeKind::Sink)
+        } else {
+            None
+        };
+        let world = kind.map(|k| format!("{WIT_PACKAGE}/{k}-plugin@{WIT_VERSION}"));
+        Description {
+            kind,
+            world,
+            imports,
+            exports,
+        }
+    }
+
+    /// Compile `bytes` (through the cache) without reading a file: for `inspect` and tests.
+    pub fn compile(&self, origin: &PluginOrigin, bytes: &[u8]) -> Result<Component, PluginError> {
+        self.cache
+            .load(&self.engine, bytes)
+            .map_err(|message| PluginError::Compile {
+                origin: origin.clone(),
+                message,
+            })
+    }
+
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+}
+
+impl Drop for PluginHost {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}

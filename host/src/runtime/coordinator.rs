@@ -1,0 +1,436 @@
+//! The coordinator: starts every subtask, triggers checkpoints (periodic, final, savepoint),
+//! collects acks, declares checkpoints complete or failed, tells sinks to commit, and ends the
+//! job on its last committed checkpoint or on its first failure.
+//!
+//! Invariant: a sink is told to commit checkpoint n only after every subtask acked n and the
+//! hooks made n durable ([`CheckpointHooks::complete`] returned). A checkpoint that is not
+//! complete within the timeout is declared failed and the job goes on.
+
+use super::input::Inputs;
+use super::output::{OutEdge, Output};
+use super::subtask::{Control, Event, SubtaskCtx, run_operator, run_sink, run_source};
+use super::{Barrier, Job, NodeFactory, RunError, RunReport};
+use crate::config::Partition;
+use crate::metrics::NodeMetrics;
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How a run checkpoints and what it resumes from.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Trigger a checkpoint this often; `None`: only the final one at the end of input.
+    pub interval: Option<Duration>,
+    /// Align barriers (exactly-once) or not (at-least-once).
+    pub exactly_once: bool,
+    /// A checkpoint not complete after this long is declared failed.
+    pub timeout: Duration,
+    /// At most this many checkpoints in flight.
+    pub max_concurrent: usize,
+    /// Pause at least this long after one checkpoint completes before triggering the next.
+    pub min_pause: Duration,
+    /// The first checkpoint id this run uses.
+    pub first_id: u64,
+    /// Resume from this state.
+    pub restore: Option<RestorePoint>,
+    /// Show live progress on stderr.
+    pub progress: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            interval: None,
+            exactly_once: true,
+            timeout: Duration::from_secs(600),
+            max_concurrent: 1,
+            min_pause: Duration::ZERO,
+            first_id: 1,
+            restore: None,
+            progress: false,
+        }
+    }
+}
+
+/// State to resume a job from.
+#[derive(Clone, Debug, Default)]
+pub struct RestorePoint {
+    pub checkpoint: u64,
+    /// (node uid, subtask) → state bytes.
+    pub states: HashMap<(String, u32), Vec<u8>>,
+    /// Checkpoints started after the restored one that never completed: sinks abort them.
+    pub abort: Vec<u64>,
+}
+
+/// A checkpoint every subtask acked, handed to the hooks to make durable.
+pub struct CompletedCheckpoint {
+    pub id: u64,
+    /// The job ends with it (end of input, or stop with savepoint).
+    pub last: bool,
+    pub savepoint: bool,
+    pub started: SystemTime,
+    pub duration: Duration,
+    /// (node uid, subtask, state bytes)
+    pub states: Vec<(String, u32, Vec<u8>)>,
+}
+
+/// Where checkpoints go. The runtime calls these on the coordinator's thread.
+pub trait CheckpointHooks: Send {
+    /// A checkpoint was triggered.
+    fn started(&mut self, _id: u64) -> Result<(), String> {
+        Ok(())
+    }
+    /// Make `checkpoint` durable. Sinks commit it only after this returns `Ok`.
+    fn complete(&mut self, checkpoint: &CompletedCheckpoint) -> Result<(), String>;
+    /// `id` will never complete.
+    fn failed(&mut self, _id: u64, _reason: &str) {}
+}
+
+/// Hooks that keep nothing: checkpoints only drive the sinks' two-phase commit.
+pub struct NoCheckpointStore;
+
+impl CheckpointHooks for NoCheckpointStore {
+    fn complete(&mut self, _checkpoint: &CompletedCheckpoint) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A way to ask a running job to stop with a savepoint.
+pub type StopSignal = tokio::sync::watch::Receiver<bool>;
+
+struct Pending {
+    barrier: Barrier,
+    savepoint: bool,
+    started_at: Instant,
+    started: SystemTime,
+    states: Vec<(String, u32, Vec<u8>)>,
+}
+
+pub async fn run(
+    job: Job,
+    options: RunOptions,
+    hooks: &mut dyn CheckpointHooks,
+    mut stop: Option<StopSignal>,
+) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let metrics: Vec<Arc<NodeMetrics>> = job
+        .nodes
+        .iter()
+        .map(|n| Arc::new(NodeMetrics::new(&n.uid, n.parallelism)))
+        .collect();
+
+    // Channels: one per connected (upstream subtask, downstream subtask) pair.
+    let mut outs: Vec<Vec<Vec<OutEdge>>> = job
+        .nodes
+        .iter()
+        .map(|node| (0..node.parallelism).map(|_| Vec::new()).collect())
+        .collect();
+    let mut ins: Vec<Vec<Vec<Receiver<super::Message>>>> = job
+        .nodes
+        .iter()
+        .map(|node| (0..node.parallelism).map(|_| Vec::new()).collect())
+        .collect();
+    for (d, node) in job.nodes.iter().enumerate() {
+        for &(u, partition) in &node.inputs {
+            let up = job.nodes[u].parallelism;
+            for us in 0..up {
+                let targets: Vec<u32> = if partition == Partition::Forward {
+                    vec![us]
+                } else {
+                    (0..node.parallelism).collect()
+                };
+                let mut senders: Vec<Sender<super::Message>> = Vec::new();
+                for ds in targets {
+                    let (tx, rx) = bounded(job.channel_capacity);
+                    senders.push(tx);
+                    ins[d][ds as usize].push(rx);
+                }
+                outs[u][us as usize].push(OutEdge { partition, senders });
+            }
+        }
+    }
+
+    // Spawn every subtask as a blocking task.
+    let mut source_controls: Vec<Sender<Control>> = Vec::new();
+    let mut sink_controls: Vec<Sender<Control>> = Vec::new();
+    let mut handles = Vec::new();
+    let restore = options.restore.clone();
+    let mut total_subtasks = 0usize;
+    let mut sources_total = 0usize;
+    for (i, node) in job.nodes.iter().enumerate() {
+        for s in (0..node.parallelism).rev() {
+            total_subtasks += 1;
+            let ctx = SubtaskCtx {
+                node: i,
+                subtask: s,
+                events: events_tx.clone(),
+                metrics: metrics[i].clone(),
+                cancel: cancel.clone(),
+                restore: restore
+                    .as_ref()
+                    .and_then(|r| r.states.get(&(node.uid.clone(), s)).cloned()),
+                restored_checkpoint: restore.as_ref().map(|r| r.checkpoint),
+                abort_after_restore: restore
+                    .as_ref()
+                    .map(|r| r.abort.clone())
+                    .unwrap_or_default(),
+            };
+            let out = Output::new(std::mem::take(&mut outs[i][s as usize]));
+            let inputs = Inputs::new(
+                std::mem::take(&mut ins[i][s as usize]),
+                options.exactly_once,
+            );
+            let batch_size = job.batch_size;
+            let factory = node.factory.clone();
+            let task: Box<dyn FnOnce(&SubtaskCtx) -> Result<(), RunError> + Send> = match factory {
+                NodeFactory::Source(f) => {
+                    sources_total += 1;
+                    let (tx, rx) = unbounded();
+                    source_controls.push(tx);
+                    Box::new(move |ctx| {
+                        let mut node = f(ctx.subtask)?;
+                        run_source(ctx, node.as_mut(), out, rx, batch_size)
+                    })
+                }
+                NodeFactory::Operator(f) => Box::new(move |ctx| {
+                    let mut node = f(ctx.subtask)?;
+                    run_operator(ctx, node.as_mut(), inputs, out)
+                }),
+                NodeFactory::Sink(f) => {
+                    let (tx, rx) = unbounded();
+                    sink_controls.push(tx);
+                    Box::new(move |ctx| {
+                        let mut node = f(ctx.subtask)?;
+                        run_sink(ctx, node.as_mut(), inputs, rx)
+                    })
+                }
+            };
+            handles.push(tokio::task::spawn_blocking(move || {
+                let result = task(&ctx);
+                let _ = ctx.events.send(Event::Exited {
+                    node: ctx.node,
+                    subtask: ctx.subtask,
+                    result,
+                });
+            }));
+        }
+    }
+    drop(events_tx);
+    let sinks_total = sink_controls.len();
+
+    let progress = options
+        .progress
+        .then(|| crate::metrics::spawn_progress(metrics.clone(), cancel.clone()));
+
+    // The coordinator loop.
+    let mut next_id = options.first_id;
+    let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
+    let mut last_completed: Option<u64> = None;
+    let mut last_completed_at = Instant::now();
+    let mut sources_ended = 0usize;
+    let mut final_id: Option<u64> = None;
+    let mut savepoint: Option<u64> = None;
+    let mut final_commits = 0usize;
+    let mut finished = false;
+    let mut error: Option<RunError> = None;
+    let mut live = total_subtasks;
+    let mut interval = options.interval.map(|d| {
+        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
+    let mut housekeeping = tokio::time::interval(Duration::from_millis(50));
+
+    let trigger = |id: u64,
+                   last: bool,
+                   savepoint: bool,
+                   pending: &mut BTreeMap<u64, Pending>,
+                   controls: &[Sender<Control>],
+                   hooks: &mut dyn CheckpointHooks|
+     -> Result<(), RunError> {
+        hooks.started(id).map_err(RunError::Checkpoint)?;
+        let barrier = Barrier { id, last };
+        pending.insert(
+            id,
+            Pending {
+                barrier,
+                savepoint,
+                started_at: Instant::now(),
+                started: SystemTime::now(),
+                states: Vec::new(),
+            },
+        );
+        for c in controls {
+            let _ = c.send(Control::Trigger(barrier));
+        }
+        tracing::debug!(
+            "triggered checkpoint {id}{}",
+            if last { " (last)" } else { "" }
+        );
+        Ok(())
+    };
+
+    while live > 0 {
+        tokio::select! {
+            // Periodic checkpoints, while the job runs and there is room for one more.
+            _ = async { interval.as_mut().expect("guarded").tick().await }, if interval.is_some() && final_id.is_none() && error.is_none() => {
+                if pending.len() < options.max_concurrent && last_completed_at.elapsed() >= options.min_pause {
+                    let id = next_id;
+                    next_id += 1;
+                    if let Err(e) = trigger(id, false, false, &mut pending, &source_controls, hooks) {
+                        fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
+                    }
+                }
+            }
+            // Stop with a savepoint: a last barrier that drains the pipeline.
+            changed = async { stop.as_mut().expect("guarded").changed().await }, if stop.is_some() && final_id.is_none() && error.is_none() => {
+                if changed.is_err() {
+                    stop = None;
+                    continue;
+                }
+                let id = next_id;
+                next_id += 1;
+                final_id = Some(id);
+                savepoint = Some(id);
+                tracing::info!("stopping with savepoint {id}");
+                if let Err(e) = trigger(id, true, true, &mut pending, &source_controls, hooks) {
+                    fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
+                }
+            }
+            _ = housekeeping.tick() => {
+                let expired: Vec<u64> = pending
+                    .iter()
+                    .filter(|(_, p)| p.started_at.elapsed() > options.timeout)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in expired {
+                    let p = pending.remove(&id).expect("listed above");
+                    let reason = format!("not complete after {:?} (checkpoint timeout)", options.timeout);
+                    tracing::warn!("checkpoint {id} failed: {reason}; the job goes on");
+                    hooks.failed(id, &reason);
+                    if p.barrier.last {
+                        fail(&mut error, RunError::Checkpoint(format!("the last checkpoint {id} was {reason}")), &cancel, &mut source_controls, &mut sink_controls);
+                    }
+                }
+            }
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                match event {
+                    Event::SourceEnded => {
+                        sources_ended += 1;
+                        if sources_ended == sources_total && final_id.is_none() && error.is_none() {
+                            let id = next_id;
+                            next_id += 1;
+                            final_id = Some(id);
+                            if let Err(e) = trigger(id, true, false, &mut pending, &source_controls, hooks) {
+                                fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
+                            }
+                        }
+                    }
+                    Event::Ack { checkpoint, node, subtask, state } => {
+                        let Some(p) = pending.get_mut(&checkpoint) else { continue };
+                        p.states.push((job.nodes[node].uid.clone(), subtask, state));
+                        if p.states.len() < total_subtasks {
+                            continue;
+                        }
+                        let p = pending.remove(&checkpoint).expect("present");
+                        let done = CompletedCheckpoint {
+                            id: checkpoint,
+                            last: p.barrier.last,
+                            savepoint: p.savepoint,
+                            started: p.started,
+                            duration: p.started_at.elapsed(),
+                            states: p.states,
+                        };
+                        let stored = tokio::task::block_in_place(|| hooks.complete(&done));
+                        if let Err(e) = stored {
+                            hooks.failed(checkpoint, &e);
+                            if done.last {
+                                fail(&mut error, RunError::Checkpoint(e), &cancel, &mut source_controls, &mut sink_controls);
+                            } else {
+                                tracing::warn!("checkpoint {checkpoint} could not be stored: {e}; the job goes on");
+                            }
+                            continue;
+                        }
+                        tracing::debug!("checkpoint {checkpoint} complete in {:?}", done.duration);
+                        last_completed = Some(checkpoint);
+                        last_completed_at = Instant::now();
+                        // Older checkpoints still pending are subsumed by this one.
+                        let older: Vec<u64> = pending.range(..checkpoint).map(|(id, _)| *id).collect();
+                        for id in older {
+                            pending.remove(&id);
+                            hooks.failed(id, "subsumed by a newer checkpoint");
+                        }
+                        for c in &sink_controls {
+                            let _ = c.send(Control::Commit(checkpoint));
+                        }
+                    }
+                    Event::Committed { checkpoint } => {
+                        if final_id.is_some_and(|f| checkpoint >= f) {
+                            final_commits += 1;
+                            if final_commits == sinks_total {
+                                finished = true;
+                            }
+                        }
+                    }
+                    Event::Exited { node, subtask, result } => {
+                        live -= 1;
+                        if let Err(e) = result {
+                            if !matches!(e, RunError::Cancelled) {
+                                tracing::debug!("{}[{subtask}] failed: {e}", job.nodes[node].uid);
+                            }
+                            fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    cancel.store(true, Ordering::Relaxed);
+    for h in handles {
+        let _ = h.await;
+    }
+    if let Some(p) = progress {
+        let _ = p.await;
+    }
+    if let Some(e) = error {
+        return Err(e);
+    }
+    if sinks_total > 0 && !finished {
+        return Err(RunError::Internal(
+            "the job ended before its last checkpoint committed".into(),
+        ));
+    }
+    Ok(RunReport {
+        metrics,
+        elapsed: started.elapsed(),
+        last_checkpoint: last_completed,
+        savepoint,
+    })
+}
+
+/// Record the job's first real error and cancel every subtask. A `Cancelled` error (a subtask
+/// that stopped because its peers went away) never hides the error that caused it.
+fn fail(
+    error: &mut Option<RunError>,
+    e: RunError,
+    cancel: &AtomicBool,
+    sources: &mut Vec<Sender<Control>>,
+    sinks: &mut Vec<Sender<Control>>,
+) {
+    let replace = match (&*error, &e) {
+        (None, _) => true,
+        (Some(RunError::Cancelled), other) => !matches!(other, RunError::Cancelled),
+        _ => false,
+    };
+    if replace {
+        *error = Some(e);
+    }
+    cancel.store(true, Ordering::Relaxed);
+    sources.clear();
+    sinks.clear();
+}

@@ -1,0 +1,132 @@
+//! The runtime: one blocking tokio task per subtask, bounded channels between them, in-band
+//! control messages, and a coordinator that drives barriers and ends the job.
+//!
+//! Data path: source subtask ─poll→ Batch ─chan→ operator ─process→ ... ─chan→ sink ─write.
+//! A job ends with a final barrier: when every source is exhausted the coordinator triggers it,
+//! every subtask snapshots and acks it, sinks prepare it, and once all acked the sinks commit it.
+//!
+//! Invariant: channels are bounded (a slow sink slows the sources; memory stays flat), and a
+//! barrier travels behind every record sent before it on the same channel.
+
+mod coordinator;
+mod input;
+pub mod node;
+mod output;
+mod subtask;
+
+pub use coordinator::{
+    CheckpointHooks, CompletedCheckpoint, NoCheckpointStore, RestorePoint, RunOptions, StopSignal,
+};
+pub use node::{NodeFactory, OperatorNode, SinkNode, SourceNode};
+pub use output::stable_hash;
+
+use crate::config::Partition;
+use crate::metrics::NodeMetrics;
+use crate::plugin::{PluginError, Record};
+use std::sync::Arc;
+
+/// What flows on a channel between two subtasks.
+#[derive(Debug)]
+pub enum Message {
+    Batch(Vec<Record>),
+    /// Checkpoint barrier, in band with the data.
+    Barrier(Barrier),
+    /// Event time reached this many ms since the epoch on the sending subtask.
+    Watermark(i64),
+    /// The sender's input is exhausted (it still forwards the final barrier after this).
+    End,
+}
+
+impl Message {
+    /// Copy a control message; batches are never copied this way.
+    fn clone_control(&self) -> Message {
+        match self {
+            Message::Barrier(b) => Message::Barrier(*b),
+            Message::Watermark(t) => Message::Watermark(*t),
+            Message::End => Message::End,
+            Message::Batch(_) => unreachable!("batches are routed, not broadcast as control"),
+        }
+    }
+}
+
+/// A checkpoint barrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Barrier {
+    pub id: u64,
+    /// The job ends once this checkpoint is committed (end of input, or stop with savepoint).
+    pub last: bool,
+}
+
+/// One node of a runnable job.
+pub struct JobNode {
+    pub uid: String,
+    pub parallelism: u32,
+    /// (index of the upstream node, partitioning)
+    pub inputs: Vec<(usize, Partition)>,
+    pub factory: NodeFactory,
+}
+
+/// A runnable job: nodes in topological order.
+pub struct Job {
+    pub name: String,
+    pub nodes: Vec<JobNode>,
+    pub batch_size: u32,
+    pub channel_capacity: usize,
+}
+
+impl Job {
+    /// The job of a validated graph, every node backed by its Wasm plugin.
+    pub fn from_graph(
+        graph: &crate::graph::JobGraph,
+        host: Arc<crate::plugin::PluginHost>,
+    ) -> Self {
+        Job {
+            name: graph.name.clone(),
+            nodes: graph
+                .nodes
+                .iter()
+                .map(|n| JobNode {
+                    uid: n.uid.clone(),
+                    parallelism: n.parallelism,
+                    inputs: n.inputs.iter().map(|e| (e.from, e.partition)).collect(),
+                    factory: NodeFactory::wasm(host.clone(), n),
+                })
+                .collect(),
+            batch_size: graph.batch_size,
+            channel_capacity: graph.channel_capacity,
+        }
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("checkpoint storage: {0}")]
+    Checkpoint(String),
+    #[error("the job was cancelled")]
+    Cancelled,
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// What a finished run reports.
+pub struct RunReport {
+    pub metrics: Vec<Arc<NodeMetrics>>,
+    pub elapsed: std::time::Duration,
+    /// The last checkpoint that completed, if any.
+    pub last_checkpoint: Option<u64>,
+    /// Set when the job stopped on a savepoint rather than at the end of its input.
+    pub savepoint: Option<u64>,
+}
+
+/// Run `job` to its end or first failure.
+pub async fn run(
+    job: Job,
+    options: RunOptions,
+    hooks: &mut dyn CheckpointHooks,
+    stop: Option<StopSignal>,
+) -> Result<RunReport, RunError> {
+    coordinator::run(job, options, hooks, stop).await
+}

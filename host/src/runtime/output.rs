@@ -1,0 +1,155 @@
+//! A subtask's outputs: routes each batch over its out-edges by their partitioning.
+//!
+//! Invariant: within one channel, messages keep their order, and control messages (barriers,
+//! watermarks, end) go to every downstream channel after every batch sent before them, so a
+//! barrier never overtakes data.
+
+use super::Message;
+use crate::config::Partition;
+use crate::plugin::Record;
+use crossbeam_channel::Sender;
+
+/// The downstream went away (it failed or the job is cancelled).
+#[derive(Debug)]
+pub struct Closed;
+
+/// One out-edge of a subtask: the channels to the downstream subtasks it may feed.
+pub struct OutEdge {
+    pub partition: Partition,
+    /// For `forward`, exactly one channel; otherwise one per downstream subtask, in order.
+    pub senders: Vec<Sender<Message>>,
+}
+
+/// All out-edges of one subtask.
+pub struct Output {
+    edges: Vec<OutEdge>,
+    next: usize,
+}
+
+impl Output {
+    pub fn new(edges: Vec<OutEdge>) -> Self {
+        Output { edges, next: 0 }
+    }
+
+    /// Route a batch. Empty batches are dropped.
+    pub fn send_batch(&mut self, batch: Vec<Record>) -> Result<(), Closed> {
+        if batch.is_empty() || self.edges.is_empty() {
+            return Ok(());
+        }
+        let last = self.edges.len() - 1;
+        let mut batch = Some(batch);
+        for i in 0..self.edges.len() {
+            let b = if i == last {
+                batch.take().expect("taken once")
+            } else {
+                batch.as_ref().expect("still here").clone()
+            };
+            self.route(i, b)?;
+        }
+        Ok(())
+    }
+
+    fn route(&mut self, edge: usize, batch: Vec<Record>) -> Result<(), Closed> {
+        let e = &self.edges[edge];
+        let n = e.senders.len();
+        match e.partition {
+            _ if n == 1 => e.senders[0].send(Message::Batch(batch)).map_err(|_| Closed),
+            Partition::Forward => unreachable!("forward edges have one channel"),
+            Partition::Rebalance => {
+                self.next = (self.next + 1) % n;
+                e.senders[self.next]
+                    .send(Message::Batch(batch))
+                    .map_err(|_| Closed)
+            }
+            Partition::Broadcast => {
+                for s in &e.senders {
+                    s.send(Message::Batch(batch.clone())).map_err(|_| Closed)?;
+                }
+                Ok(())
+            }
+            Partition::Hash => {
+                let mut parts: Vec<Vec<Record>> = (0..n).map(|_| Vec::new()).collect();
+                for r in batch {
+                    let k = r.key.as_deref().unwrap_or(&r.value);
+                    parts[(stable_hash(k) % n as u64) as usize].push(r);
+                }
+                for (s, part) in e.senders.iter().zip(parts) {
+                    if !part.is_empty() {
+                        s.send(Message::Batch(part)).map_err(|_| Closed)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Send a control message (barrier, watermark, end) down every channel.
+    pub fn broadcast(&self, msg: &Message) -> Result<(), Closed> {
+        for e in &self.edges {
+            for s in &e.senders {
+                s.send(msg.clone_control()).map_err(|_| Closed)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// FNV-1a, 64 bit: stable across runs, platforms and Rust versions, so a key always lands on the
+/// same subtask (state keyed by subtask stays valid across restarts).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(key: &str) -> Record {
+        Record {
+            key: Some(key.as_bytes().to_vec()),
+            value: b"v".to_vec(),
+            timestamp: None,
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn hash_routes_equal_keys_to_one_channel() {
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::unbounded()).unzip();
+        let mut out = Output::new(vec![OutEdge {
+            partition: Partition::Hash,
+            senders: txs,
+        }]);
+        let keys = ["a", "b", "c", "a", "d", "b", "a"];
+        out.send_batch(keys.iter().map(|k| rec(k)).collect())
+            .unwrap();
+        out.send_batch(keys.iter().map(|k| rec(k)).collect())
+            .unwrap();
+        let mut home = std::collections::HashMap::new();
+        let mut total = 0;
+        for (i, rx) in rxs.iter().enumerate() {
+            while let Ok(Message::Batch(b)) = rx.try_recv() {
+                for r in b {
+                    total += 1;
+                    let prev = home.insert(r.key.clone().unwrap(), i);
+                    assert!(
+                        prev.is_none() || prev == Some(i),
+                        "a key reached two subtasks"
+                    );
+                }
+            }
+        }
+        assert_eq!(total, keys.len() * 2);
+    }
+
+    #[test]
+    fn stable_hash_is_fnv1a() {
+        assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+    }
+}

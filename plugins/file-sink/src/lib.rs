@@ -1,0 +1,222 @@
+//! Built-in `file` sink: appends each record's value as a line to a file in a granted directory.
+//!
+//! Delivery: exactly-once, by two-phase commit with the host's checkpoints.
+//! - `write` appends to `<path>.inprogress` (never visible as output);
+//! - `prepare(n)` flushes it, syncs it and renames it to `<path>.pending.<n>`;
+//! - `commit(n)` appends every pending file up to `n`, in order, to `<path>` and deletes it.
+//!
+//! Invariant: the state records the length of `<path>` before each pending file is appended, so
+//! a commit repeated after a crash (the host re-commits the restored checkpoint) first truncates
+//! `<path>` to that length and never appends the same data twice. With parallelism N > 1 each
+//! subtask i writes its own file `<path>.<i>`.
+
+use serde::{Deserialize, Serialize};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use weir_sdk::{Config, Context, Record, Result, Sink, anyhow, bail, sink};
+
+#[derive(Serialize, Deserialize)]
+struct FileSink {
+    /// The published output file.
+    path: PathBuf,
+    /// Length of `path` once every committed checkpoint is appended.
+    committed_len: u64,
+    /// Prepared, not yet committed: (checkpoint id, bytes).
+    pending: Vec<(u64, u64)>,
+    #[serde(skip)]
+    writer: Option<BufWriter<File>>,
+    #[serde(skip)]
+    written: u64,
+    #[serde(skip)]
+    settled: bool,
+}
+
+impl FileSink {
+    fn with_suffix(&self, suffix: &str) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(suffix);
+        PathBuf::from(p)
+    }
+
+    fn in_progress(&self) -> PathBuf {
+        self.with_suffix(".inprogress")
+    }
+
+    fn pending_file(&self, checkpoint: u64) -> PathBuf {
+        self.with_suffix(&format!(".pending.{checkpoint}"))
+    }
+
+    fn writer(&mut self) -> Result<&mut BufWriter<File>> {
+        if self.writer.is_none() {
+            let path = self.in_progress();
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot write {}: {e} (is its directory granted read-write?)",
+                        path.display()
+                    )
+                })?;
+            self.written = file.metadata()?.len();
+            self.writer = Some(BufWriter::with_capacity(256 * 1024, file));
+        }
+        Ok(self.writer.as_mut().expect("opened above"))
+    }
+
+    /// Delete `<path>.inprogress`: data after the last checkpoint, which the sources replay.
+    fn discard_in_progress(&mut self) -> Result<()> {
+        self.writer = None;
+        self.written = 0;
+        remove_if_exists(&self.in_progress())?;
+        Ok(())
+    }
+
+    /// Delete every pending file the state does not know: prepared for a checkpoint that never
+    /// completed. Done once, at restore or at the first prepare of a fresh start.
+    fn discard_unknown_pending(&mut self) -> Result<()> {
+        self.settled = true;
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let stem = format!(
+            "{}.pending.",
+            self.path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default()
+        );
+        for entry in fs::read_dir(&dir)? {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_prefix(&stem).and_then(|s| s.parse::<u64>().ok()) else {
+                continue;
+            };
+            if !self.pending.iter().any(|(p, _)| *p == id) {
+                remove_if_exists(&dir.join(&name))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_if_exists(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn file_len(path: &Path) -> io::Result<u64> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(m.len()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+#[sink]
+impl Sink for FileSink {
+    fn open(config: &Config, ctx: &Context) -> Result<Self> {
+        let mut path = PathBuf::from(config.require("path")?);
+        if ctx.parallelism > 1 {
+            path = PathBuf::from(format!("{}.{}", path.display(), ctx.subtask));
+        }
+        let committed_len = file_len(&path)?;
+        let mut sink = FileSink {
+            path,
+            committed_len,
+            pending: Vec::new(),
+            writer: None,
+            written: 0,
+            settled: false,
+        };
+        sink.discard_in_progress()?;
+        Ok(sink)
+    }
+
+    fn write(&mut self, batch: Vec<Record>) -> Result<()> {
+        let w = self.writer()?;
+        let mut n = 0u64;
+        for r in &batch {
+            w.write_all(&r.value)?;
+            w.write_all(b"\n")?;
+            n += r.value.len() as u64 + 1;
+        }
+        self.written += n;
+        Ok(())
+    }
+
+    fn prepare(&mut self, checkpoint: u64) -> Result<()> {
+        if !self.settled {
+            self.discard_unknown_pending()?;
+        }
+        let len = match self.writer.take() {
+            Some(w) => {
+                let file = w.into_inner().map_err(|e| e.into_error())?;
+                file.sync_all()?;
+                self.written
+            }
+            None => 0,
+        };
+        if len > 0 {
+            fs::rename(self.in_progress(), self.pending_file(checkpoint))?;
+        }
+        self.written = 0;
+        self.pending.push((checkpoint, len));
+        Ok(())
+    }
+
+    fn commit(&mut self, checkpoint: u64) -> Result<()> {
+        while let Some(&(id, len)) = self.pending.first() {
+            if id > checkpoint {
+                break;
+            }
+            if len > 0 {
+                let pending = self.pending_file(id);
+                let target = self.committed_len + len;
+                let current = file_len(&self.path)?;
+                if pending.exists() {
+                    let mut out = OpenOptions::new()
+                        .create(true)
+                        .write(true)
+                        .truncate(false)
+                        .open(&self.path)?;
+                    // A repeated commit: drop whatever an interrupted one appended, then append.
+                    out.set_len(self.committed_len)?;
+                    drop(out);
+                    let mut out = OpenOptions::new().append(true).open(&self.path)?;
+                    io::copy(&mut File::open(&pending)?, &mut out)?;
+                    out.sync_all()?;
+                    fs::remove_file(&pending)?;
+                } else if current != target {
+                    bail!(
+                        "cannot commit checkpoint {id}: {} is gone and {} has {current} bytes, expected {target}",
+                        pending.display(),
+                        self.path.display()
+                    );
+                }
+                self.committed_len = target;
+            }
+            self.pending.remove(0);
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self, checkpoint: u64) {
+        if let Some(i) = self.pending.iter().position(|(id, _)| *id == checkpoint) {
+            let _ = remove_if_exists(&self.pending_file(checkpoint));
+            self.pending.remove(i);
+        }
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let saved: FileSink = weir_sdk::state::decode(state)?;
+        self.committed_len = saved.committed_len;
+        self.pending = saved.pending;
+        self.discard_in_progress()?;
+        self.discard_unknown_pending()
+    }
+}

@@ -1,0 +1,91 @@
+//! Built-in `file` source: the lines of one file in a directory the pipeline grants.
+//!
+//! Invariant: its state is the byte offset just past the last line it emitted, so a restored
+//! source rewinds to exactly the first line that is not covered by the checkpoint. A final line
+//! without a trailing newline is emitted once the end of the file is reached.
+
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use weir_sdk::{Config, Context, Poll, Record, Result, Source, anyhow, source};
+
+#[derive(Serialize, Deserialize)]
+struct FileSource {
+    /// Path inside the guest (under a granted directory).
+    path: String,
+    /// Bytes consumed so far.
+    offset: u64,
+    /// Only subtask 0 reads; the others end at once.
+    reader: bool,
+    #[serde(skip)]
+    input: Option<BufReader<File>>,
+}
+
+impl FileSource {
+    fn input(&mut self) -> Result<&mut BufReader<File>> {
+        if self.input.is_none() {
+            let mut file = File::open(&self.path).map_err(|e| {
+                anyhow!(
+                    "cannot open {}: {e} (is its directory granted to this node with grants.dirs?)",
+                    self.path
+                )
+            })?;
+            file.seek(SeekFrom::Start(self.offset))?;
+            self.input = Some(BufReader::with_capacity(256 * 1024, file));
+        }
+        Ok(self.input.as_mut().expect("opened above"))
+    }
+}
+
+#[source]
+impl Source for FileSource {
+    fn open(config: &Config, ctx: &Context) -> Result<Self> {
+        let mut source = FileSource {
+            path: config.require("path")?.to_owned(),
+            offset: 0,
+            reader: ctx.subtask == 0,
+            input: None,
+        };
+        if source.reader {
+            source.input()?; // fail at open, not at the first poll, when the file is missing
+        }
+        Ok(source)
+    }
+
+    fn poll(&mut self, max: usize) -> Result<Poll> {
+        if !self.reader {
+            return Ok(Poll::End);
+        }
+        let mut batch = Vec::with_capacity(max.min(4096));
+        let mut consumed = 0u64;
+        let input = self.input()?;
+        let mut line = Vec::new();
+        while batch.len() < max {
+            line.clear();
+            let n = input.read_until(b'\n', &mut line)?;
+            if n == 0 {
+                break;
+            }
+            consumed += n as u64;
+            if line.last() == Some(&b'\n') {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+            }
+            batch.push(Record::new(line.clone()));
+        }
+        self.offset += consumed;
+        if batch.is_empty() {
+            return Ok(Poll::End);
+        }
+        Ok(Poll::Batch(batch))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let saved: FileSource = weir_sdk::state::decode(state)?;
+        self.offset = saved.offset;
+        self.input = None; // reopened and sought on the next poll
+        Ok(())
+    }
+}
