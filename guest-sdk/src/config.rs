@@ -63,3 +63,27 @@ pub struct Context {
     /// How many parallel instances of this node run.
     pub parallelism: u32,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config::new(vec![("n".into(), "7".into()), ("name".into(), "x".into())])
+    }
+
+    #[test]
+    fn keys_are_found_parsed_or_defaulted() {
+        assert_eq!(cfg().get("name"), Some("x"));
+        assert_eq!(cfg().parse_or("n", 0u32).unwrap(), 7);
+        assert_eq!(cfg().parse_or("missing", 3u32).unwrap(), 3);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = cfg().require("path").unwrap_err().to_string();
+        assert!(e.contains("`path`"), "{e}");
+        let e = format!("{:#}", cfg().parse_or::<u32>("name", 0).unwrap_err());
+        assert!(e.contains("`name`"), "{e}");
+    }
+}

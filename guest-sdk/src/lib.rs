@@ -5,7 +5,7 @@
 //! touches `wit_bindgen`. State is the type itself: `snapshot`/`restore` default to a compact
 //! serde encoding of it, so a `#[derive(Serialize, Deserialize)]` is all most plugins need.
 //!
-//! ```ignore
+//! ```text
 //! use weir_sdk::{operator, Config, Context, Operator, Record, Result};
 //!
 //! #[derive(serde::Serialize, serde::Deserialize)]

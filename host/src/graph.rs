@@ -69,8 +69,8 @@ impl JobGraph {
                 return Err(spec.invalid(
                     key("plugin"),
                     format!(
-                        "{origin} is a {} plugin, but the node is a {} (kind = \"{}\"): use a {} plugin or change `kind`",
-                        plugin.kind, section.kind, section.kind, section.kind
+                        "{origin} is {} plugin, but the node is {} (kind = \"{}\"): use {} plugin or change `kind`",
+                        a(plugin.kind), a(section.kind), section.kind, a(section.kind)
                     ),
                 ));
             }
@@ -126,6 +126,14 @@ impl JobGraph {
     }
 }
 
+/// "a source", "an operator", "a sink".
+fn a(kind: NodeKind) -> String {
+    match kind {
+        NodeKind::Operator => "an operator".into(),
+        other => format!("a {other}"),
+    }
+}
+
 /// Each node's input names, after checking kinds, names, parallelism and `forward` edges.
 fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
     let sections = &spec.file.node;
@@ -147,7 +155,7 @@ fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, Con
             (NodeKind::Operator | NodeKind::Sink, true) => {
                 return Err(spec.invalid(
                     key("input"),
-                    format!("missing: a {} needs `input = \"<node>\"`", section.kind),
+                    format!("missing: {} needs `input = \"<node>\"`", a(section.kind)),
                 ));
             }
             _ => {}

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The demo: a streaming word count over examples/wordcount/input.txt, through a Wasm operator
+# written with the Rust guest SDK, printed to stdout. Needs only Rust (rustup) on the machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rustup target add wasm32-wasip2
+# The operator is an ordinary plugin: built to a component, loaded by the host at run time.
+cargo build --profile guest --target wasm32-wasip2 --target-dir target/wasm -p wordcount
+cp target/wasm/wasm32-wasip2/guest/wordcount.wasm examples/wordcount/wordcount.wasm
+cargo run --release --bin weir -- run examples/wordcount/pipeline.toml
