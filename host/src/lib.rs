@@ -9,11 +9,13 @@
 //! - [`runtime`]: one task per subtask, bounded channels, in-band [`runtime::Message`]s, barrier
 //!   alignment; runs a job to its end or its first failure.
 //! - [`metrics`]: records in/out per node, live progress and the end-of-run summary.
+//! - [`bench`]: the benchmark workload and its native twins.
 //! - [`cli`]: the `weir` commands.
 //!
 //! Invariant: nothing a plugin does (trap, out-of-memory, endless loop) panics or aborts the host;
 //! it ends the run with an error that names the node, the plugin and the cause.
 
+pub mod bench;
 pub mod builtin;
 pub mod cli;
 pub mod config;

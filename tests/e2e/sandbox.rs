@@ -39,14 +39,25 @@ fn a_panicking_plugin_fails_the_run_with_its_message() {
     let o = run_pipeline(&misbehave_pipeline("panic", ""));
     assert_clean_failure(
         &o,
-        &["node `bad`", "misbehave.wasm", "panicked: misbehave: deliberate panic after 10 records", "in `process`"],
+        &[
+            "node `bad`",
+            "misbehave.wasm",
+            "panicked: misbehave: deliberate panic after 10 records",
+            "in `process`",
+        ],
     );
 }
 
 #[test]
 fn a_plugin_error_fails_the_run_with_its_message() {
     let o = run_pipeline(&misbehave_pipeline("fail", ""));
-    assert_clean_failure(&o, &["node `bad`", "failed: misbehave: deliberate error after 10 records"]);
+    assert_clean_failure(
+        &o,
+        &[
+            "node `bad`",
+            "failed: misbehave: deliberate error after 10 records",
+        ],
+    );
 }
 
 #[test]
@@ -54,13 +65,19 @@ fn an_endless_loop_is_stopped_by_the_time_budget() {
     let started = std::time::Instant::now();
     let o = run_pipeline(&misbehave_pipeline("spin", "time_budget = \"300ms\""));
     assert_clean_failure(&o, &["node `bad`", "timed out", "300ms", "time_budget"]);
-    assert!(started.elapsed() < std::time::Duration::from_secs(60), "the loop was not stopped");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "the loop was not stopped"
+    );
 }
 
 #[test]
 fn unbounded_allocation_hits_the_memory_ceiling() {
     let o = run_pipeline(&misbehave_pipeline("hog", "memory = \"64MiB\""));
-    assert_clean_failure(&o, &["node `bad`", "ran out of memory", "ceiling is 64 MiB"]);
+    assert_clean_failure(
+        &o,
+        &["node `bad`", "ran out of memory", "ceiling is 64 MiB"],
+    );
 }
 
 #[test]
@@ -68,7 +85,11 @@ fn reading_outside_the_grants_is_denied() {
     let dir = scratch();
     std::fs::create_dir_all(dir.path().join("granted")).unwrap();
     std::fs::write(dir.path().join("secret.txt"), "top secret").unwrap();
-    for path in ["/etc/hostname", "/granted/../secret.txt", &dir.path().join("secret.txt").display().to_string()] {
+    for path in [
+        "/etc/hostname",
+        "/granted/../secret.txt",
+        &dir.path().join("secret.txt").display().to_string(),
+    ] {
         let text = format!(
             r#"
 [node.numbers]
@@ -92,8 +113,14 @@ input = "snoop"
         );
         std::fs::write(dir.path().join("p.toml"), text).unwrap();
         let o = run_weir(&["run", "p.toml"], dir.path());
-        assert_clean_failure(&o, &["node `snoop`", &format!("reading {path} was refused")]);
-        assert!(!stdout(&o).contains("top secret"), "the secret leaked for {path}");
+        assert_clean_failure(
+            &o,
+            &["node `snoop`", &format!("reading {path} was refused")],
+        );
+        assert!(
+            !stdout(&o).contains("top secret"),
+            "the secret leaked for {path}"
+        );
     }
 }
 
@@ -107,11 +134,18 @@ fn a_granted_file_is_readable_and_the_same_file_ungranted_is_not() {
             "[node.lines]\nkind = \"source\"\nplugin = \"file\"\nconfig = {{ path = \"/data/in.txt\" }}\n{grant}\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"lines\"\n"
         )
     };
-    std::fs::write(dir.path().join("p.toml"), pipeline("grants.dirs = [{ host = \"data\", guest = \"/data\" }]")).unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        pipeline("grants.dirs = [{ host = \"data\", guest = \"/data\" }]"),
+    )
+    .unwrap();
     let o = run_weir(&["run", "p.toml"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "one\ntwo\n");
     std::fs::write(dir.path().join("p.toml"), pipeline("")).unwrap();
     let o = run_weir(&["run", "p.toml"], dir.path());
-    assert_clean_failure(&o, &["node `lines`", "cannot open /data/in.txt", "in `open`"]);
+    assert_clean_failure(
+        &o,
+        &["node `lines`", "cannot open /data/in.txt", "in `open`"],
+    );
 }

@@ -13,10 +13,15 @@ const SOURCE: &str = "[node.src]\nkind = \"source\"\nplugin = \"sequence\"\n";
 
 #[test]
 fn a_good_pipeline_validates() {
-    let text = format!("{SOURCE}\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\n");
+    let text =
+        format!("{SOURCE}\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\n");
     let o = validate(&text);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(stdout(&o).contains("ok (2 nodes, 2 subtasks)"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("ok (2 nodes, 2 subtasks)"),
+        "{}",
+        stdout(&o)
+    );
 }
 
 #[test]
@@ -33,14 +38,27 @@ fn an_unknown_key_is_named() {
 
 #[test]
 fn a_missing_plugin_file_points_at_the_plugin_key() {
-    let text = format!("{SOURCE}\n[node.op]\nkind = \"operator\"\nplugin = \"nowhere/op.wasm\"\ninput = \"src\"\n");
-    assert_clean_failure(&validate(&text), &["node.op.plugin", "nowhere/op.wasm", "not found"]);
+    let text = format!(
+        "{SOURCE}\n[node.op]\nkind = \"operator\"\nplugin = \"nowhere/op.wasm\"\ninput = \"src\"\n"
+    );
+    assert_clean_failure(
+        &validate(&text),
+        &["node.op.plugin", "nowhere/op.wasm", "not found"],
+    );
 }
 
 #[test]
 fn an_unknown_builtin_lists_the_builtins() {
-    let text = format!("{SOURCE}\n[node.out]\nkind = \"sink\"\nplugin = \"kafkaa\"\ninput = \"src\"\n");
-    assert_clean_failure(&validate(&text), &["node.out.plugin", "no built-in sink named \"kafkaa\"", "stdout, file"]);
+    let text =
+        format!("{SOURCE}\n[node.out]\nkind = \"sink\"\nplugin = \"kafkaa\"\ninput = \"src\"\n");
+    assert_clean_failure(
+        &validate(&text),
+        &[
+            "node.out.plugin",
+            "no built-in sink named \"kafkaa\"",
+            "stdout, file",
+        ],
+    );
 }
 
 #[test]
@@ -49,7 +67,13 @@ fn a_plugin_of_the_wrong_kind_is_refused() {
         "{SOURCE}\n[node.out]\nkind = \"sink\"\nplugin = \"{}\"\ninput = \"src\"\n",
         guest("wordcount").display()
     );
-    assert_clean_failure(&validate(&text), &["node.out.plugin", "is an operator plugin, but the node is a sink"]);
+    assert_clean_failure(
+        &validate(&text),
+        &[
+            "node.out.plugin",
+            "is an operator plugin, but the node is a sink",
+        ],
+    );
 }
 
 #[test]
@@ -60,18 +84,27 @@ fn a_cycle_is_refused_and_named() {
     let o = validate(&text);
     assert_clean_failure(&o, &["cycle"]);
     let err = stderr(&o);
-    assert!(err.contains("a → b → a") || err.contains("b → a → b"), "{err}");
+    assert!(
+        err.contains("a → b → a") || err.contains("b → a → b"),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_input_naming_no_node_is_refused() {
-    let text = format!("{SOURCE}\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"srcc\"\n");
-    assert_clean_failure(&validate(&text), &["node.out.input", "no node named \"srcc\""]);
+    let text =
+        format!("{SOURCE}\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"srcc\"\n");
+    assert_clean_failure(
+        &validate(&text),
+        &["node.out.input", "no node named \"srcc\""],
+    );
 }
 
 #[test]
 fn a_sink_without_input_and_a_source_with_one_are_refused() {
-    let o = validate(&format!("{SOURCE}\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\n"));
+    let o = validate(&format!(
+        "{SOURCE}\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\n"
+    ));
     assert_clean_failure(&o, &["node.out.input", "missing"]);
     let o = validate("[node.src]\nkind = \"source\"\nplugin = \"sequence\"\ninput = \"src\"\n");
     assert_clean_failure(&o, &["node.src.input", "a source takes no input"]);
@@ -83,13 +116,17 @@ fn bad_sizes_durations_and_grants_are_named() {
     assert_clean_failure(&o, &["node.src.memory", "\"lots\""]);
     let o = validate(&format!("{SOURCE}time_budget = \"forever\"\n"));
     assert_clean_failure(&o, &["node.src.time_budget"]);
-    let o = validate(&format!("{SOURCE}grants.dirs = [{{ host = \"no-such-dir\", guest = \"/d\" }}]\n"));
+    let o = validate(&format!(
+        "{SOURCE}grants.dirs = [{{ host = \"no-such-dir\", guest = \"/d\" }}]\n"
+    ));
     assert_clean_failure(&o, &["node.src.grants.dirs[0].host", "does not exist"]);
 }
 
 #[test]
 fn forward_edges_need_equal_parallelism() {
-    let text = format!("{SOURCE}\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\nparallelism = 2\n");
+    let text = format!(
+        "{SOURCE}\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\nparallelism = 2\n"
+    );
     assert_clean_failure(&validate(&text), &["node.out.partition", "forward"]);
 }
 
@@ -99,9 +136,18 @@ fn inspect_describes_a_plugin() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("kind:    operator"), "{out}");
-    assert!(out.contains("world:   weir:plugin/operator-plugin@0.1.0"), "{out}");
-    assert!(out.contains("weir:plugin/host-log@0.1.0"), "imports should list host-log:\n{out}");
-    assert!(out.contains("weir:plugin/state@0.1.0"), "exports should list state:\n{out}");
+    assert!(
+        out.contains("world:   weir:plugin/operator-plugin@0.1.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("weir:plugin/host-log@0.1.0"),
+        "imports should list host-log:\n{out}"
+    );
+    assert!(
+        out.contains("weir:plugin/state@0.1.0"),
+        "exports should list state:\n{out}"
+    );
 }
 
 #[test]
@@ -114,7 +160,13 @@ fn inspect_refuses_a_file_that_is_not_a_component() {
 
 #[test]
 fn help_is_there_for_every_command() {
-    for cmd in [vec!["--help"], vec!["run", "--help"], vec!["validate", "--help"], vec!["inspect", "--help"], vec!["bench", "--help"]] {
+    for cmd in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["validate", "--help"],
+        vec!["inspect", "--help"],
+        vec!["bench", "--help"],
+    ] {
         let o = run_weir(&cmd, &root());
         assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));
         assert!(stdout(&o).contains("Usage"), "{cmd:?}: {}", stdout(&o));

@@ -49,22 +49,37 @@ fn setup(lines: usize) -> (tempfile::TempDir, String) {
 #[test]
 fn word_count_equals_a_count_computed_here() {
     let (dir, text) = setup(3000);
-    std::fs::write(dir.path().join("p.toml"), pipeline(1, "plugin = \"stdout\"")).unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        pipeline(1, "plugin = \"stdout\""),
+    )
+    .unwrap();
     let o = run_weir(&["run", "p.toml"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let expected = count_words(&text);
     let got = final_counts(&stdout(&o));
     assert_eq!(got, expected);
     let total: u64 = expected.values().sum();
-    assert_eq!(stdout(&o).lines().count() as u64, total, "one update per word occurrence");
+    assert_eq!(
+        stdout(&o).lines().count() as u64,
+        total,
+        "one update per word occurrence"
+    );
     let err = stderr(&o);
-    assert!(err.contains("records in") && err.contains("wall time"), "no summary:\n{err}");
+    assert!(
+        err.contains("records in") && err.contains("wall time"),
+        "no summary:\n{err}"
+    );
 }
 
 #[test]
 fn hash_partitioned_parallel_count_gives_the_same_result() {
     let (dir, text) = setup(3000);
-    std::fs::write(dir.path().join("p.toml"), pipeline(2, "plugin = \"stdout\"")).unwrap();
+    std::fs::write(
+        dir.path().join("p.toml"),
+        pipeline(2, "plugin = \"stdout\""),
+    )
+    .unwrap();
     let o = run_weir(&["run", "p.toml"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(final_counts(&stdout(&o)), count_words(&text));
@@ -85,7 +100,10 @@ fn file_sink_writes_every_update_once() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n != "counts.txt")
         .collect();
-    assert!(leftovers.is_empty(), "uncommitted files left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "uncommitted files left: {leftovers:?}"
+    );
 }
 
 #[test]
@@ -99,7 +117,10 @@ fn the_example_runs_from_a_copy_with_another_input() {
     let text = "Hello hello HELLO, world!\nworld of weir\n";
     std::fs::write(copy.join("input.txt"), text).unwrap();
     // Run from an unrelated working directory: paths resolve against the pipeline file.
-    let o = run_weir(&["run", copy.join("pipeline.toml").to_str().unwrap()], dir.path());
+    let o = run_weir(
+        &["run", copy.join("pipeline.toml").to_str().unwrap()],
+        dir.path(),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(
         stdout(&o),
