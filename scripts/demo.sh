@@ -7,4 +7,5 @@ rustup target add wasm32-wasip2
 # The operator is an ordinary plugin: built to a component, loaded by the host at run time.
 cargo build --profile guest --target wasm32-wasip2 --target-dir target/wasm -p wordcount
 cp target/wasm/wasm32-wasip2/guest/wordcount.wasm examples/wordcount/wordcount.wasm
-cargo run --release --bin weir -- run examples/wordcount/pipeline.toml
+# --fresh --yes: start over even if an earlier run of the demo left checkpoints behind.
+cargo run --release --bin weir -- run --fresh --yes examples/wordcount/pipeline.toml

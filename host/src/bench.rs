@@ -7,8 +7,9 @@
 use crate::plugin::{PluginError, Polled, Record};
 use crate::runtime::{OperatorNode, SinkNode, SourceNode};
 
-/// `n` records: 8-byte key, `value_size`-byte value whose first byte is spread uniformly.
-pub fn make_records(n: usize, value_size: usize) -> Vec<Record> {
+/// `n` records: an 8-byte key (or none), a `value_size`-byte value whose first byte is spread
+/// uniformly.
+pub fn make_records(n: usize, value_size: usize, keys: bool) -> Vec<Record> {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     (0..n)
         .map(|i| {
@@ -20,7 +21,7 @@ pub fn make_records(n: usize, value_size: usize) -> Vec<Record> {
                 *first = (x >> 8) as u8;
             }
             Record {
-                key: Some((i as u64).to_be_bytes().to_vec()),
+                key: keys.then(|| (i as u64).to_be_bytes().to_vec()),
                 value,
                 timestamp: None,
                 headers: Vec::new(),
@@ -125,7 +126,7 @@ mod tests {
 
     #[test]
     fn native_filter_map_drops_a_quarter_and_upper_cases() {
-        let records = make_records(10_000, 100);
+        let records = make_records(10_000, 100, true);
         let out = filter_map_native(records.clone());
         let kept = out.len() as f64 / records.len() as f64;
         assert!((0.70..0.80).contains(&kept), "kept {kept}");

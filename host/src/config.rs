@@ -35,6 +35,94 @@ pub struct PipelineFile {
     pub pipeline: PipelineSection,
     #[serde(default)]
     pub node: BTreeMap<String, NodeSection>,
+    #[serde(default)]
+    pub checkpoint: CheckpointSection,
+    #[serde(default)]
+    pub restart: Option<RestartSection>,
+}
+
+/// `[checkpoint]`: Flink's checkpoint settings, with the same meanings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSection {
+    /// Checkpointing on or off. Off: no state is kept and a crash starts over (sinks still
+    /// commit once at the end of the input). Default on.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How often to checkpoint. Default "10s".
+    pub interval: Option<String>,
+    /// "exactly-once" (aligned barriers, the default) or "at-least-once" (no alignment).
+    #[serde(default)]
+    pub mode: CheckpointMode,
+    /// A checkpoint not complete after this long fails (the job goes on). Default "10m".
+    pub timeout: Option<String>,
+    /// Most checkpoints in flight at once. Default 1.
+    #[serde(default = "one_usize")]
+    pub max_concurrent: usize,
+    /// Least time between the end of one checkpoint and the start of the next. Default "0s".
+    pub min_pause: Option<String>,
+    /// Completed checkpoints to keep. Default 3.
+    #[serde(default = "three")]
+    pub retain: usize,
+    /// Where checkpoints and savepoints live, relative to the pipeline file.
+    /// Default ".weir/<pipeline name>".
+    pub dir: Option<PathBuf>,
+}
+
+impl Default for CheckpointSection {
+    fn default() -> Self {
+        CheckpointSection {
+            enabled: true,
+            interval: None,
+            mode: CheckpointMode::default(),
+            timeout: None,
+            max_concurrent: 1,
+            min_pause: None,
+            retain: 3,
+            dir: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn one_usize() -> usize {
+    1
+}
+fn three() -> usize {
+    3
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CheckpointMode {
+    #[default]
+    ExactlyOnce,
+    AtLeastOnce,
+}
+
+/// `[restart]`: what to do when an attempt of the job fails.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartSection {
+    pub strategy: RestartKind,
+    /// fixed-delay: restarts before giving up.
+    pub attempts: Option<u32>,
+    /// Pause before each restart. Default "1s".
+    pub delay: Option<String>,
+    /// failure-rate: most failures within `interval`.
+    pub max_failures: Option<u32>,
+    /// failure-rate: the window failures are counted in. Default "1m".
+    pub interval: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartKind {
+    None,
+    FixedDelay,
+    FailureRate,
 }
 
 /// `[pipeline]`: job-wide settings.

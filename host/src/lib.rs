@@ -8,6 +8,8 @@
 //! - [`builtin`]: the built-in plugins, compiled into this binary.
 //! - [`runtime`]: one task per subtask, bounded channels, in-band [`runtime::Message`]s, barrier
 //!   alignment; runs a job to its end or its first failure.
+//! - [`checkpoint`]: checkpoint settings, restart strategies, savepoints, matching state to nodes.
+//! - [`state`]: the sled store of checkpoints: blobs with checksums, metadata, retention.
 //! - [`metrics`]: records in/out per node, live progress and the end-of-run summary.
 //! - [`bench`]: the benchmark workload and its native twins.
 //! - [`cli`]: the `weir` commands.
@@ -17,9 +19,11 @@
 
 pub mod bench;
 pub mod builtin;
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod graph;
 pub mod metrics;
 pub mod plugin;
 pub mod runtime;
+pub mod state;

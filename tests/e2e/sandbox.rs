@@ -142,8 +142,10 @@ fn a_granted_file_is_readable_and_the_same_file_ungranted_is_not() {
     let o = run_weir(&["run", "p.toml"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "one\ntwo\n");
+    // The same pipeline without the grant (--fresh: the first run's final checkpoint would
+    // otherwise say the job is done).
     std::fs::write(dir.path().join("p.toml"), pipeline("")).unwrap();
-    let o = run_weir(&["run", "p.toml"], dir.path());
+    let o = run_weir(&["run", "--fresh", "--yes", "p.toml"], dir.path());
     assert_clean_failure(
         &o,
         &["node `lines`", "cannot open /data/in.txt", "in `open`"],

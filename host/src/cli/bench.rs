@@ -24,6 +24,10 @@ pub struct BenchArgs {
     /// Bytes per record value.
     #[arg(long, default_value_t = 100)]
     pub value_size: usize,
+    /// Records without keys: one list per record fewer to copy across the boundary, which shows
+    /// what each nested list costs.
+    #[arg(long)]
+    pub no_keys: bool,
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -50,7 +54,12 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     println!(
-        "weir bench: memory source → filter+map (drops 25%, upper-cases) → discard; 8-byte keys, {}-byte values; {} cores",
+        "weir bench: memory source → filter+map (drops 25%, upper-cases) → discard; {}, {}-byte values; {} cores",
+        if args.no_keys {
+            "no keys"
+        } else {
+            "8-byte keys"
+        },
         args.value_size,
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -63,7 +72,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     for &batch in &args.batches {
         let batch = batch.max(1);
         let total = args.records.min(batch as u64 * 100_000).max(batch as u64);
-        let template = make_records(batch, args.value_size);
+        let template = make_records(batch, args.value_size, !args.no_keys);
 
         let wasm_pipe = pipeline(
             &rt,

@@ -1,6 +1,7 @@
 //! The `weir` commands (clap). One file per subcommand; this one only routes.
 
 mod bench;
+mod checkpoints;
 mod inspect;
 mod run;
 mod validate;
@@ -34,6 +35,9 @@ pub enum Command {
         /// A `.wasm` component file.
         plugin: PathBuf,
     },
+    /// List or show the checkpoints kept for a pipeline.
+    #[command(subcommand)]
+    Checkpoints(checkpoints::CheckpointsCommand),
     /// Measure throughput: memory source → Wasm filter+map → discarding sink, against the same
     /// logic run natively in this process.
     Bench(bench::BenchArgs),
@@ -45,6 +49,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Validate { pipeline } => validate::validate(&pipeline),
         Command::Inspect { plugin } => inspect::inspect(&plugin),
+        Command::Checkpoints(cmd) => checkpoints::checkpoints(cmd),
         Command::Bench(args) => bench::bench(args),
     }
 }

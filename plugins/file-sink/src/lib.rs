@@ -7,7 +7,9 @@
 //!
 //! Invariant: the state records the length of `<path>` before each pending file is appended, so
 //! a commit repeated after a crash (the host re-commits the restored checkpoint) first truncates
-//! `<path>` to that length and never appends the same data twice. With parallelism N > 1 each
+//! `<path>` to that length and never appends the same data twice; and the first commit after a
+//! restore cuts `<path>` back to what the restored checkpoint committed, so output of any later
+//! checkpoint (restored from an older one after corruption) is not duplicated by the replay. With parallelism N > 1 each
 //! subtask i writes its own file `<path>.<i>`.
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +32,10 @@ struct FileSink {
     written: u64,
     #[serde(skip)]
     settled: bool,
+    /// Set by `restore`: the next commit also cuts `path` back to what the restored state
+    /// committed, dropping output of checkpoints after it (their records are replayed).
+    #[serde(skip)]
+    trim_after_commit: bool,
 }
 
 impl FileSink {
@@ -132,6 +138,7 @@ impl Sink for FileSink {
             writer: None,
             written: 0,
             settled: false,
+            trim_after_commit: false,
         };
         sink.discard_in_progress()?;
         Ok(sink)
@@ -191,9 +198,9 @@ impl Sink for FileSink {
                     io::copy(&mut File::open(&pending)?, &mut out)?;
                     out.sync_all()?;
                     fs::remove_file(&pending)?;
-                } else if current != target {
+                } else if current < target {
                     bail!(
-                        "cannot commit checkpoint {id}: {} is gone and {} has {current} bytes, expected {target}",
+                        "cannot commit checkpoint {id}: {} is gone and {} has {current} bytes, expected at least {target}",
                         pending.display(),
                         self.path.display()
                     );
@@ -201,6 +208,14 @@ impl Sink for FileSink {
                 self.committed_len = target;
             }
             self.pending.remove(0);
+        }
+        if self.trim_after_commit {
+            self.trim_after_commit = false;
+            if file_len(&self.path)? > self.committed_len {
+                let out = OpenOptions::new().write(true).open(&self.path)?;
+                out.set_len(self.committed_len)?;
+                out.sync_all()?;
+            }
         }
         Ok(())
     }
@@ -216,6 +231,7 @@ impl Sink for FileSink {
         let saved: FileSink = weir_sdk::state::decode(state)?;
         self.committed_len = saved.committed_len;
         self.pending = saved.pending;
+        self.trim_after_commit = true;
         self.discard_in_progress()?;
         self.discard_unknown_pending()
     }

@@ -1,0 +1,121 @@
+//! `weir checkpoints list|show PIPELINE`: the checkpoints in a pipeline's state directory.
+
+use crate::checkpoint::settings::CheckpointSettings;
+use crate::config::PipelineSpec;
+use crate::state::{StateStore, Status};
+use anyhow::bail;
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, UNIX_EPOCH};
+
+#[derive(Subcommand, Debug)]
+pub enum CheckpointsCommand {
+    /// Every checkpoint kept for a pipeline: id, time, size, duration, status.
+    List {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+    },
+    /// One checkpoint in detail, with every state blob verified against its checksum.
+    Show {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+        /// The checkpoint id.
+        id: u64,
+    },
+}
+
+fn open(pipeline: &Path) -> anyhow::Result<StateStore> {
+    let spec = PipelineSpec::load(pipeline)?;
+    let settings = CheckpointSettings::from_spec(&spec)?;
+    if !settings.dir.join("db").exists() {
+        bail!(
+            "no checkpoints for {}: {} does not exist (has the pipeline run with checkpointing on?)",
+            pipeline.display(),
+            settings.dir.display()
+        );
+    }
+    Ok(StateStore::open(&settings.dir)?)
+}
+
+fn time(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+fn status(s: &Status, last: bool, finished: bool, savepoint: bool) -> String {
+    let base = match s {
+        Status::InProgress => "in-progress".to_string(),
+        Status::Complete => "complete".to_string(),
+        Status::Failed(why) => format!("failed: {why}"),
+    };
+    let tag = if savepoint {
+        " (savepoint)"
+    } else if finished {
+        " (final)"
+    } else if last {
+        " (last)"
+    } else {
+        ""
+    };
+    format!("{base}{tag}")
+}
+
+pub fn checkpoints(cmd: CheckpointsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CheckpointsCommand::List { pipeline } => {
+            let store = open(&pipeline)?;
+            println!(
+                "{:>6}  {:<20}  {:>12}  {:>10}  status",
+                "id", "time (UTC)", "size", "duration"
+            );
+            for m in store.list()? {
+                println!(
+                    "{:>6}  {:<20}  {:>12}  {:>8}ms  {}",
+                    m.id,
+                    time(m.started_ms),
+                    format!("{} B", m.bytes()),
+                    m.duration_ms,
+                    status(&m.status, m.last, m.finished, m.savepoint)
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CheckpointsCommand::Show { pipeline, id } => {
+            let store = open(&pipeline)?;
+            let Some(m) = store.get(id)? else {
+                bail!(
+                    "no checkpoint {id} for {} (see `weir checkpoints list`)",
+                    pipeline.display()
+                );
+            };
+            println!("checkpoint {}", m.id);
+            println!(
+                "status:    {}",
+                status(&m.status, m.last, m.finished, m.savepoint)
+            );
+            println!("started:   {}", time(m.started_ms));
+            println!("duration:  {} ms", m.duration_ms);
+            println!("size:      {} bytes", m.bytes());
+            let verdict = if m.status == Status::Complete {
+                match store.read(&m) {
+                    Ok(_) => "every blob verified".to_string(),
+                    Err(why) => format!("CORRUPT: {why}"),
+                }
+            } else {
+                "not complete".to_string()
+            };
+            println!("integrity: {verdict}");
+            println!(
+                "{:<20} {:>8} {:>12} {:>10}",
+                "node", "subtask", "bytes", "crc32"
+            );
+            for b in &m.blobs {
+                println!(
+                    "{:<20} {:>8} {:>12} {:>10x}",
+                    b.node, b.subtask, b.len, b.crc32
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! Checkpoint storage in sled: each subtask's state blob keyed by (checkpoint, node uid,
+//! subtask), and one metadata record per checkpoint.
+//!
+//! Invariants: a checkpoint is `Complete` only once its blobs and metadata are flushed to disk;
+//! every blob's length and CRC-32 are in the metadata and are checked before a restore, so a
+//! corrupt or partial checkpoint is never restored: the newest intact one is, with a warning.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Failure of the checkpoint store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(
+        "cannot open the checkpoint store in {dir}: {source} (is another `weir run` of this pipeline still running?)"
+    )]
+    Open { dir: PathBuf, source: sled::Error },
+    #[error("checkpoint store {dir}: {source}")]
+    Io { dir: PathBuf, source: sled::Error },
+    #[error("checkpoint store {dir}: metadata of checkpoint {id} is unreadable: {message}")]
+    Meta {
+        dir: PathBuf,
+        id: u64,
+        message: String,
+    },
+}
+
+/// Where a checkpoint is in its life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "status", content = "reason")]
+pub enum Status {
+    InProgress,
+    Complete,
+    Failed(String),
+}
+
+/// One state blob of a checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BlobMeta {
+    pub node: String,
+    pub subtask: u32,
+    pub len: u64,
+    pub crc32: u32,
+}
+
+/// Everything known about one checkpoint.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub id: u64,
+    #[serde(flatten)]
+    pub status: Status,
+    /// Unix time in ms when it was triggered.
+    pub started_ms: u64,
+    pub duration_ms: u64,
+    /// The job ended with it: at the end of its input (`finished`) or on a savepoint.
+    pub last: bool,
+    pub finished: bool,
+    pub savepoint: bool,
+    pub blobs: Vec<BlobMeta>,
+}
+
+impl CheckpointMeta {
+    pub fn bytes(&self) -> u64 {
+        self.blobs.iter().map(|b| b.len).sum()
+    }
+}
+
+/// A checkpoint read back and verified.
+#[derive(Debug)]
+pub struct Restorable {
+    pub meta: CheckpointMeta,
+    /// (node uid, subtask) → state bytes.
+    pub states: HashMap<(String, u32), Vec<u8>>,
+}
+
+/// The sled database of one pipeline's checkpoints.
+pub struct StateStore {
+    dir: PathBuf,
+    db: sled::Db,
+    meta: sled::Tree,
+    blobs: sled::Tree,
+}
+
+fn blob_key(id: u64, node: &str, subtask: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + node.len() + 5);
+    k.extend_from_slice(&id.to_be_bytes());
+    k.extend_from_slice(node.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&subtask.to_be_bytes());
+    k
+}
+
+/// ms since the Unix epoch.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_millis() as u64
+}
+
+impl StateStore {
+    /// Open (or create) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, StateError> {
+        let open_err = |source| StateError::Open {
+            dir: dir.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(sled::Error::Io(e)))?;
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(64 << 20)
+            .open()
+            .map_err(open_err)?;
+        let meta = db.open_tree("meta").map_err(open_err)?;
+        let blobs = db.open_tree("blobs").map_err(open_err)?;
+        Ok(StateStore {
+            dir: dir.to_owned(),
+            db,
+            meta,
+            blobs,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn io(&self, source: sled::Error) -> StateError {
+        StateError::Io {
+            dir: self.dir.clone(),
+            source,
+        }
+    }
+
+    /// Every checkpoint's metadata, oldest first.
+    pub fn list(&self) -> Result<Vec<CheckpointMeta>, StateError> {
+        let mut out = Vec::new();
+        for item in self.meta.iter() {
+            let (k, v) = item.map_err(|e| self.io(e))?;
+            let id = u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8]));
+            let meta: CheckpointMeta =
+                serde_json::from_slice(&v).map_err(|e| StateError::Meta {
+                    dir: self.dir.clone(),
+                    id,
+                    message: e.to_string(),
+                })?;
+            out.push(meta);
+        }
+        Ok(out)
+    }
+
+    pub fn get(&self, id: u64) -> Result<Option<CheckpointMeta>, StateError> {
+        Ok(self.list()?.into_iter().find(|m| m.id == id))
+    }
+
+    /// The id after every checkpoint this store has seen.
+    pub fn next_id(&self) -> Result<u64, StateError> {
+        let last = self.meta.last().map_err(|e| self.io(e))?;
+        Ok(last
+            .map(|(k, _)| u64::from_be_bytes(k.as_ref().try_into().unwrap_or([0; 8])) + 1)
+            .unwrap_or(1))
+    }
+
+    fn put_meta(&self, meta: &CheckpointMeta) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec(meta).expect("metadata serialises");
+        self.meta
+            .insert(meta.id.to_be_bytes(), bytes)
+            .map_err(|e| self.io(e))?;
+        Ok(())
+    }
+
+    /// Record that checkpoint `id` was triggered.
+    pub fn started(&self, id: u64, started: SystemTime) -> Result<(), StateError> {
+        self.put_meta(&CheckpointMeta {
+            id,
+            status: Status::InProgress,
+            started_ms: unix_ms(started),
+            duration_ms: 0,
+            last: false,
+            finished: false,
+            savepoint: false,
+            blobs: Vec::new(),
+        })
+    }
+
+    /// Store every blob, then the metadata marked complete, then flush: only after the flush
+    /// returns is the checkpoint complete. Returns its metadata.
+    #[allow(clippy::too_many_arguments)]
+    pub fn complete(
+        &self,
+        id: u64,
+        started: SystemTime,
+        duration: Duration,
+        last: bool,
+        finished: bool,
+        savepoint: bool,
+        states: &[(String, u32, Vec<u8>)],
+    ) -> Result<CheckpointMeta, StateError> {
+        let mut blobs = Vec::with_capacity(states.len());
+        for (node, subtask, bytes) in states {
+            self.blobs
+                .insert(blob_key(id, node, *subtask), bytes.as_slice())
+                .map_err(|e| self.io(e))?;
+            blobs.push(BlobMeta {
+                node: node.clone(),
+                subtask: *subtask,
+                len: bytes.len() as u64,
+                crc32: crc32fast::hash(bytes),
+            });
+        }
+        let meta = CheckpointMeta {
+            id,
+            status: Status::Complete,
+            started_ms: unix_ms(started),
+            duration_ms: duration.as_millis() as u64,
+            last,
+            finished,
+            savepoint,
+            blobs,
+        };
+        self.put_meta(&meta)?;
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(meta)
+    }
+
+    /// Mark `id` failed (it will never complete).
+    pub fn failed(&self, id: u64, reason: &str) -> Result<(), StateError> {
+        if let Some(mut meta) = self.get(id)? {
+            if meta.status == Status::InProgress {
+                meta.status = Status::Failed(reason.to_owned());
+                self.put_meta(&meta)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Keep the newest `retain` complete checkpoints; delete older ones (and older failed ones).
+    pub fn prune(&self, retain: usize) -> Result<(), StateError> {
+        let all = self.list()?;
+        let complete: Vec<u64> = all
+            .iter()
+            .filter(|m| m.status == Status::Complete)
+            .map(|m| m.id)
+            .collect();
+        if complete.len() <= retain {
+            return Ok(());
+        }
+        let oldest_kept = complete[complete.len() - retain.max(1)];
+        for m in all.iter().filter(|m| m.id < oldest_kept) {
+            self.delete(m.id)?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self, id: u64) -> Result<(), StateError> {
+        for item in self.blobs.scan_prefix(id.to_be_bytes()) {
+            let (k, _) = item.map_err(|e| self.io(e))?;
+            self.blobs.remove(k).map_err(|e| self.io(e))?;
+        }
+        self.meta.remove(id.to_be_bytes()).map_err(|e| self.io(e))?;
+        Ok(())
+    }
+
+    /// Delete every checkpoint (start over).
+    pub fn clear(&self) -> Result<usize, StateError> {
+        let n = self.meta.len();
+        self.meta.clear().map_err(|e| self.io(e))?;
+        self.blobs.clear().map_err(|e| self.io(e))?;
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(n)
+    }
+
+    /// Read checkpoint `meta`'s blobs and check each against its length and CRC-32.
+    pub fn read(&self, meta: &CheckpointMeta) -> Result<Restorable, String> {
+        let mut states = HashMap::new();
+        for b in &meta.blobs {
+            let bytes = self
+                .blobs
+                .get(blob_key(meta.id, &b.node, b.subtask))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("the state of {}[{}] is missing", b.node, b.subtask))?;
+            if bytes.len() as u64 != b.len || crc32fast::hash(&bytes) != b.crc32 {
+                return Err(format!(
+                    "the state of {}[{}] fails its checksum ({} bytes, expected {})",
+                    b.node,
+                    b.subtask,
+                    bytes.len(),
+                    b.len
+                ));
+            }
+            states.insert((b.node.clone(), b.subtask), bytes.to_vec());
+        }
+        Ok(Restorable {
+            meta: meta.clone(),
+            states,
+        })
+    }
+
+    /// The newest complete checkpoint whose every blob verifies. A newer one that does not is
+    /// skipped with a warning naming it and why.
+    pub fn latest_restorable(&self) -> Result<Option<Restorable>, StateError> {
+        let all = self.list()?;
+        for meta in all.iter().rev().filter(|m| m.status == Status::Complete) {
+            match self.read(meta) {
+                Ok(r) => return Ok(Some(r)),
+                Err(why) => {
+                    tracing::warn!(
+                        "checkpoint {} is corrupt or partial: {why}; falling back to the previous complete checkpoint",
+                        meta.id
+                    );
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checkpoints after `id` that never completed: sinks abort what they prepared for them.
+    pub fn incomplete_after(&self, id: u64) -> Result<Vec<u64>, StateError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|m| m.id > id && m.status != Status::Complete)
+            .map(|m| m.id)
+            .collect())
+    }
+
+    /// Flip a byte of one stored blob. Only for tests of corruption handling.
+    #[doc(hidden)]
+    pub fn corrupt_blob(&self, id: u64, node: &str, subtask: u32) -> Result<bool, StateError> {
+        let key = blob_key(id, node, subtask);
+        let Some(v) = self.blobs.get(&key).map_err(|e| self.io(e))? else {
+            return Ok(false);
+        };
+        let mut v = v.to_vec();
+        if v.is_empty() {
+            v.push(1);
+        } else {
+            v[0] ^= 0xff;
+        }
+        self.blobs.insert(key, v).map_err(|e| self.io(e))?;
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn states(tag: u8) -> Vec<(String, u32, Vec<u8>)> {
+        vec![
+            ("a".into(), 0, vec![tag; 10]),
+            ("b".into(), 1, vec![tag; 3]),
+        ]
+    }
+
+    #[test]
+    fn complete_checkpoints_read_back_and_prune_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        for id in 1..=4u64 {
+            store.started(id, SystemTime::now()).unwrap();
+            store
+                .complete(
+                    id,
+                    SystemTime::now(),
+                    Duration::from_millis(5),
+                    false,
+                    false,
+                    false,
+                    &states(id as u8),
+                )
+                .unwrap();
+        }
+        store.prune(2).unwrap();
+        let ids: Vec<u64> = store.list().unwrap().iter().map(|m| m.id).collect();
+        assert_eq!(ids, vec![3, 4]);
+        let r = store.latest_restorable().unwrap().unwrap();
+        assert_eq!(r.meta.id, 4);
+        assert_eq!(r.states[&("a".to_string(), 0)], vec![4u8; 10]);
+        assert_eq!(store.next_id().unwrap(), 5);
+    }
+
+    #[test]
+    fn a_corrupt_blob_falls_back_to_the_previous_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        for id in 1..=2u64 {
+            store
+                .complete(
+                    id,
+                    SystemTime::now(),
+                    Duration::ZERO,
+                    false,
+                    false,
+                    false,
+                    &states(id as u8),
+                )
+                .unwrap();
+        }
+        assert!(store.corrupt_blob(2, "b", 1).unwrap());
+        let r = store.latest_restorable().unwrap().unwrap();
+        assert_eq!(r.meta.id, 1);
+    }
+
+    #[test]
+    fn a_missing_blob_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        let mut meta = store
+            .complete(
+                1,
+                SystemTime::now(),
+                Duration::ZERO,
+                false,
+                false,
+                false,
+                &states(1),
+            )
+            .unwrap();
+        meta.blobs.push(BlobMeta {
+            node: "c".into(),
+            subtask: 0,
+            len: 1,
+            crc32: 0,
+        });
+        assert!(store.read(&meta).unwrap_err().contains("missing"));
+    }
+
+    #[test]
+    fn failed_and_in_progress_checkpoints_are_listed_after_a_restore_point() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(dir.path()).unwrap();
+        store
+            .complete(
+                1,
+                SystemTime::now(),
+                Duration::ZERO,
+                false,
+                false,
+                false,
+                &states(1),
+            )
+            .unwrap();
+        store.started(2, SystemTime::now()).unwrap();
+        store.failed(2, "timeout").unwrap();
+        store.started(3, SystemTime::now()).unwrap();
+        assert_eq!(store.incomplete_after(1).unwrap(), vec![2, 3]);
+        assert_eq!(
+            store.get(2).unwrap().unwrap().status,
+            Status::Failed("timeout".into())
+        );
+    }
+}
