@@ -14,7 +14,13 @@ pub fn root() -> PathBuf {
 }
 
 /// Guest crates the tests use, built to wasm32-wasip2 components.
-const GUESTS: &[&str] = &["wordcount", "tokenize", "misbehave"];
+const GUESTS: &[&str] = &[
+    "wordcount",
+    "tokenize",
+    "misbehave",
+    "wordcount-v2",
+    "stall-sink",
+];
 
 /// Path of the component built from guest crate `name`; builds all test guests on first use.
 /// Cargo's own up-to-date check makes later runs cheap.
@@ -53,7 +59,7 @@ pub fn guest(name: &str) -> PathBuf {
         target.join("wasm32-wasip2").join("guest")
     });
     assert!(GUESTS.contains(&name), "unknown test guest {name}");
-    dir.join(format!("{name}.wasm"))
+    dir.join(format!("{}.wasm", name.replace('-', "_")))
 }
 
 /// A `weir` command with a private component cache and quiet logs.
@@ -186,4 +192,107 @@ pub fn scratch() -> tempfile::TempDir {
     let base = root().join("target").join("e2e-scratch");
     std::fs::create_dir_all(&base).unwrap();
     tempfile::TempDir::new_in(base).unwrap()
+}
+
+/// The exact update lines an uninterrupted word count over `text` writes (one subtask).
+pub fn expected_updates(text: &str) -> String {
+    let mut counts: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let mut out = String::new();
+    for word in text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let word = word.to_lowercase();
+        let c = counts.entry(word.clone()).or_insert(0);
+        *c += 1;
+        out.push_str(&format!("{word}\t{c}\n"));
+    }
+    out
+}
+
+/// A small xorshift generator for kill timings; the seed is printed so a failure can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn from_time(label: &str) -> Self {
+        let seed = std::env::var("WEIR_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+                    | 1
+            });
+        eprintln!("{label}: WEIR_TEST_SEED={seed}");
+        Rng(seed)
+    }
+
+    /// Uniform in `lo..hi` milliseconds.
+    pub fn millis(&mut self, lo: u64, hi: u64) -> std::time::Duration {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        std::time::Duration::from_millis(lo + self.0 % (hi - lo))
+    }
+}
+
+/// Start `weir run pipeline` in `cwd` in the background, its output going to files in `cwd`.
+pub fn spawn_weir(args: &[&str], cwd: &Path, attempt: usize) -> std::process::Child {
+    let out = std::fs::File::create(cwd.join(format!("attempt-{attempt}.out"))).unwrap();
+    let err = std::fs::File::create(cwd.join(format!("attempt-{attempt}.err"))).unwrap();
+    weir()
+        .args(args)
+        .current_dir(cwd)
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn weir")
+}
+
+/// Kill `weir run` with SIGKILL at random moments, restarting it each time, at least `kills`
+/// times; then let it finish. Returns how many kills landed on a running process. Asserts that
+/// later attempts resumed from a checkpoint rather than starting over.
+pub fn crash_loop(args: &[&str], cwd: &Path, kills: usize, lo_ms: u64, hi_ms: u64) -> usize {
+    let mut rng = Rng::from_time("crash_loop");
+    let mut landed = 0;
+    let mut attempt = 0;
+    while landed < kills {
+        attempt += 1;
+        let mut child = spawn_weir(args, cwd, attempt);
+        std::thread::sleep(rng.millis(lo_ms, hi_ms));
+        match child.try_wait().unwrap() {
+            Some(status) => {
+                let err = std::fs::read_to_string(cwd.join(format!("attempt-{attempt}.err")))
+                    .unwrap_or_default();
+                panic!(
+                    "weir ended ({status}) after only {landed} kills: the input is too small for this test, or it failed:\n{err}"
+                );
+            }
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                landed += 1;
+            }
+        }
+    }
+    attempt += 1;
+    let status = spawn_weir(args, cwd, attempt).wait().unwrap();
+    let err =
+        std::fs::read_to_string(cwd.join(format!("attempt-{attempt}.err"))).unwrap_or_default();
+    assert!(status.success(), "the final run failed: {status}\n{err}");
+    let resumed = (2..=attempt)
+        .filter(|a| {
+            std::fs::read_to_string(cwd.join(format!("attempt-{a}.err")))
+                .unwrap_or_default()
+                .contains("resuming from checkpoint")
+        })
+        .count();
+    assert!(
+        resumed * 2 >= attempt - 1,
+        "only {resumed} of {} restarts resumed from a checkpoint",
+        attempt - 1
+    );
+    landed
 }

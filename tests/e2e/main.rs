@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `weir` binary, real plugin components built from source, real
 //! files. One test binary, so the guests are built once per run.
 
+mod checkpoints;
 mod common;
 mod sandbox;
 mod validate;

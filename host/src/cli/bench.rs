@@ -3,11 +3,16 @@
 //! plus the bare operator call, to tell runtime cost from boundary cost.
 
 use crate::bench::{DiscardSink, MemorySource, NativeFilterMap, filter_map_native, make_records};
+use crate::checkpoint::StoreHooks;
 use crate::config::{NodeKind, Partition};
 use crate::graph::Node;
 use crate::metrics::human;
 use crate::plugin::{Limits, OperatorInstance, PluginHost, PluginOrigin, SandboxSpec};
-use crate::runtime::{self, Job, JobNode, NoCheckpointStore, NodeFactory, RunOptions};
+use crate::runtime::{
+    self, CheckpointHooks, CompletedCheckpoint, Job, JobNode, NoCheckpointStore, NodeFactory,
+    RunOptions,
+};
+use crate::state::StateStore;
 use clap::Args;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,6 +33,13 @@ pub struct BenchArgs {
     /// what each nested list costs.
     #[arg(long)]
     pub no_keys: bool,
+    /// Skip the checkpoint measurements (overhead of checkpoints every 1 s; checkpoint duration
+    /// per operator state size).
+    #[arg(long)]
+    pub skip_checkpoints: bool,
+    /// Operator state sizes whose checkpoint duration to measure, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1MiB,100MiB")]
+    pub state_sizes: Vec<String>,
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -125,7 +137,133 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("ratio = native records/s ÷ wasm records/s (1.00x = as fast as native)");
+    if !args.skip_checkpoints {
+        checkpoint_costs(&rt, &host, &node, &args)?;
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Throughput with checkpoints every 1 s (sled, exactly-once) against none, and how long one
+/// checkpoint takes for operators holding the given amounts of state.
+fn checkpoint_costs(
+    rt: &tokio::runtime::Runtime,
+    host: &Arc<PluginHost>,
+    node: &Node,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("weir-bench-{}", std::process::id()));
+    let template = make_records(1024, args.value_size, !args.no_keys);
+    let total = (args.records * 2).max(1024);
+    println!();
+    println!(
+        "checkpoint overhead, batch 1024, wasm filter-map, {} records per run (best of 2):",
+        total
+    );
+    let mut best = [0f64; 2];
+    for _ in 0..2 {
+        for (i, interval) in [None, Some(Duration::from_secs(1))].into_iter().enumerate() {
+            let _ = std::fs::remove_dir_all(&dir);
+            let store = StateStore::open(&dir)?;
+            let mut hooks = Timed::new(&store, &dir);
+            let options = RunOptions {
+                interval,
+                ..RunOptions::default()
+            };
+            let factory = NodeFactory::wasm(host.clone(), node);
+            let (rate, _) = pipeline_with(rt, &template, total, factory, options, &mut hooks)?;
+            best[i] = best[i].max(rate);
+        }
+    }
+    println!(
+        "  checkpoints off: {}/s   every 1 s: {}/s   cost: {:.1}%",
+        human(best[0]),
+        human(best[1]),
+        (1.0 - best[1] / best[0]) * 100.0
+    );
+    println!(
+        "checkpoint duration by operator state (trigger → all acked → stored in sled and flushed):"
+    );
+    for size in &args.state_sizes {
+        let bytes = crate::config::parse_size(size)
+            .ok_or_else(|| anyhow::anyhow!("--state-sizes: {size:?} is not a size such as 1MiB"))?;
+        let mut stateful = Node {
+            uid: node.uid.clone(),
+            kind: node.kind,
+            plugin: node.plugin.clone(),
+            parallelism: 1,
+            inputs: Vec::new(),
+            config: vec![("state_bytes".into(), bytes.to_string())],
+            sandbox: node.sandbox.clone(),
+            limits: node.limits,
+        };
+        stateful.limits.memory = (bytes * 4).max(256 << 20);
+        stateful.sandbox.memory = stateful.limits.memory;
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = StateStore::open(&dir)?;
+        let mut hooks = Timed::new(&store, &dir);
+        let options = RunOptions {
+            interval: Some(Duration::from_millis(500)),
+            ..RunOptions::default()
+        };
+        let factory = NodeFactory::wasm(host.clone(), &stateful);
+        pipeline_with(
+            rt,
+            &template,
+            args.records.max(1024),
+            factory,
+            options,
+            &mut hooks,
+        )?;
+        let n = hooks.times.len().max(1) as u32;
+        let acked: Duration = hooks.times.iter().map(|t| t.0).sum::<Duration>() / n;
+        let stored: Duration = hooks.times.iter().map(|t| t.1).sum::<Duration>() / n;
+        println!(
+            "  {:>8} state: {} checkpoints, mean {:>8.1} ms to snapshot and ack + {:>8.1} ms to store = {:>8.1} ms",
+            size,
+            hooks.times.len(),
+            acked.as_secs_f64() * 1e3,
+            stored.as_secs_f64() * 1e3,
+            (acked + stored).as_secs_f64() * 1e3
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Store hooks that time each checkpoint: (trigger → all acked, store + flush).
+struct Timed<'a> {
+    inner: StoreHooks<'a>,
+    times: Vec<(Duration, Duration)>,
+}
+
+impl<'a> Timed<'a> {
+    fn new(store: &'a StateStore, dir: &std::path::Path) -> Self {
+        Timed {
+            inner: StoreHooks {
+                store,
+                retain: 2,
+                pipeline: "bench".into(),
+                savepoint_dir: dir.join("savepoints"),
+                savepoint: None,
+            },
+            times: Vec::new(),
+        }
+    }
+}
+
+impl CheckpointHooks for Timed<'_> {
+    fn started(&mut self, id: u64) -> Result<(), String> {
+        self.inner.started(id)
+    }
+    fn complete(&mut self, cp: &CompletedCheckpoint) -> Result<(), String> {
+        let t = Instant::now();
+        self.inner.complete(cp)?;
+        self.times.push((cp.duration, t.elapsed()));
+        Ok(())
+    }
+    fn failed(&mut self, id: u64, reason: &str) {
+        self.inner.failed(id, reason)
+    }
 }
 
 /// Records/s of one run of memory source → `operator` → discard through the runtime.
@@ -135,6 +273,26 @@ fn pipeline(
     total: u64,
     operator: NodeFactory,
 ) -> anyhow::Result<f64> {
+    let (rate, _) = pipeline_with(
+        rt,
+        template,
+        total,
+        operator,
+        RunOptions::default(),
+        &mut NoCheckpointStore,
+    )?;
+    Ok(rate)
+}
+
+/// [`pipeline`] with checkpoint options and hooks; also returns the report.
+fn pipeline_with(
+    rt: &tokio::runtime::Runtime,
+    template: &[crate::plugin::Record],
+    total: u64,
+    operator: NodeFactory,
+    options: RunOptions,
+    hooks: &mut dyn CheckpointHooks,
+) -> anyhow::Result<(f64, runtime::RunReport)> {
     let template = template.to_vec();
     let batch = template.len();
     let job = Job {
@@ -164,18 +322,13 @@ fn pipeline(
         batch_size: batch as u32,
         channel_capacity: 16,
     };
-    let report = rt.block_on(runtime::run(
-        job,
-        RunOptions::default(),
-        &mut NoCheckpointStore,
-        None,
-    ))?;
+    let report = rt.block_on(runtime::run(job, options, hooks, None))?;
     let through = report.metrics[1].records_in();
     anyhow::ensure!(
         through == total,
         "the operator saw {through} of {total} records"
     );
-    Ok(total as f64 / report.elapsed.as_secs_f64())
+    Ok((total as f64 / report.elapsed.as_secs_f64(), report))
 }
 
 fn rate(total: u64, f: impl FnOnce() -> anyhow::Result<()>) -> anyhow::Result<f64> {

@@ -1,0 +1,305 @@
+//! Checkpoints end to end: SIGKILL crash loops, a plugin that traps once, at-least-once mode,
+//! a corrupted checkpoint, stop-with-savepoint and a plugin swap, and a checkpoint timeout.
+
+use crate::common::*;
+use std::path::Path;
+
+/// file source → [extra operator] → word count → exactly-once file sink.
+fn wordcount_pipeline(
+    settings: &str,
+    count_plugin: &Path,
+    extra: &str,
+    count_input: &str,
+) -> String {
+    format!(
+        r#"
+{settings}
+
+[node.lines]
+kind = "source"
+plugin = "file"
+config = {{ path = "/in/input.txt" }}
+grants.dirs = [{{ host = "in", guest = "/in" }}]
+{extra}
+[node.count]
+kind = "operator"
+plugin = "{count}"
+input = "{count_input}"
+
+[node.out]
+kind = "sink"
+plugin = "file"
+input = "count"
+config = {{ path = "/out/counts.txt" }}
+grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
+"#,
+        count = count_plugin.display()
+    )
+}
+
+fn setup(lines: usize, pipeline: &str) -> (tempfile::TempDir, String) {
+    let dir = scratch();
+    for d in ["in", "out", "marker"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    let text = sample_text(lines, 11);
+    std::fs::write(dir.path().join("in/input.txt"), &text).unwrap();
+    std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
+    (dir, text)
+}
+
+fn output(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("out/counts.txt")).unwrap()
+}
+
+/// Compare without printing 100 MB on failure.
+fn assert_same(got: &str, want: &str) {
+    if got != want {
+        let g: Vec<&str> = got.lines().collect();
+        let w: Vec<&str> = want.lines().collect();
+        let first = g
+            .iter()
+            .zip(&w)
+            .position(|(a, b)| a != b)
+            .unwrap_or(g.len().min(w.len()));
+        panic!(
+            "output differs: {} lines, expected {}; first difference at line {first}: got {:?}, want {:?}",
+            g.len(),
+            w.len(),
+            g.get(first),
+            w.get(first)
+        );
+    }
+}
+
+#[test]
+fn killed_ten_times_the_output_is_exactly_the_uninterrupted_result() {
+    let settings = "[checkpoint]\ninterval = \"100ms\"";
+    let (dir, text) = setup(
+        500_000,
+        &wordcount_pipeline(settings, &guest("wordcount"), "", "lines"),
+    );
+    let kills = crash_loop(&["run", "p.toml"], dir.path(), 10, 150, 450);
+    assert!(kills >= 10);
+    assert_same(&output(dir.path()), &expected_updates(&text));
+}
+
+#[test]
+fn a_plugin_that_traps_once_is_restarted_and_the_output_is_exact() {
+    let settings = "[checkpoint]\ninterval = \"100ms\"\n\n[restart]\nstrategy = \"fixed-delay\"\nattempts = 2\ndelay = \"100ms\"";
+    let trap = format!(
+        r#"
+[node.trap]
+kind = "operator"
+plugin = "{}"
+input = "lines"
+config = {{ mode = "panic", after = 150000, once_marker = "/marker/tripped" }}
+grants.dirs = [{{ host = "marker", guest = "/marker", mode = "read-write" }}]
+"#,
+        guest("misbehave").display()
+    );
+    let (dir, text) = setup(
+        300_000,
+        &wordcount_pipeline(settings, &guest("wordcount"), &trap, "trap"),
+    );
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        dir.path().join("marker/tripped").exists(),
+        "the plugin never trapped"
+    );
+    assert!(
+        err.contains("panicked: misbehave: deliberate panic") && err.contains("restart 1"),
+        "{err}"
+    );
+    assert_same(&output(dir.path()), &expected_updates(&text));
+}
+
+#[test]
+fn at_least_once_mode_may_duplicate_but_loses_nothing() {
+    let settings = "[checkpoint]\ninterval = \"100ms\"\nmode = \"at-least-once\"";
+    let pipeline = format!(
+        r#"
+{settings}
+
+[node.lines]
+kind = "source"
+plugin = "file"
+config = {{ path = "/in/input.txt" }}
+grants.dirs = [{{ host = "in", guest = "/in" }}]
+
+[node.words]
+kind = "operator"
+plugin = "{tokenize}"
+input = "lines"
+
+[node.count]
+kind = "operator"
+plugin = "{count}"
+input = "words"
+partition = "hash"
+parallelism = 2
+
+[node.out]
+kind = "sink"
+plugin = "file"
+input = "count"
+partition = "rebalance"
+config = {{ path = "/out/counts.txt" }}
+grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
+"#,
+        tokenize = guest("tokenize").display(),
+        count = guest("wordcount").display()
+    );
+    let (dir, text) = setup(300_000, &pipeline);
+    crash_loop(&["run", "p.toml"], dir.path(), 4, 150, 450);
+    let written = output(dir.path());
+    let seen: std::collections::HashSet<&str> = written.lines().collect();
+    for (word, n) in count_words(&text) {
+        for k in 1..=n {
+            let line = format!("{word}\t{k}");
+            assert!(seen.contains(line.as_str()), "lost {line:?}");
+        }
+    }
+}
+
+#[test]
+fn a_corrupted_checkpoint_falls_back_to_the_previous_one() {
+    let settings = "[checkpoint]\ninterval = \"50ms\"\nretain = 3";
+    let (dir, text) = setup(
+        200_000,
+        &wordcount_pipeline(settings, &guest("wordcount"), "", "lines"),
+    );
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Corrupt the operator's state in the newest (final) checkpoint.
+    let state_dir = dir.path().join(".weir/p");
+    let last = {
+        let store = weir_host::state::StateStore::open(&state_dir).unwrap();
+        let list = store.list().unwrap();
+        assert!(
+            list.len() >= 2,
+            "need an older checkpoint to fall back to: {list:?}"
+        );
+        let last = list.last().unwrap().id;
+        assert!(store.corrupt_blob(last, "count", 0).unwrap());
+        last
+    };
+    let show = run_weir(
+        &["checkpoints", "show", "p.toml", &last.to_string()],
+        dir.path(),
+    );
+    assert!(stdout(&show).contains("CORRUPT"), "{}", stdout(&show));
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("checkpoint {last} is corrupt or partial"))
+            && err.contains("falling back"),
+        "no fallback warning:\n{err}"
+    );
+    assert_same(&output(dir.path()), &expected_updates(&text));
+}
+
+#[test]
+fn stop_with_savepoint_then_resume_with_a_new_plugin_build_keeps_the_state() {
+    let settings = "[checkpoint]\ninterval = \"1s\"";
+    let (dir, text) = setup(
+        600_000,
+        &wordcount_pipeline(settings, &guest("wordcount"), "", "lines"),
+    );
+    let child = spawn_weir(&["run", "p.toml"], dir.path(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut child = child;
+    let status = child.wait().unwrap();
+    let out = std::fs::read_to_string(dir.path().join("attempt-1.out")).unwrap();
+    let err = std::fs::read_to_string(dir.path().join("attempt-1.err")).unwrap();
+    assert!(
+        status.success(),
+        "stop with savepoint failed: {status}\n{err}"
+    );
+    let savepoint = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("savepoint ")
+                .and_then(|r| r.split_once(": "))
+                .map(|(_, p)| p.to_owned())
+        })
+        .unwrap_or_else(|| panic!("no savepoint path printed:\n{out}\n{err}"));
+    assert!(Path::new(&savepoint).join("_metadata.json").exists());
+
+    // A uid the savepoint knows is gone: refused unless explicitly allowed.
+    let renamed = wordcount_pipeline(settings, &guest("wordcount-v2"), "", "lines")
+        .replace("[node.count]", "[node.tally]")
+        .replace("input = \"count\"", "input = \"tally\"");
+    std::fs::write(dir.path().join("renamed.toml"), renamed).unwrap();
+    let o = run_weir(
+        &["run", "--from-savepoint", &savepoint, "renamed.toml"],
+        dir.path(),
+    );
+    assert_clean_failure(&o, &["`count`", "--allow-non-restored-state"]);
+
+    // Swap the operator for another build and resume: the counts carry on.
+    std::fs::write(
+        dir.path().join("p.toml"),
+        wordcount_pipeline(settings, &guest("wordcount-v2"), "", "lines"),
+    )
+    .unwrap();
+    let o = run_weir(
+        &["run", "--from-savepoint", &savepoint, "p.toml"],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let written = output(dir.path());
+    let v2 = written.lines().filter(|l| l.ends_with("\tv2")).count();
+    assert!(
+        v2 > 0 && v2 < written.lines().count(),
+        "the stop did not land mid-stream ({v2} v2 lines)"
+    );
+    let untagged: String = written
+        .lines()
+        .map(|l| format!("{}\n", l.trim_end_matches("\tv2")))
+        .collect();
+    assert_same(&untagged, &expected_updates(&text));
+}
+
+#[test]
+fn a_stalled_prepare_fails_its_checkpoint_not_the_job() {
+    let pipeline = format!(
+        r#"
+[checkpoint]
+interval = "100ms"
+timeout = "400ms"
+retain = 100
+
+[node.numbers]
+kind = "source"
+plugin = "sequence"
+config = {{ count = 3000000 }}
+
+[node.out]
+kind = "sink"
+plugin = "{}"
+input = "numbers"
+config = {{ stall_ms = 1500 }}
+"#,
+        guest("stall-sink").display()
+    );
+    let (dir, _) = setup(1, &pipeline);
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("failed: not complete after") && err.contains("the job goes on"),
+        "{err}"
+    );
+    let list = stdout(&run_weir(&["checkpoints", "list", "p.toml"], dir.path()));
+    assert!(list.contains("failed: not complete after 400ms"), "{list}");
+    assert!(list.contains("complete (final)"), "{list}");
+}
