@@ -226,11 +226,11 @@ impl StateStore {
 
     /// Mark `id` failed (it will never complete).
     pub fn failed(&self, id: u64, reason: &str) -> Result<(), StateError> {
-        if let Some(mut meta) = self.get(id)? {
-            if meta.status == Status::InProgress {
-                meta.status = Status::Failed(reason.to_owned());
-                self.put_meta(&meta)?;
-            }
+        if let Some(mut meta) = self.get(id)?
+            && meta.status == Status::InProgress
+        {
+            meta.status = Status::Failed(reason.to_owned());
+            self.put_meta(&meta)?;
         }
         Ok(())
     }

@@ -63,10 +63,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None
     };
-    if args.fresh {
-        if let Some(store) = &store {
-            start_over(store, args.yes)?;
-        }
+    if let (true, Some(store)) = (args.fresh, &store) {
+        start_over(store, args.yes)?;
     }
     let from_savepoint = match &args.from_savepoint {
         Some(path) => {

@@ -195,7 +195,7 @@ impl PluginHost {
             .collect();
         let has = |iface: &str| {
             let want = format!("{WIT_PACKAGE}/{iface}@{WIT_VERSION}");
-            exports.iter().any(|e| *e == want)
+            exports.contains(&want)
         };
         let kind = if has("source") {
             Some(NodeKind::Source)

@@ -100,6 +100,9 @@ impl CheckpointHooks for NoCheckpointStore {
 /// A way to ask a running job to stop with a savepoint.
 pub type StopSignal = tokio::sync::watch::Receiver<bool>;
 
+/// The body of one subtask, run on its own blocking task.
+type SubtaskBody = Box<dyn FnOnce(&SubtaskCtx) -> Result<(), RunError> + Send>;
+
 struct Pending {
     barrier: Barrier,
     savepoint: bool,
@@ -186,7 +189,7 @@ pub async fn run(
             );
             let batch_size = job.batch_size;
             let factory = node.factory.clone();
-            let task: Box<dyn FnOnce(&SubtaskCtx) -> Result<(), RunError> + Send> = match factory {
+            let task: SubtaskBody = match factory {
                 NodeFactory::Source(f) => {
                     sources_total += 1;
                     let (tx, rx) = unbounded();

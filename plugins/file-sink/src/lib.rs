@@ -186,7 +186,7 @@ impl Sink for FileSink {
                 let target = self.committed_len + len;
                 let current = file_len(&self.path)?;
                 if pending.exists() {
-                    let mut out = OpenOptions::new()
+                    let out = OpenOptions::new()
                         .create(true)
                         .write(true)
                         .truncate(false)
