@@ -16,6 +16,21 @@ const BUILTINS: &[(&str, &str, &str)] = &[
         "weir_plugin_file_source",
     ),
     (
+        "DIRECTORY_SOURCE",
+        "weir-plugin-directory-source",
+        "weir_plugin_directory_source",
+    ),
+    (
+        "SOCKET_SOURCE",
+        "weir-plugin-socket-source",
+        "weir_plugin_socket_source",
+    ),
+    (
+        "FILTER_MAP",
+        "weir-plugin-filter-map",
+        "weir_plugin_filter_map",
+    ),
+    (
         "STDOUT_SINK",
         "weir-plugin-stdout-sink",
         "weir_plugin_stdout_sink",
@@ -26,9 +41,14 @@ const BUILTINS: &[(&str, &str, &str)] = &[
         "weir_plugin_file_sink",
     ),
     (
-        "FILTER_MAP",
-        "weir-plugin-filter-map",
-        "weir_plugin_filter_map",
+        "BUCKET_SINK",
+        "weir-plugin-bucket-sink",
+        "weir_plugin_bucket_sink",
+    ),
+    (
+        "SOCKET_SINK",
+        "weir-plugin-socket-sink",
+        "weir_plugin_socket_sink",
     ),
 ];
 
@@ -38,6 +58,7 @@ fn main() {
         .parent()
         .expect("host/ sits in the workspace")
         .to_path_buf();
+    println!("cargo:rerun-if-changed=build.rs");
     for dir in ["plugins", "guest-sdk", "wit", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }

@@ -103,6 +103,12 @@ pub trait Sink: Serialize + DeserializeOwned + Sized + 'static {
     /// Consume one batch.
     fn write(&mut self, batch: Vec<Record>) -> Result<()>;
 
+    /// The input ended; no more `write`s. Close what is open; the final checkpoint's `prepare`
+    /// and `commit` follow. Default: nothing.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// Phase one: flush and pre-commit everything written for `checkpoint`. Default: nothing.
     fn prepare(&mut self, _checkpoint: u64) -> Result<()> {
         Ok(())
@@ -331,6 +337,9 @@ macro_rules! __glue_sink {
             ) -> ::core::result::Result<(), ::std::string::String> {
                 let batch = __weir_batch_from_wit(batch);
                 __weir_with(|p| <$ty as $crate::Sink>::write(p, batch))
+            }
+            fn finish() -> ::core::result::Result<(), ::std::string::String> {
+                __weir_with(|p| <$ty as $crate::Sink>::finish(p))
             }
             fn prepare(checkpoint: u64) -> ::core::result::Result<(), ::std::string::String> {
                 __weir_with(|p| <$ty as $crate::Sink>::prepare(p, checkpoint))

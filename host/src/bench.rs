@@ -103,6 +103,9 @@ impl SinkNode for DiscardSink {
         drop(std::hint::black_box(batch));
         Ok(())
     }
+    fn finish(&mut self) -> Result<(), PluginError> {
+        Ok(())
+    }
     fn prepare(&mut self, _checkpoint: u64) -> Result<(), PluginError> {
         Ok(())
     }

@@ -29,6 +29,18 @@ pub const BUILTINS: &[Builtin] = &[
         bytes: include_bytes!(env!("WEIR_BUILTIN_FILE_SOURCE")),
     },
     Builtin {
+        kind: NodeKind::Source,
+        name: "directory",
+        about: "each file of a granted directory once, in name order, matching `pattern` (exactly-once)",
+        bytes: include_bytes!(env!("WEIR_BUILTIN_DIRECTORY_SOURCE")),
+    },
+    Builtin {
+        kind: NodeKind::Source,
+        name: "socket",
+        about: "newline-delimited lines from a TCP `address` granted in `grants.connect` (at-most-once)",
+        bytes: include_bytes!(env!("WEIR_BUILTIN_SOCKET_SOURCE")),
+    },
+    Builtin {
         kind: NodeKind::Operator,
         name: "filter-map",
         about: "the benchmark workload: drops a quarter of the records, upper-cases the rest",
@@ -45,6 +57,18 @@ pub const BUILTINS: &[Builtin] = &[
         name: "file",
         about: "appends each value as a line to the file at `path` (exactly-once, two-phase commit)",
         bytes: include_bytes!(env!("WEIR_BUILTIN_FILE_SINK")),
+    },
+    Builtin {
+        kind: NodeKind::Sink,
+        name: "bucketed-file",
+        about: "rolling part files in bucket directories under `path` (exactly-once)",
+        bytes: include_bytes!(env!("WEIR_BUILTIN_BUCKET_SINK")),
+    },
+    Builtin {
+        kind: NodeKind::Sink,
+        name: "socket",
+        about: "each value as a line to a TCP `address` granted in `grants.connect` (at-least-once)",
+        bytes: include_bytes!(env!("WEIR_BUILTIN_SOCKET_SINK")),
     },
 ];
 

@@ -237,6 +237,9 @@ pub struct Grants {
     /// Whether the plugin may write to the host's standard output.
     #[serde(default)]
     pub stdout: bool,
+    /// TCP addresses (IP:port) the plugin may connect to. No other network access exists.
+    #[serde(default)]
+    pub connect: Vec<String>,
 }
 
 /// A host directory mounted into the guest.

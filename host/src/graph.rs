@@ -309,6 +309,16 @@ fn sandbox_for(
         .iter()
         .filter_map(|k| std::env::var(k).ok().map(|v| (k.clone(), v)))
         .collect();
+    let mut connect = Vec::new();
+    for (i, a) in grants.connect.iter().enumerate() {
+        let addr: std::net::SocketAddr = a.parse().map_err(|_| {
+            spec.invalid(
+                format!("node.{uid}.grants.connect[{i}]"),
+                format!("{a:?} is not an address such as \"127.0.0.1:9000\" (IP and port; no host names)"),
+            )
+        })?;
+        connect.push(addr);
+    }
     let is_stdout_sink = matches!(
         origin,
         PluginOrigin::Builtin {
@@ -320,6 +330,7 @@ fn sandbox_for(
         dirs,
         env,
         stdout: grants.stdout || is_stdout_sink,
+        connect,
         memory,
     })
 }

@@ -303,3 +303,37 @@ config = {{ stall_ms = 1500 }}
     assert!(list.contains("failed: not complete after 400ms"), "{list}");
     assert!(list.contains("complete (final)"), "{list}");
 }
+
+#[test]
+fn with_checkpointing_off_nothing_is_kept_and_the_sinks_still_commit() {
+    let settings = "[checkpoint]\nenabled = false";
+    let (dir, text) = setup(
+        20_000,
+        &wordcount_pipeline(settings, &guest("wordcount"), "", "lines"),
+    );
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_same(&output(dir.path()), &expected_updates(&text));
+    assert!(
+        !dir.path().join(".weir").exists(),
+        "state was kept with checkpointing off"
+    );
+    let o = run_weir(
+        &["run", "--from-savepoint", "nowhere", "p.toml"],
+        dir.path(),
+    );
+    assert_clean_failure(&o, &["checkpointing is off"]);
+}
+
+#[test]
+fn fresh_needs_a_confirmation_when_not_on_a_terminal() {
+    let (dir, _) = setup(
+        100,
+        &wordcount_pipeline("", &guest("wordcount"), "", "lines"),
+    );
+    assert!(run_weir(&["run", "p.toml"], dir.path()).status.success());
+    let o = run_weir(&["run", "--fresh", "p.toml"], dir.path());
+    assert_clean_failure(&o, &["--fresh would delete 1 checkpoint(s)", "--yes"]);
+    let o = run_weir(&["run", "--fresh", "--yes", "p.toml"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+}

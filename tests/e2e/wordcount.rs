@@ -127,3 +127,41 @@ fn the_example_runs_from_a_copy_with_another_input() {
         "hello\t1\nhello\t2\nhello\t3\nworld\t1\nworld\t2\nof\t1\nweir\t1\n"
     );
 }
+
+#[test]
+fn the_second_start_loads_compiled_components_from_the_cache() {
+    let (dir, _) = setup(10);
+    std::fs::write(
+        dir.path().join("p.toml"),
+        pipeline(1, "plugin = \"stdout\""),
+    )
+    .unwrap();
+    let cache = dir.path().join("cache");
+    let run = || {
+        weir()
+            .args(["run", "--fresh", "--yes", "p.toml"])
+            .current_dir(dir.path())
+            .env("WEIR_CACHE_DIR", &cache)
+            .env("RUST_LOG", "weir_host::plugin=debug")
+            .output()
+            .unwrap()
+    };
+    let first = run();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(!stderr(&first).contains("from cache"), "{}", stderr(&first));
+    let entries = std::fs::read_dir(cache.join("components")).unwrap().count();
+    assert!(
+        entries >= 4,
+        "expected a cache entry per component, found {entries}"
+    );
+    let second = run();
+    assert!(second.status.success(), "{}", stderr(&second));
+    let hits = stderr(&second)
+        .matches("compiled component from cache")
+        .count();
+    assert!(
+        hits >= 4,
+        "only {hits} components came from the cache:\n{}",
+        stderr(&second)
+    );
+}

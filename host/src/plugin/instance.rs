@@ -342,6 +342,13 @@ impl SinkInstance {
         })
     }
 
+    /// The input ended.
+    pub fn finish(&mut self) -> Result<(), PluginError> {
+        self.sandbox.call(&self.bindings, "finish", |b, s| {
+            b.weir_plugin_sink().call_finish(s)
+        })
+    }
+
     /// Phase one of the two-phase commit for `checkpoint`.
     pub fn prepare(&mut self, checkpoint: u64) -> Result<(), PluginError> {
         self.sandbox.call(&self.bindings, "prepare", |b, s| {

@@ -1,13 +1,14 @@
 //! The sandbox of one plugin instance: its WASI context (only what the pipeline grants), its
 //! memory ceiling and what it logged.
 //!
-//! Invariant: a plugin gets no directory, environment variable, socket or stdout unless its node's
-//! `grants` name it; growing memory past the ceiling is refused and remembered, so the trap that
+//! Invariant: a plugin gets no directory, environment variable, stdout or TCP address unless its
+//! node's `grants` name it (`connect` allows exactly the listed IP:port pairs, nothing else); growing memory past the ceiling is refused and remembered, so the trap that
 //! follows is reported as out-of-memory rather than as an anonymous `unreachable`.
 
 use super::bindings::host_log;
 use std::path::PathBuf;
 use wasmtime::ResourceLimiter;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// What the pipeline grants one node.
@@ -18,6 +19,8 @@ pub struct SandboxSpec {
     /// Environment variables passed through (name, value).
     pub env: Vec<(String, String)>,
     pub stdout: bool,
+    /// TCP addresses the plugin may connect to.
+    pub connect: Vec<std::net::SocketAddr>,
     /// Memory ceiling in bytes, per instance.
     pub memory: u64,
 }
@@ -53,9 +56,21 @@ impl HostState {
                 anyhow::anyhow!("cannot grant directory {} as {guest}: {e}", host.display())
             })?;
         }
-        b.allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+        b.allow_udp(false).allow_ip_name_lookup(false);
+        if spec.connect.is_empty() {
+            b.allow_tcp(false);
+        } else {
+            let allowed = spec.connect.clone();
+            b.allow_tcp(true).socket_addr_check(move |addr, usage| {
+                let ok = match usage {
+                    SocketAddrUse::TcpConnect => allowed.contains(&addr),
+                    // The implicit bind that precedes a connect asks for the wildcard address.
+                    SocketAddrUse::TcpBind => addr.ip().is_unspecified() && addr.port() == 0,
+                    _ => false,
+                };
+                Box::pin(async move { ok })
+            });
+        }
         Ok(HostState {
             wasi: b.build(),
             table: ResourceTable::new(),

@@ -28,6 +28,8 @@ pub trait OperatorNode: Send {
 /// A running sink subtask.
 pub trait SinkNode: Send {
     fn write(&mut self, batch: Vec<Record>) -> Result<(), PluginError>;
+    /// End of input: no more writes.
+    fn finish(&mut self) -> Result<(), PluginError>;
     fn prepare(&mut self, checkpoint: u64) -> Result<(), PluginError>;
     fn commit(&mut self, checkpoint: u64) -> Result<(), PluginError>;
     fn abort(&mut self, checkpoint: u64) -> Result<(), PluginError>;
@@ -129,6 +131,9 @@ impl OperatorNode for OperatorInstance {
 impl SinkNode for SinkInstance {
     fn write(&mut self, batch: Vec<Record>) -> Result<(), PluginError> {
         SinkInstance::write(self, &batch)
+    }
+    fn finish(&mut self) -> Result<(), PluginError> {
+        SinkInstance::finish(self)
     }
     fn prepare(&mut self, checkpoint: u64) -> Result<(), PluginError> {
         SinkInstance::prepare(self, checkpoint)

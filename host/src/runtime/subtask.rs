@@ -199,7 +199,8 @@ pub fn run_sink(
                 ctx.metrics.add_in(b.len());
                 node.write(b)?;
             }
-            Step::Watermark(_) | Step::End => {}
+            Step::Watermark(_) => {}
+            Step::End => node.finish()?,
             Step::Barrier(b) => {
                 node.prepare(b.id)?;
                 let state = node.snapshot()?;

@@ -1,0 +1,496 @@
+//! Built-in `bucketed-file` sink: rolling part files in bucket directories, exactly-once.
+//!
+//! Layout: `<path>/<bucket>/<prefix>-<subtask>-<n><suffix>`. A part is written as the hidden
+//! `.<name>.inprogress`; when it rolls (size `roll_size`, age `roll_interval`, no writes for
+//! `inactivity`, or end of input) it becomes `.<name>.pending`; when the checkpoint after the
+//! roll completes it is renamed to `<name>`, finished. Readers that skip dot-files never see a
+//! half-written or uncommitted part.
+//!
+//! Invariants: the state holds, per open part, its length at the last checkpoint, and per
+//! checkpoint the parts it will publish. Restoring truncates each open part back to its
+//! checkpointed length and deletes every in-progress or pending file of this subtask the state
+//! does not know; the host then re-commits the restored checkpoint, which finishes its pending
+//! parts (a part already finished stays finished). So the concatenation of finished parts in
+//! part-number order is exactly the input, through any number of crashes.
+
+mod bucket;
+mod writer;
+
+use bucket::Assigner;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+use weir_sdk::{Config, Context, Record, Result, Sink, anyhow, bail, sink};
+use writer::{Format, PartWriter};
+
+/// An open (in-progress) part.
+#[derive(Clone, Serialize, Deserialize)]
+struct Part {
+    name: String,
+    /// File length at the last checkpoint: what a restore truncates back to.
+    valid_len: u64,
+    /// Bytes written before compression (the size the roll policy counts).
+    size: u64,
+    opened_ms: i64,
+    last_write_ms: i64,
+}
+
+/// A rolled part waiting for its checkpoint to complete.
+#[derive(Clone, Serialize, Deserialize)]
+struct Rolled {
+    bucket: String,
+    name: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BucketSink {
+    base: PathBuf,
+    bucket_by: String,
+    bucket_format: String,
+    timezone: String,
+    prefix: String,
+    suffix: String,
+    subtask: u32,
+    roll_size: u64,
+    roll_interval_ms: i64,
+    inactivity_ms: i64,
+    check_interval_ms: i64,
+    format: Format,
+    gzip: bool,
+    /// Next part number of this subtask.
+    counter: u64,
+    /// Open part per bucket.
+    open: BTreeMap<String, Part>,
+    /// Rolled since the last checkpoint barrier.
+    rolled: Vec<Rolled>,
+    /// Per checkpoint, the parts its completion finishes.
+    pending: Vec<(u64, Vec<Rolled>)>,
+    #[serde(skip)]
+    writers: HashMap<String, PartWriter>,
+    #[serde(skip)]
+    assigner: Option<Assigner>,
+    #[serde(skip)]
+    last_check_ms: i64,
+    /// Uncommitted leftovers of an earlier run were dealt with (by `restore`, or on the first
+    /// call of a fresh start).
+    #[serde(skip)]
+    settled: bool,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// `384MB`, `64KiB`, `1000` (bytes).
+fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..split].parse().ok()?;
+    let mult = match t[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// `500ms`, `60s`, `15m`, `1h`.
+fn parse_ms(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: i64 = t[..split].parse().ok()?;
+    let mult = match &t[split..] {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+fn setting<T>(
+    config: &Config,
+    key: &str,
+    default: &str,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+) -> Result<T> {
+    let raw = config.get(key).unwrap_or(default);
+    parse(raw).ok_or_else(|| anyhow!("config `{key}` = {raw:?} is not {what}"))
+}
+
+impl BucketSink {
+    fn dir(&self, bucket: &str) -> PathBuf {
+        self.base.join(bucket)
+    }
+
+    fn in_progress(&self, bucket: &str, name: &str) -> PathBuf {
+        self.dir(bucket).join(format!(".{name}.inprogress"))
+    }
+
+    fn pending_path(&self, bucket: &str, name: &str) -> PathBuf {
+        self.dir(bucket).join(format!(".{name}.pending"))
+    }
+
+    fn assigner(&mut self) -> Result<&Assigner> {
+        if self.assigner.is_none() {
+            self.assigner = Some(Assigner::parse(
+                &self.bucket_by,
+                &self.bucket_format,
+                &self.timezone,
+            )?);
+        }
+        Ok(self.assigner.as_ref().expect("set above"))
+    }
+
+    /// The writer of `bucket`'s open part, opening a new part if there is none.
+    fn writer(&mut self, bucket: &str, now: i64) -> Result<&mut PartWriter> {
+        if !self.open.contains_key(bucket) {
+            let name = format!(
+                "{}-{}-{}{}",
+                self.prefix, self.subtask, self.counter, self.suffix
+            );
+            self.counter += 1;
+            fs::create_dir_all(self.dir(bucket)).map_err(|e| {
+                anyhow!(
+                    "cannot create bucket {}: {e} (is the base directory granted read-write?)",
+                    self.dir(bucket).display()
+                )
+            })?;
+            self.open.insert(
+                bucket.to_owned(),
+                Part {
+                    name,
+                    valid_len: 0,
+                    size: 0,
+                    opened_ms: now,
+                    last_write_ms: now,
+                },
+            );
+        }
+        if !self.writers.contains_key(bucket) {
+            let part = &self.open[bucket];
+            let w = PartWriter::open(
+                &self.in_progress(bucket, &part.name),
+                self.format,
+                self.gzip,
+            )?;
+            self.writers.insert(bucket.to_owned(), w);
+        }
+        Ok(self.writers.get_mut(bucket).expect("opened above"))
+    }
+
+    /// Close `bucket`'s open part and queue it for the next checkpoint.
+    fn roll(&mut self, bucket: &str, why: &str) -> Result<()> {
+        let Some(part) = self.open.remove(bucket) else {
+            return Ok(());
+        };
+        if let Some(w) = self.writers.remove(bucket) {
+            w.close()?;
+        }
+        let from = self.in_progress(bucket, &part.name);
+        if from.exists() {
+            fs::rename(&from, self.pending_path(bucket, &part.name))?;
+            self.rolled.push(Rolled {
+                bucket: bucket.to_owned(),
+                name: part.name.clone(),
+            });
+            weir_sdk::debug!("rolled {bucket}/{} ({why})", part.name);
+            if why == "inactive" {
+                weir_sdk::info!("closed inactive bucket {bucket} (part {})", part.name);
+            }
+        }
+        Ok(())
+    }
+
+    /// Roll parts that are too old or idle, at most every `check_interval`.
+    fn check_timers(&mut self, now: i64) -> Result<()> {
+        if now - self.last_check_ms < self.check_interval_ms {
+            return Ok(());
+        }
+        self.last_check_ms = now;
+        let due: Vec<(String, &'static str)> = self
+            .open
+            .iter()
+            .filter_map(|(b, p)| {
+                if now - p.last_write_ms >= self.inactivity_ms {
+                    Some((b.clone(), "inactive"))
+                } else if now - p.opened_ms >= self.roll_interval_ms {
+                    Some((b.clone(), "rollover interval"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (b, why) in due {
+            self.roll(&b, why)?;
+        }
+        Ok(())
+    }
+
+    /// A fresh start (no restore came first): delete this subtask's uncommitted leftovers and
+    /// number new parts after its finished ones, so none is overwritten.
+    fn settle(&mut self) -> Result<()> {
+        if self.settled {
+            return Ok(());
+        }
+        self.settled = true;
+        for (_, _, path) in self.own_uncommitted()? {
+            fs::remove_file(path)?;
+        }
+        let stem = format!("{}-{}-", self.prefix, self.subtask);
+        if let Ok(buckets) = fs::read_dir(&self.base) {
+            for b in buckets.flatten() {
+                for f in fs::read_dir(b.path()).into_iter().flatten().flatten() {
+                    let name = f.file_name().to_string_lossy().into_owned();
+                    let n = name
+                        .strip_prefix(&stem)
+                        .and_then(|rest| rest.strip_suffix(self.suffix.as_str()))
+                        .and_then(|n| n.parse::<u64>().ok());
+                    if let Some(n) = n {
+                        self.counter = self.counter.max(n + 1);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every in-progress or pending file of this subtask under `base`.
+    fn own_uncommitted(&self) -> Result<Vec<(String, String, PathBuf)>> {
+        let mut out = Vec::new();
+        let Ok(buckets) = fs::read_dir(&self.base) else {
+            return Ok(out);
+        };
+        let stem = format!(".{}-{}-", self.prefix, self.subtask);
+        for b in buckets {
+            let b = b?;
+            if !b.file_type()?.is_dir() {
+                continue;
+            }
+            let bucket = b.file_name().to_string_lossy().into_owned();
+            for f in fs::read_dir(b.path())? {
+                let f = f?;
+                let file = f.file_name().to_string_lossy().into_owned();
+                if !file.starts_with(&stem) {
+                    continue;
+                }
+                for ext in [".inprogress", ".pending"] {
+                    if let Some(name) = file.strip_suffix(ext) {
+                        out.push((bucket.clone(), name[1..].to_owned(), f.path()));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[sink]
+impl Sink for BucketSink {
+    fn open(config: &Config, ctx: &Context) -> Result<Self> {
+        let format = match config.get("format").unwrap_or("line") {
+            "line" => Format::Line,
+            "length-prefixed" => Format::LengthPrefixed,
+            other => bail!("config `format` = {other:?}: use \"line\" or \"length-prefixed\""),
+        };
+        let mut sink = BucketSink {
+            base: PathBuf::from(config.require("path")?),
+            bucket_by: config.get("bucket").unwrap_or("time").to_owned(),
+            bucket_format: config
+                .get("bucket_format")
+                .unwrap_or("%Y-%m-%d--%H")
+                .to_owned(),
+            timezone: config.get("timezone").unwrap_or("UTC").to_owned(),
+            prefix: config.get("part_prefix").unwrap_or("part").to_owned(),
+            suffix: config.get("part_suffix").unwrap_or("").to_owned(),
+            subtask: ctx.subtask,
+            roll_size: setting(
+                config,
+                "roll_size",
+                "384MB",
+                parse_size,
+                "a size such as \"384MB\"",
+            )?,
+            roll_interval_ms: setting(
+                config,
+                "roll_interval",
+                "60s",
+                parse_ms,
+                "a duration such as \"60s\"",
+            )?,
+            inactivity_ms: setting(
+                config,
+                "inactivity",
+                "60s",
+                parse_ms,
+                "a duration such as \"60s\"",
+            )?,
+            check_interval_ms: setting(
+                config,
+                "check_interval",
+                "1s",
+                parse_ms,
+                "a duration such as \"1s\"",
+            )?,
+            format,
+            gzip: config.parse_or("gzip", false)?,
+            counter: 0,
+            open: BTreeMap::new(),
+            rolled: Vec::new(),
+            pending: Vec::new(),
+            writers: HashMap::new(),
+            assigner: None,
+            last_check_ms: 0,
+            settled: false,
+        };
+        if sink.prefix.contains('/') || sink.suffix.contains('/') {
+            bail!("config `part_prefix` and `part_suffix` may not contain `/`");
+        }
+        sink.assigner()?;
+        fs::create_dir_all(&sink.base).map_err(|e| {
+            anyhow!(
+                "cannot use {}: {e} (grant it read-write with grants.dirs)",
+                sink.base.display()
+            )
+        })?;
+        Ok(sink)
+    }
+
+    fn write(&mut self, batch: Vec<Record>) -> Result<()> {
+        self.settle()?;
+        let now = now_ms();
+        for r in &batch {
+            let bucket = self.assigner()?.bucket(r, now);
+            let n = self.writer(&bucket, now)?.write(&r.value)?;
+            let part = self.open.get_mut(&bucket).expect("opened by writer()");
+            part.size += n;
+            part.last_write_ms = now;
+            if part.size >= self.roll_size {
+                self.roll(&bucket, "size")?;
+            }
+        }
+        self.check_timers(now)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.settle()?;
+        let buckets: Vec<String> = self.open.keys().cloned().collect();
+        for b in buckets {
+            self.roll(&b, "end of input")?;
+        }
+        Ok(())
+    }
+
+    fn prepare(&mut self, checkpoint: u64) -> Result<()> {
+        self.settle()?;
+        self.check_timers(now_ms())?;
+        let buckets: Vec<String> = self.open.keys().cloned().collect();
+        for b in buckets {
+            if let Some(w) = self.writers.get_mut(&b) {
+                let len = w.checkpoint()?;
+                self.open.get_mut(&b).expect("open").valid_len = len;
+            }
+        }
+        let rolled = std::mem::take(&mut self.rolled);
+        self.pending.push((checkpoint, rolled));
+        Ok(())
+    }
+
+    fn commit(&mut self, checkpoint: u64) -> Result<()> {
+        while let Some((id, _)) = self.pending.first() {
+            if *id > checkpoint {
+                break;
+            }
+            let (_, parts) = self.pending.remove(0);
+            for p in parts {
+                let from = self.pending_path(&p.bucket, &p.name);
+                let to = self.dir(&p.bucket).join(&p.name);
+                if from.exists() {
+                    fs::rename(&from, &to)?;
+                } else if !to.exists() {
+                    bail!(
+                        "cannot finish part {}/{}: neither {} nor the finished file exists",
+                        p.bucket,
+                        p.name,
+                        from.display()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<()> {
+        let saved: BucketSink = weir_sdk::state::decode(state)?;
+        self.counter = saved.counter;
+        self.open = saved.open;
+        self.rolled = Vec::new();
+        self.pending = saved.pending;
+        self.writers.clear();
+        self.settled = true;
+        let known_pending: Vec<(String, String)> = self
+            .pending
+            .iter()
+            .flat_map(|(_, ps)| ps.iter().map(|p| (p.bucket.clone(), p.name.clone())))
+            .collect();
+        // Open parts go back to their checkpointed length; anything else uncommitted is newer
+        // than the checkpoint and is replayed, so it goes.
+        for (bucket, name, path) in self.own_uncommitted()? {
+            let is_open = self.open.get(&bucket).is_some_and(|p| p.name == name)
+                && path.extension().is_some_and(|e| e == "inprogress");
+            let is_pending = known_pending.contains(&(bucket.clone(), name.clone()))
+                && path.extension().is_some_and(|e| e == "pending");
+            if !is_open && !is_pending {
+                fs::remove_file(&path)?;
+            }
+        }
+        for (bucket, part) in &self.open {
+            let path = self.in_progress(bucket, &part.name);
+            let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            if len < part.valid_len {
+                bail!(
+                    "cannot restore part {bucket}/{}: it has {len} bytes, the checkpoint recorded {}",
+                    part.name,
+                    part.valid_len
+                );
+            }
+            if len > part.valid_len || !path.exists() {
+                fs::create_dir_all(self.dir(bucket))?;
+                let f = fs::OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(false)
+                    .open(&path)?;
+                f.set_len(part.valid_len)?;
+                f.sync_all()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("384MB"), Some(384_000_000));
+        assert_eq!(parse_size("64KiB"), Some(65_536));
+        assert_eq!(parse_ms("60s"), Some(60_000));
+        assert_eq!(parse_ms("250ms"), Some(250));
+        assert_eq!(parse_ms("soon"), None);
+    }
+}
