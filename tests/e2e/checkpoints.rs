@@ -79,7 +79,7 @@ fn killed_ten_times_the_output_is_exactly_the_uninterrupted_result() {
         500_000,
         &wordcount_pipeline(settings, &guest("wordcount"), "", "lines"),
     );
-    let kills = crash_loop(&["run", "p.toml"], dir.path(), 10, 150, 450);
+    let kills = crash_loop(&["run", "p.toml"], dir.path(), 10, 200, 600);
     assert!(kills >= 10);
     assert_same(&output(dir.path()), &expected_updates(&text));
 }
@@ -153,7 +153,7 @@ grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
         count = guest("wordcount").display()
     );
     let (dir, text) = setup(300_000, &pipeline);
-    crash_loop(&["run", "p.toml"], dir.path(), 4, 150, 450);
+    crash_loop(&["run", "p.toml"], dir.path(), 4, 200, 600);
     let written = output(dir.path());
     let seen: std::collections::HashSet<&str> = written.lines().collect();
     for (word, n) in count_words(&text) {

@@ -3,6 +3,7 @@
 
 mod checkpoints;
 mod common;
+mod connectors;
 mod sandbox;
 mod validate;
 mod wordcount;

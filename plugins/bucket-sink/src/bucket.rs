@@ -51,6 +51,15 @@ impl Assigner {
         })
     }
 
+    /// The bucket every record of a batch written at `now_ms` gets, if it does not depend on the
+    /// record (processing-time buckets): computed once per batch, not once per record.
+    pub fn batch_bucket(&self, now_ms: i64) -> Option<String> {
+        match self {
+            Assigner::Time { .. } => Some(self.bucket(&Record::default(), now_ms)),
+            _ => None,
+        }
+    }
+
     /// The bucket of `record` at processing time `now_ms`.
     pub fn bucket(&self, record: &Record, now_ms: i64) -> String {
         let raw = match self {

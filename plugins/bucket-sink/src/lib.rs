@@ -371,8 +371,12 @@ impl Sink for BucketSink {
     fn write(&mut self, batch: Vec<Record>) -> Result<()> {
         self.settle()?;
         let now = now_ms();
+        let shared = self.assigner()?.batch_bucket(now);
         for r in &batch {
-            let bucket = self.assigner()?.bucket(r, now);
+            let bucket = match &shared {
+                Some(b) => b.clone(),
+                None => self.assigner()?.bucket(r, now),
+            };
             let n = self.writer(&bucket, now)?.write(&r.value)?;
             let part = self.open.get_mut(&bucket).expect("opened by writer()");
             part.size += n;
@@ -445,6 +449,14 @@ impl Sink for BucketSink {
             .iter()
             .flat_map(|(_, ps)| ps.iter().map(|p| (p.bucket.clone(), p.name.clone())))
             .collect();
+        // A part open at the checkpoint may have rolled since: take it back as in-progress.
+        for (bucket, part) in &self.open {
+            let in_progress = self.in_progress(bucket, &part.name);
+            let pending = self.pending_path(bucket, &part.name);
+            if !in_progress.exists() && pending.exists() {
+                fs::rename(&pending, &in_progress)?;
+            }
+        }
         // Open parts go back to their checkpointed length; anything else uncommitted is newer
         // than the checkpoint and is replayed, so it goes.
         for (bucket, name, path) in self.own_uncommitted()? {
