@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rustup target add wasm32-wasip2
-cargo build --release --locked --bin weir
+# One cargo invocation builds the host, its built-in plugins (host/build.rs) and the test
+# binaries; the e2e tests build their guest plugins once (tests/e2e/common.rs).
 cargo test --release --locked -p weir-host -p weir-sdk

@@ -33,6 +33,7 @@ mod config;
 pub mod log;
 mod record;
 pub mod state;
+pub mod throttle;
 
 pub use config::{Config, Context};
 pub use record::Record;

@@ -75,10 +75,8 @@ fn assert_same(got: &str, want: &str) {
 #[test]
 fn killed_ten_times_the_output_is_exactly_the_uninterrupted_result() {
     let settings = "[checkpoint]\ninterval = \"100ms\"";
-    let (dir, text) = setup(
-        500_000,
-        &wordcount_pipeline(settings, &guest("wordcount"), "", "lines"),
-    );
+    let pipeline = wordcount_pipeline(settings, &guest("wordcount"), "", "lines");
+    let (dir, text) = setup(500_000, &throttled(&pipeline, 80_000));
     let kills = crash_loop(&["run", "p.toml"], dir.path(), 10, 200, 600);
     assert!(kills >= 10);
     assert_same(&output(dir.path()), &expected_updates(&text));
@@ -152,7 +150,7 @@ grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
         tokenize = guest("tokenize").display(),
         count = guest("wordcount").display()
     );
-    let (dir, text) = setup(300_000, &pipeline);
+    let (dir, text) = setup(300_000, &throttled(&pipeline, 100_000));
     crash_loop(&["run", "p.toml"], dir.path(), 4, 200, 600);
     let written = output(dir.path());
     let seen: std::collections::HashSet<&str> = written.lines().collect();

@@ -301,3 +301,14 @@ pub fn crash_loop(args: &[&str], cwd: &Path, kills: usize, lo_ms: u64, hi_ms: u6
     );
     landed
 }
+
+/// `pipeline` with its `/in/input.txt` file source throttled to `rate` lines per second, so a
+/// crash loop outlasts its kills however fast the machine is.
+pub fn throttled(pipeline: &str, rate: u32) -> String {
+    let from = "path = \"/in/input.txt\" }";
+    assert!(
+        pipeline.contains(from),
+        "no /in/input.txt file source to throttle"
+    );
+    pipeline.replace(from, &format!("path = \"/in/input.txt\", rate = {rate} }}"))
+}

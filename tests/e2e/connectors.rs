@@ -91,7 +91,7 @@ fn bucketed_sink_killed_ten_times_finishes_exactly_the_input() {
         "input = \"src\"\nconfig = { path = \"/out\"",
         "input = \"count\"\nconfig = { path = \"/out\"",
     );
-    let dir = setup(&text, &pipeline);
+    let dir = setup(&text, &throttled(&pipeline, 60_000));
     crash_loop(&["run", "p.toml"], dir.path(), 10, 300, 900);
     let parts = finished_parts(&dir.path().join("out"));
     assert!(
@@ -483,7 +483,7 @@ interval = "100ms"
 [node.src]
 kind = "source"
 plugin = "directory"
-config = { path = "/watch", end_when_empty = true }
+config = { path = "/watch", end_when_empty = true, rate = 80000 }
 grants.dirs = [{ host = "watch", guest = "/watch" }]
 
 [node.count]

@@ -7,6 +7,7 @@
 //! byte offset just past the last line it emitted, so a restored source rewinds to exactly the
 //! first line no checkpoint covers. With `end_when_empty = true` it ends once every file present
 //! is read (for batch jobs); otherwise it keeps watching, every `scan_ms` (default 200).
+//! `rate` caps it at that many lines per second.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -14,6 +15,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use weir_sdk::throttle::Throttle;
 use weir_sdk::{Config, Context, Poll, Record, Result, Source, anyhow, source};
 
 #[derive(Serialize, Deserialize)]
@@ -30,6 +32,9 @@ struct DirectorySource {
     input: Option<BufReader<File>>,
     #[serde(skip)]
     next_scan: Option<Instant>,
+    /// Config `rate`: at most this many lines per second.
+    #[serde(skip)]
+    throttle: Throttle,
 }
 
 /// `*` matches any run of characters, `?` any one character.
@@ -97,6 +102,7 @@ impl Source for DirectorySource {
             current: None,
             input: None,
             next_scan: None,
+            throttle: Throttle::new(Some(config.parse_or("rate", 0u64)?)),
         };
         if s.reader {
             s.next_file()?; // fail at open when the directory is not there or not granted
@@ -120,6 +126,10 @@ impl Source for DirectorySource {
                     return Ok(Poll::Idle);
                 }
             }
+        }
+        let max = self.throttle.allowance(max);
+        if max == 0 {
+            return Ok(Poll::Idle);
         }
         self.open_current()?;
         let input = self.input.as_mut().expect("opened above");
@@ -145,6 +155,7 @@ impl Source for DirectorySource {
         }
         let (name, offset) = self.current.as_mut().expect("set above");
         *offset += consumed;
+        self.throttle.emitted(batch.len());
         if at_end {
             self.finished.insert(std::mem::take(name));
             self.current = None;

@@ -1,4 +1,5 @@
-//! Built-in `file` source: the lines of one file in a directory the pipeline grants.
+//! Built-in `file` source: the lines of one file in a directory the pipeline grants
+//! (`path`), optionally at most `rate` lines per second.
 //!
 //! Invariant: its state is the byte offset just past the last line it emitted, so a restored
 //! source rewinds to exactly the first line that is not covered by the checkpoint. A final line
@@ -7,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use weir_sdk::throttle::Throttle;
 use weir_sdk::{Config, Context, Poll, Record, Result, Source, anyhow, source};
 
 #[derive(Serialize, Deserialize)]
@@ -19,6 +21,9 @@ struct FileSource {
     reader: bool,
     #[serde(skip)]
     input: Option<BufReader<File>>,
+    /// Config `rate`: at most this many lines per second.
+    #[serde(skip)]
+    throttle: Throttle,
 }
 
 impl FileSource {
@@ -45,6 +50,7 @@ impl Source for FileSource {
             offset: 0,
             reader: ctx.subtask == 0,
             input: None,
+            throttle: Throttle::new(Some(config.parse_or("rate", 0u64)?)),
         };
         if source.reader {
             source.input()?; // fail at open, not at the first poll, when the file is missing
@@ -55,6 +61,10 @@ impl Source for FileSource {
     fn poll(&mut self, max: usize) -> Result<Poll> {
         if !self.reader {
             return Ok(Poll::End);
+        }
+        let max = self.throttle.allowance(max);
+        if max == 0 {
+            return Ok(Poll::Idle);
         }
         let mut batch = Vec::with_capacity(max.min(4096));
         let mut consumed = 0u64;
@@ -76,6 +86,7 @@ impl Source for FileSource {
             batch.push(Record::new(line.clone()));
         }
         self.offset += consumed;
+        self.throttle.emitted(batch.len());
         if batch.is_empty() {
             return Ok(Poll::End);
         }
