@@ -335,3 +335,45 @@ fn fresh_needs_a_confirmation_when_not_on_a_terminal() {
     let o = run_weir(&["run", "--fresh", "--yes", "p.toml"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
 }
+
+#[test]
+fn a_final_commit_that_failed_is_completed_by_the_next_run() {
+    let pipeline = format!(
+        r#"
+[checkpoint]
+interval = "1h"
+
+[restart]
+strategy = "none"
+
+[node.numbers]
+kind = "source"
+plugin = "sequence"
+config = {{ count = 1000 }}
+
+[node.out]
+kind = "sink"
+plugin = "{}"
+input = "numbers"
+config = {{ stall_ms = 0, fail_commit_marker = "/marker/failed", commit_log = "/marker/commits" }}
+grants.dirs = [{{ host = "marker", guest = "/marker", mode = "read-write" }}]
+"#,
+        guest("stall-sink").display()
+    );
+    let (dir, _) = setup(1, &pipeline);
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    assert_clean_failure(&o, &["deliberate failure committing checkpoint 1"]);
+    assert!(!dir.path().join("marker/commits").exists());
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already finished (checkpoint 1)"),
+        "{}",
+        stderr(&o)
+    );
+    let log = std::fs::read_to_string(dir.path().join("marker/commits")).unwrap();
+    assert_eq!(
+        log, "commit 1\n",
+        "the finished checkpoint was not committed by the second run"
+    );
+}

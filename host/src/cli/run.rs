@@ -95,6 +95,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             let ours = latest.filter(|r| from_savepoint.is_none() || r.meta.id >= run_first_id);
             if let Some(r) = ours {
                 if r.meta.finished {
+                    // The run that finished may have died before every sink committed.
+                    recommit_sinks(&graph, &host, r.meta.id, &r.states)?;
                     eprintln!(
                         "{}: the job already finished (checkpoint {}); its output is complete. Run with --fresh to start over.",
                         spec.name, r.meta.id
@@ -209,6 +211,39 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+}
+
+/// Commit checkpoint `id` again in every sink subtask (open, restore its state, commit): sinks'
+/// commits are idempotent, so this only publishes what an interrupted final commit left pending.
+fn recommit_sinks(
+    graph: &JobGraph,
+    host: &Arc<PluginHost>,
+    id: u64,
+    states: &std::collections::HashMap<(String, u32), Vec<u8>>,
+) -> anyhow::Result<()> {
+    for node in graph
+        .nodes
+        .iter()
+        .filter(|n| n.kind == crate::config::NodeKind::Sink)
+    {
+        for subtask in 0..node.parallelism {
+            let mut sink = crate::plugin::SinkInstance::start(
+                host,
+                &node.plugin,
+                &node.uid,
+                subtask,
+                node.parallelism,
+                &node.sandbox,
+                node.limits,
+                &node.config,
+            )?;
+            if let Some(state) = states.get(&(node.uid.clone(), subtask)) {
+                sink.restore(state)?;
+            }
+            sink.commit(id)?;
+        }
+    }
+    Ok(())
 }
 
 /// `--fresh`: delete every checkpoint, after asking on a terminal unless `--yes`.
