@@ -30,6 +30,7 @@ pub use anyhow::{Error, Result, anyhow, bail};
 pub use weir_sdk_macros::{operator, sink, source};
 
 mod config;
+pub mod lines;
 pub mod log;
 mod record;
 pub mod state;

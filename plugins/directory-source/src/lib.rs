@@ -12,11 +12,12 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use weir_sdk::lines::{Lines, read_lines};
 use weir_sdk::throttle::Throttle;
-use weir_sdk::{Config, Context, Poll, Record, Result, Source, anyhow, source};
+use weir_sdk::{Config, Context, Poll, Result, Source, anyhow, source};
 
 #[derive(Serialize, Deserialize)]
 struct DirectorySource {
@@ -133,26 +134,11 @@ impl Source for DirectorySource {
         }
         self.open_current()?;
         let input = self.input.as_mut().expect("opened above");
-        let mut batch = Vec::with_capacity(max.min(4096));
-        let mut consumed = 0u64;
-        let mut line = Vec::new();
-        let mut at_end = false;
-        while batch.len() < max {
-            line.clear();
-            let n = input.read_until(b'\n', &mut line)?;
-            if n == 0 {
-                at_end = true;
-                break;
-            }
-            consumed += n as u64;
-            if line.last() == Some(&b'\n') {
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-            }
-            batch.push(Record::new(line.clone()));
-        }
+        let Lines {
+            records: batch,
+            consumed,
+            at_end,
+        } = read_lines(input, max)?;
         let (name, offset) = self.current.as_mut().expect("set above");
         *offset += consumed;
         self.throttle.emitted(batch.len());

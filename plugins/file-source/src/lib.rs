@@ -7,9 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::io::{BufReader, Seek, SeekFrom};
+use weir_sdk::lines::read_lines;
 use weir_sdk::throttle::Throttle;
-use weir_sdk::{Config, Context, Poll, Record, Result, Source, anyhow, source};
+use weir_sdk::{Config, Context, Poll, Result, Source, anyhow, source};
 
 #[derive(Serialize, Deserialize)]
 struct FileSource {
@@ -66,25 +67,8 @@ impl Source for FileSource {
         if max == 0 {
             return Ok(Poll::Idle);
         }
-        let mut batch = Vec::with_capacity(max.min(4096));
-        let mut consumed = 0u64;
-        let input = self.input()?;
-        let mut line = Vec::new();
-        while batch.len() < max {
-            line.clear();
-            let n = input.read_until(b'\n', &mut line)?;
-            if n == 0 {
-                break;
-            }
-            consumed += n as u64;
-            if line.last() == Some(&b'\n') {
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-            }
-            batch.push(Record::new(line.clone()));
-        }
+        let lines = read_lines(self.input()?, max)?;
+        let (batch, consumed) = (lines.records, lines.consumed);
         self.offset += consumed;
         self.throttle.emitted(batch.len());
         if batch.is_empty() {
