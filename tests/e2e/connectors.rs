@@ -515,3 +515,27 @@ grants.dirs = [{ host = "out", guest = "/out", mode = "read-write" }]
         expected_updates(&all).len()
     );
 }
+
+#[test]
+fn bucketed_sink_writes_length_prefixed_records() {
+    let text = "alpha\n\nline with spaces\nlast\n";
+    let dir = setup(
+        text,
+        &bucket_pipeline(FILE_SOURCE, "format = \"length-prefixed\""),
+    );
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let parts = finished_parts(&dir.path().join("out"));
+    let bytes: Vec<u8> = parts
+        .iter()
+        .flat_map(|p| std::fs::read(p).unwrap())
+        .collect();
+    let mut values = Vec::new();
+    let mut rest = bytes.as_slice();
+    while !rest.is_empty() {
+        let n = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+        values.push(String::from_utf8(rest[4..4 + n].to_vec()).unwrap());
+        rest = &rest[4 + n..];
+    }
+    assert_eq!(values, vec!["alpha", "", "line with spaces", "last"]);
+}

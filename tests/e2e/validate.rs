@@ -159,6 +159,25 @@ fn inspect_refuses_a_file_that_is_not_a_component() {
 }
 
 #[test]
+fn builtins_are_listed_by_kind_and_name() {
+    let o = run_weir(&["builtins"], &root());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    for (kind, name) in [
+        ("source", "file"),
+        ("source", "socket"),
+        ("sink", "bucketed-file"),
+        ("operator", "filter-map"),
+    ] {
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().take(2).eq([kind, name])),
+            "{kind} {name} missing:\n{out}"
+        );
+    }
+}
+
+#[test]
 fn help_is_there_for_every_command() {
     for cmd in [
         vec!["--help"],
@@ -166,6 +185,9 @@ fn help_is_there_for_every_command() {
         vec!["validate", "--help"],
         vec!["inspect", "--help"],
         vec!["bench", "--help"],
+        vec!["checkpoints", "--help"],
+        vec!["checkpoints", "list", "--help"],
+        vec!["builtins", "--help"],
     ] {
         let o = run_weir(&cmd, &root());
         assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));

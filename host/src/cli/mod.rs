@@ -35,6 +35,8 @@ pub enum Command {
         /// A `.wasm` component file.
         plugin: PathBuf,
     },
+    /// List the built-in plugins (usable by name in a pipeline file).
+    Builtins,
     /// List or show the checkpoints kept for a pipeline.
     #[command(subcommand)]
     Checkpoints(checkpoints::CheckpointsCommand),
@@ -49,6 +51,12 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Validate { pipeline } => validate::validate(&pipeline),
         Command::Inspect { plugin } => inspect::inspect(&plugin),
+        Command::Builtins => {
+            for b in crate::builtin::BUILTINS {
+                println!("{:<9} {:<14} {}", b.kind, b.name, b.about);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Checkpoints(cmd) => checkpoints::checkpoints(cmd),
         Command::Bench(args) => bench::bench(args),
     }

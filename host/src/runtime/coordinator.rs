@@ -213,7 +213,17 @@ pub async fn run(
                 }
             };
             handles.push(tokio::task::spawn_blocking(move || {
-                let result = task(&ctx);
+                // A bug in host code must end the job with an error, not leave the coordinator
+                // waiting for a subtask that will never report.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&ctx)))
+                    .unwrap_or_else(|panic| {
+                        let msg = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        Err(RunError::Internal(format!("subtask panicked: {msg}")))
+                    });
                 let _ = ctx.events.send(Event::Exited {
                     node: ctx.node,
                     subtask: ctx.subtask,
