@@ -209,11 +209,7 @@ fn stop_with_savepoint_then_resume_with_a_new_plugin_build_keeps_the_state() {
     );
     let child = spawn_weir(&["run", "p.toml"], dir.path(), 1);
     std::thread::sleep(std::time::Duration::from_millis(1200));
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&child);
     let mut child = child;
     let status = child.wait().unwrap();
     let out = std::fs::read_to_string(dir.path().join("attempt-1.out")).unwrap();

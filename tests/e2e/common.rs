@@ -312,3 +312,12 @@ pub fn throttled(pipeline: &str, rate: u32) -> String {
     );
     pipeline.replace(from, &format!("path = \"/in/input.txt\", rate = {rate} }}"))
 }
+
+/// Send SIGTERM to `child` (the shell's builtin `kill`: no procps needed).
+pub fn sigterm(child: &std::process::Child) {
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .expect("run sh");
+    assert!(status.success(), "kill -TERM failed");
+}

@@ -465,11 +465,7 @@ grants.dirs = [{ host = "out", guest = "/out", mode = "read-write" }]
     {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    sigterm(&child);
     assert!(child.wait().unwrap().success());
     assert_eq!(std::fs::read_to_string(&out).unwrap(), want);
 }

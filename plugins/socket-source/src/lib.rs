@@ -32,10 +32,8 @@ struct SocketSource {
 
 impl SocketSource {
     fn connect(&mut self) -> Result<bool> {
-        if let Some(at) = self.retry_at {
-            if Instant::now() < at {
-                return Ok(false);
-            }
+        if self.retry_at.is_some_and(|at| Instant::now() < at) {
+            return Ok(false);
         }
         let addr: SocketAddr = self
             .address

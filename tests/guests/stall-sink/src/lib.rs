@@ -44,11 +44,11 @@ impl Sink for StallSink {
     }
 
     fn commit(&mut self, checkpoint: u64) -> Result<()> {
-        if let Some(marker) = &self.fail_commit_marker {
-            if std::fs::metadata(marker).is_err() {
-                std::fs::write(marker, b"failed once")?;
-                weir_sdk::bail!("deliberate failure committing checkpoint {checkpoint}");
-            }
+        if let Some(marker) = &self.fail_commit_marker
+            && std::fs::metadata(marker).is_err()
+        {
+            std::fs::write(marker, b"failed once")?;
+            weir_sdk::bail!("deliberate failure committing checkpoint {checkpoint}");
         }
         if let Some(log) = &self.commit_log {
             use std::io::Write;
