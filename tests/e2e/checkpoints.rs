@@ -227,6 +227,15 @@ fn stop_with_savepoint_then_resume_with_a_new_plugin_build_keeps_the_state() {
         })
         .unwrap_or_else(|| panic!("no savepoint path printed:\n{out}\n{err}"));
     assert!(Path::new(&savepoint).join("_metadata.json").exists());
+    // A savepoint is self-contained: resume from a copy somewhere else.
+    let copy = dir.path().join("moved-savepoint");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in std::fs::read_dir(&savepoint).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), copy.join(f.file_name())).unwrap();
+    }
+    std::fs::remove_dir_all(&savepoint).unwrap();
+    let savepoint = copy.display().to_string();
 
     // A uid the savepoint knows is gone: refused unless explicitly allowed.
     let renamed = wordcount_pipeline(settings, &guest("wordcount-v2"), "", "lines")

@@ -151,3 +151,67 @@ fn a_granted_file_is_readable_and_the_same_file_ungranted_is_not() {
         &["node `lines`", "cannot open /data/in.txt", "in `open`"],
     );
 }
+
+#[test]
+fn a_read_only_grant_refuses_writes() {
+    let dir = scratch();
+    std::fs::create_dir_all(dir.path().join("ro")).unwrap();
+    let text = format!(
+        r#"
+[restart]
+strategy = "none"
+
+[node.numbers]
+kind = "source"
+plugin = "sequence"
+config = {{ count = 1 }}
+
+[node.scribble]
+kind = "operator"
+plugin = "{}"
+input = "numbers"
+config = {{ mode = "write", path = "/ro/new.txt" }}
+grants.dirs = [{{ host = "ro", guest = "/ro", mode = "read" }}]
+
+[node.out]
+kind = "sink"
+plugin = "stdout"
+input = "scribble"
+"#,
+        guest("misbehave").display()
+    );
+    std::fs::write(dir.path().join("p.toml"), text).unwrap();
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    assert_clean_failure(&o, &["node `scribble`", "writing /ro/new.txt was refused"]);
+    assert!(
+        !dir.path().join("ro/new.txt").exists(),
+        "the write went through"
+    );
+}
+
+#[test]
+fn a_long_run_on_a_terminal_shows_live_progress() {
+    let dir = scratch();
+    std::fs::create_dir_all(dir.path().join("in")).unwrap();
+    std::fs::write(dir.path().join("in/input.txt"), sample_text(3000, 1)).unwrap();
+    let text = "[node.lines]\nkind = \"source\"\nplugin = \"file\"\nconfig = { path = \"/in/input.txt\", rate = 1200 }\ngrants.dirs = [{ host = \"in\", guest = \"/in\" }]\n\n[node.out]\nkind = \"sink\"\nplugin = \"file\"\ninput = \"lines\"\nconfig = { path = \"/in/copy.txt\" }\ngrants.dirs = [{ host = \"in\", guest = \"/in\", mode = \"read-write\" }]\n";
+    std::fs::write(dir.path().join("p.toml"), text).unwrap();
+    // `script` (util-linux, in every Debian) runs weir on a pseudo-terminal.
+    let weir_cmd = format!("{} run p.toml", env!("CARGO_BIN_EXE_weir"));
+    let o = std::process::Command::new("script")
+        .args(["-qec", &weir_cmd, "/dev/null"])
+        .current_dir(dir.path())
+        .env(
+            "WEIR_CACHE_DIR",
+            root().join("target").join("weir-test-cache"),
+        )
+        .output()
+        .expect("run script");
+    let shown = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{shown}");
+    assert!(
+        shown.contains("lines ") && shown.contains("/s |"),
+        "no live progress:\n{shown}"
+    );
+    assert!(shown.contains("wall time"), "no summary:\n{shown}");
+}

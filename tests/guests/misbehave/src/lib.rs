@@ -1,7 +1,8 @@
 //! Test guest: an operator that misbehaves on purpose, to prove the host contains it.
 //!
 //! Config `mode`: `panic` (panics), `spin` (loops forever), `hog` (allocates without bound),
-//! `fail` (returns an error), `read` (reads the file at config `path` into one record), or `pass`.
+//! `fail` (returns an error), `read` (reads the file at config `path` into one record), `write`
+//! (writes the file at config `path`), or `pass`.
 //! It passes `after` records through first. With `once_marker = <guest path>` it misbehaves only
 //! if that file does not exist yet, and creates it first: a fault that happens once, mid-stream.
 
@@ -41,6 +42,12 @@ impl Misbehave {
                 }
             }
             "fail" => bail!("misbehave: deliberate error after {} records", self.seen),
+            "write" => {
+                let path = self.path.as_deref().unwrap_or("/tmp/weir-misbehave");
+                std::fs::write(path, b"scribble")
+                    .map_err(|e| weir_sdk::anyhow!("writing {path} was refused: {e}"))?;
+                Ok(Vec::new())
+            }
             "read" => {
                 let path = self.path.as_deref().unwrap_or("/etc/passwd");
                 let text = std::fs::read(path)
