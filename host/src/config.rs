@@ -214,6 +214,9 @@ pub struct NodeSection {
     pub memory: Option<String>,
     /// Time budget for one call into the plugin, e.g. "10s". Default 10 s.
     pub time_budget: Option<String>,
+    /// Operators only: replace the instance (snapshot → fresh instance → restore) when its
+    /// memory passes this, e.g. "128MiB". For runtimes whose heap only grows. Default: never.
+    pub recycle_above: Option<String>,
     /// Passed to the plugin's `open`; values are rendered as strings, arrays one item per line.
     #[serde(default)]
     pub config: toml::Table,

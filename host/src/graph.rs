@@ -30,6 +30,8 @@ pub struct Node {
     pub config: Vec<(String, String)>,
     pub sandbox: SandboxSpec,
     pub limits: Limits,
+    /// Recycle operator instances whose memory passes this many bytes.
+    pub recycle_above: Option<u64>,
 }
 
 /// An edge into a node.
@@ -91,6 +93,30 @@ impl JobGraph {
                     )
                 })?;
             }
+            let recycle_above = match &section.recycle_above {
+                None => None,
+                Some(_) if section.kind != NodeKind::Operator => {
+                    return Err(spec.invalid(key("recycle_above"), "only operators are recycled"));
+                }
+                Some(r) => {
+                    let bytes = crate::config::parse_size(r).ok_or_else(|| {
+                        spec.invalid(
+                            key("recycle_above"),
+                            format!("{r:?} is not a size such as \"128MiB\""),
+                        )
+                    })?;
+                    if bytes >= limits.memory {
+                        return Err(spec.invalid(
+                            key("recycle_above"),
+                            format!(
+                                "must be below the node's memory ceiling ({} bytes)",
+                                limits.memory
+                            ),
+                        ));
+                    }
+                    Some(bytes)
+                }
+            };
             let sandbox = sandbox_for(spec, uid, &origin, limits.memory)?;
             let edges = inputs[uid]
                 .iter()
@@ -108,6 +134,7 @@ impl JobGraph {
                 config: crate::config::render_config(&section.config),
                 sandbox,
                 limits,
+                recycle_above,
             });
         }
         Ok(JobGraph {

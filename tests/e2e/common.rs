@@ -321,3 +321,57 @@ pub fn sigterm(child: &std::process::Child) {
         .expect("run sh");
     assert!(status.success(), "kill -TERM failed");
 }
+
+/// The four builds of the same word-count operator the conformance suite runs.
+pub const LANGS: &[&str] = &["rust", "c", "python", "js"];
+
+/// The word-count component in `lang`. Rust comes from the guest build; C, Python and
+/// JavaScript from `examples/wordcount-<lang>/build.sh`, cached in target/lang/ and rebuilt
+/// only when a hash of their inputs (sources, guest support, WIT, build script) changes: the
+/// Python (18 MB) and JavaScript (12 MB) builds take tens of seconds.
+pub fn lang_plugin(lang: &str) -> PathBuf {
+    if lang == "rust" {
+        return guest("wordcount");
+    }
+    static LOCKS: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
+    let _one_at_a_time = LOCKS.get_or_init(Default::default).lock().unwrap();
+    let example = root().join(format!("examples/wordcount-{lang}"));
+    let support = root().join(format!("guest-sdk/{lang}"));
+    let mut inputs: Vec<PathBuf> = vec![root().join("wit/weir.wit")];
+    for dir in [&example, &support] {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_file() && !p.to_string_lossy().ends_with(".wasm") {
+                inputs.push(p);
+            }
+        }
+    }
+    inputs.sort();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in &inputs {
+        for b in p.to_string_lossy().bytes().chain(std::fs::read(p).unwrap()) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let dir = root().join("target/lang").join(lang);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("wordcount.wasm");
+    let stamp = dir.join("inputs.hash");
+    if out.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&format!("{h:016x}"))
+    {
+        return out;
+    }
+    let o = Command::new("bash")
+        .arg(example.join("build.sh"))
+        .arg(&out)
+        .output()
+        .expect("run the build script");
+    assert!(
+        o.status.success(),
+        "building the {lang} word count failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    std::fs::write(&stamp, format!("{h:016x}")).unwrap();
+    out
+}

@@ -61,6 +61,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             ..SandboxSpec::default()
         },
         limits: Limits::default(),
+        recycle_above: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -195,6 +196,7 @@ fn checkpoint_costs(
             config: vec![("state_bytes".into(), bytes.to_string())],
             sandbox: node.sandbox.clone(),
             limits: node.limits,
+            recycle_above: None,
         };
         stateful.limits.memory = (bytes * 4).max(256 << 20);
         stateful.sandbox.memory = stateful.limits.memory;

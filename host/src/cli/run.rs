@@ -41,16 +41,18 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let spec = PipelineSpec::load(&args.pipeline)?;
-    let settings = CheckpointSettings::from_spec(&spec)?;
-    let restart = RestartStrategy::from_spec(&spec, settings.enabled)?;
-    let host = Arc::new(PluginHost::new()?);
-    let graph = JobGraph::build(&spec, &host)?;
+    // Listen for stop signals first: a SIGTERM during start-up (compiling plugins can take
+    // seconds) still stops the job with a savepoint rather than killing the process.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     rt.spawn(stop_on_signals(stop_tx));
+    let spec = PipelineSpec::load(&args.pipeline)?;
+    let settings = CheckpointSettings::from_spec(&spec)?;
+    let restart = RestartStrategy::from_spec(&spec, settings.enabled)?;
+    let host = Arc::new(PluginHost::new()?);
+    let graph = JobGraph::build(&spec, &host)?;
 
     let store = if settings.enabled {
         Some(StateStore::open(&settings.dir)?)

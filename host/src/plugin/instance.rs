@@ -127,7 +127,15 @@ impl Sandboxed {
         let outcome = f(bindings, &mut self.store);
         let cause = match outcome {
             Ok(Ok(v)) => return Ok(v),
-            Ok(Err(msg)) => Cause::Error(msg),
+            Ok(Err(msg)) => match self.store.data_mut().limiter.refused.take() {
+                // A runtime that survives a refused allocation (CPython's MemoryError, say)
+                // reports it as an error: it is still the ceiling that stopped it.
+                Some((_, desired)) => Cause::OutOfMemory {
+                    requested: desired as u64,
+                    ceiling: self.store.data().limiter.max,
+                },
+                None => Cause::Error(msg),
+            },
             Err(trap) => self.classify(trap),
         };
         Err(PluginError::Call {
@@ -137,6 +145,11 @@ impl Sandboxed {
             call,
             cause,
         })
+    }
+
+    /// The largest linear memory of this instance, in bytes.
+    fn memory_bytes(&self) -> u64 {
+        self.store.data().limiter.grown_to
     }
 
     fn classify(&mut self, trap: wasmtime::Error) -> Cause {
@@ -287,6 +300,11 @@ impl OperatorInstance {
         self.sandbox.call(&self.bindings, "process", |b, s| {
             b.weir_plugin_operator().call_process(s, batch)
         })
+    }
+
+    /// The largest linear memory of this instance, in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.sandbox.memory_bytes()
     }
 
     /// Event time advanced to `ts`.

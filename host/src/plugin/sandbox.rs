@@ -77,6 +77,7 @@ impl HostState {
             limiter: MemoryCeiling {
                 max: spec.memory,
                 refused: None,
+                grown_to: 0,
             },
             label,
             panic: None,
@@ -117,6 +118,8 @@ pub struct MemoryCeiling {
     pub max: u64,
     /// (current, desired) bytes of the first refused growth.
     pub refused: Option<(usize, usize)>,
+    /// The largest size a memory of this instance has grown to.
+    pub grown_to: u64,
 }
 
 impl ResourceLimiter for MemoryCeiling {
@@ -130,6 +133,7 @@ impl ResourceLimiter for MemoryCeiling {
             self.refused.get_or_insert((current, desired));
             return Ok(false);
         }
+        self.grown_to = self.grown_to.max(desired as u64);
         Ok(true)
     }
 

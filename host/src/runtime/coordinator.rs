@@ -287,6 +287,23 @@ pub async fn run(
         Ok(())
     };
 
+    // A stop asked for before the job started (during start-up) is honoured at once.
+    if stop.as_ref().is_some_and(|s| *s.borrow()) {
+        let id = next_id;
+        next_id += 1;
+        final_id = Some(id);
+        savepoint = Some(id);
+        tracing::info!("stopping with savepoint {id}");
+        if let Err(e) = trigger(id, true, true, &mut pending, &source_controls, hooks) {
+            fail(
+                &mut error,
+                e,
+                &cancel,
+                &mut source_controls,
+                &mut sink_controls,
+            );
+        }
+    }
     while live > 0 {
         tokio::select! {
             // Periodic checkpoints, while the job runs and there is room for one more.

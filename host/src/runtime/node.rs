@@ -23,6 +23,63 @@ pub trait OperatorNode: Send {
     fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError>;
     fn snapshot(&mut self) -> Result<Vec<u8>, PluginError>;
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError>;
+    /// Linear memory in use, for recycling; 0 when unknown.
+    fn memory_bytes(&self) -> u64 {
+        0
+    }
+}
+
+/// An operator whose instance is replaced (snapshot → fresh instance → restore) whenever its
+/// memory passes a high-water mark: runtimes whose heaps only grow (CPython, SpiderMonkey) stay
+/// bounded. Invariant: the swap happens between two batches, so nothing is in flight.
+pub struct Recycling {
+    current: Box<dyn OperatorNode>,
+    fresh: Box<dyn Fn() -> Result<Box<dyn OperatorNode>, PluginError> + Send>,
+    high_water: u64,
+    label: String,
+}
+
+impl Recycling {
+    fn recycle_if_needed(&mut self) -> Result<(), PluginError> {
+        let used = self.current.memory_bytes();
+        tracing::trace!("{}: {} bytes of memory", self.label, used);
+        if used <= self.high_water {
+            return Ok(());
+        }
+        let state = self.current.snapshot()?;
+        let mut next = (self.fresh)()?;
+        next.restore(&state)?;
+        tracing::info!(
+            "{}: recycled the instance at {} MiB of memory (high-water mark {} MiB)",
+            self.label,
+            used >> 20,
+            self.high_water >> 20
+        );
+        self.current = next;
+        Ok(())
+    }
+}
+
+impl OperatorNode for Recycling {
+    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
+        let out = self.current.process(batch)?;
+        self.recycle_if_needed()?;
+        Ok(out)
+    }
+    fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
+        let out = self.current.on_watermark(ts)?;
+        self.recycle_if_needed()?;
+        Ok(out)
+    }
+    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        self.current.snapshot()
+    }
+    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        self.current.restore(state)
+    }
+    fn memory_bytes(&self) -> u64 {
+        self.current.memory_bytes()
+    }
 }
 
 /// A running sink subtask.
@@ -71,19 +128,38 @@ impl NodeFactory {
                 )?;
                 Ok(Box::new(i) as Box<dyn SourceNode>)
             })),
-            crate::config::NodeKind::Operator => NodeFactory::Operator(Arc::new(move |subtask| {
-                let i = OperatorInstance::start(
-                    &host,
-                    &plugin,
-                    &uid,
-                    subtask,
-                    parallelism,
-                    &sandbox,
-                    limits,
-                    &config,
-                )?;
-                Ok(Box::new(i) as Box<dyn OperatorNode>)
-            })),
+            crate::config::NodeKind::Operator => {
+                let recycle_above = node.recycle_above;
+                NodeFactory::Operator(Arc::new(move |subtask| {
+                    let start = {
+                        let (host, plugin, uid) = (host.clone(), plugin.clone(), uid.clone());
+                        let (sandbox, config) = (sandbox.clone(), config.clone());
+                        move || -> Result<Box<dyn OperatorNode>, PluginError> {
+                            let i = OperatorInstance::start(
+                                &host,
+                                &plugin,
+                                &uid,
+                                subtask,
+                                parallelism,
+                                &sandbox,
+                                limits,
+                                &config,
+                            )?;
+                            Ok(Box::new(i))
+                        }
+                    };
+                    let first = start()?;
+                    Ok(match recycle_above {
+                        None => first,
+                        Some(high_water) => Box::new(Recycling {
+                            current: first,
+                            fresh: Box::new(start),
+                            high_water,
+                            label: format!("{uid}[{subtask}]"),
+                        }),
+                    })
+                }))
+            }
             crate::config::NodeKind::Sink => NodeFactory::Sink(Arc::new(move |subtask| {
                 let i = SinkInstance::start(
                     &host,
@@ -125,6 +201,9 @@ impl OperatorNode for OperatorInstance {
     }
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
         OperatorInstance::restore(self, state)
+    }
+    fn memory_bytes(&self) -> u64 {
+        OperatorInstance::memory_bytes(self)
     }
 }
 

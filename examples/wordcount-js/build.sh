@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Build wordcount.wasm from app.js with componentize-js (installed into guest-sdk/js by npm ci).
+# Usage: build.sh [OUT.wasm]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$here/../.."
+out="${1:-$here/wordcount.wasm}"
+js="$root/guest-sdk/js"
+[ -x "$js/node_modules/.bin/componentize-js" ] || (cd "$js" && npm ci --no-audit --no-fund > /dev/null)
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+cp "$here/app.js" "$js/weir.js" "$work/"
+cd "$work"
+"$js/node_modules/.bin/componentize-js" app.js --wit "$root/wit" --world-name operator-plugin \
+  -d http -d fetch-event -o "$out" > /dev/null

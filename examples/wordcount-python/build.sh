@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Build wordcount.wasm from app.py with componentize-py (pip install componentize-py==0.25.1).
+# Usage: build.sh [OUT.wasm]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$here/../.."
+out="${1:-$here/wordcount.wasm}"
+cd "$here"
+componentize-py -d "$root/wit" -w operator-plugin componentize app \
+  -p "$here" -p "$root/guest-sdk/python" -o "$out" > /dev/null

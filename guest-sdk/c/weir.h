@@ -1,0 +1,63 @@
+/*
+ * weir guest support for C, over the bindings `wit-bindgen c` generates from wit/weir.wit.
+ *
+ * The build names the world: -DWEIR_WORLD=operator_plugin -DWEIR_WORLD_H='"operator_plugin.h"'
+ * (or source_plugin / sink_plugin), the C prefix and header `wit-bindgen c` generated. This header gives plugin code
+ * what the generated bindings leave out: records built from bytes, error strings the host can
+ * report, config lookup, logging, and a byte buffer for snapshots.
+ *
+ * Ownership (the canonical ABI's, through the generated code): arguments handed to an export are
+ * the export's to free; what it returns, including an error string, is freed by the generated
+ * post-return code. Every helper here allocates with malloc, as that code expects.
+ */
+#ifndef WEIR_H
+#define WEIR_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WEIR_CAT_(a, b) a##b
+#define WEIR_CAT(a, b) WEIR_CAT_(a, b)
+
+#if !defined(WEIR_WORLD) || !defined(WEIR_WORLD_H)
+#error "define WEIR_WORLD (e.g. operator_plugin) and WEIR_WORLD_H (e.g. \"operator_plugin.h\")"
+#endif
+#include WEIR_WORLD_H
+
+typedef WEIR_CAT(WEIR_WORLD, _string_t) weir_string_t;
+typedef WEIR_CAT(WEIR_WORLD, _list_u8_t) weir_bytes_t;
+typedef weir_plugin_types_record_t weir_record_t;
+typedef weir_plugin_types_config_t weir_config_t;
+
+/* A record with a copy of `value` and, when `key` is not NULL, of `key`. */
+weir_record_t weir_record(const void *key, size_t key_len, const void *value, size_t value_len);
+
+/* Set `err` to a formatted message and return false: `return weir_fail(err, "bad %s", x);` */
+bool weir_fail(weir_string_t *err, const char *fmt, ...);
+
+/* The value of `key` in the node's config as a new NUL-terminated string, or NULL. */
+char *weir_config_get(const weir_config_t *cfg, const char *key);
+
+/* Write a formatted message to the host's log (level: WEIR_PLUGIN_HOST_LOG_LEVEL_*). */
+void weir_log(uint8_t level, const char *fmt, ...);
+
+/* A growable byte buffer for snapshots; `weir_buf_take` hands its bytes to the host. */
+typedef struct {
+    uint8_t *ptr;
+    size_t len, cap;
+} weir_buf_t;
+void weir_buf_put(weir_buf_t *b, const void *data, size_t n);
+void weir_buf_put_u64(weir_buf_t *b, uint64_t v);
+weir_bytes_t weir_buf_take(weir_buf_t *b);
+
+/* Reading back what was put: each returns false when the input is too short. */
+typedef struct {
+    const uint8_t *ptr;
+    size_t len;
+} weir_reader_t;
+bool weir_read_u64(weir_reader_t *r, uint64_t *v);
+bool weir_read_bytes(weir_reader_t *r, size_t n, const uint8_t **out);
+
+#endif

@@ -1,0 +1,74 @@
+// weir guest support for JavaScript (componentize-js).
+//
+// A plugin is a class with a constructor(config, ctx) and the methods of its kind; the app
+// module exports it with one line:
+//
+//     export const { operator, state } = weir.exportOperator(MyOperator);
+//
+// State defaults to JSON of the instance's own fields; define snapshot()/restore(bytes) for
+// anything else. A thrown exception becomes an error the host reports with the node name.
+//
+// Invariant: one plugin instance per component instance, created by `open`; a call before
+// `open` is an error, not a crash.
+
+import { log as hostLog } from 'weir:plugin/host-log@0.1.0';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** A record; `value` and `key` may be strings (UTF-8 encoded) or Uint8Arrays. */
+export function record(value, key) {
+  const bytes = (v) => (typeof v === 'string' ? encoder.encode(v) : v);
+  return { key: key === undefined ? undefined : bytes(key), value: bytes(value), timestamp: undefined, headers: [] };
+}
+
+/** A record's value as text. */
+export function text(r) {
+  return decoder.decode(r.value);
+}
+
+/** Write to the host's log. */
+export function log(msg, level = 'info') {
+  hostLog(level, String(msg));
+}
+
+let instance = null;
+
+function call(fn) {
+  if (instance === null) throw 'plugin called before open';
+  try {
+    return fn(instance);
+  } catch (e) {
+    throw e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  }
+}
+
+function open(Cls, cfg, ctx) {
+  try {
+    instance = new Cls(Object.fromEntries(cfg), ctx);
+  } catch (e) {
+    throw e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+  }
+}
+
+const state = {
+  snapshot: () =>
+    call((p) => (typeof p.snapshot === 'function' ? p.snapshot() : encoder.encode(JSON.stringify(p)))),
+  restore: (bytes) =>
+    call((p) => {
+      if (typeof p.restore === 'function') p.restore(bytes);
+      else Object.assign(p, JSON.parse(decoder.decode(bytes)));
+    }),
+};
+
+/** The `operator` and `state` exports for an operator class. */
+export function exportOperator(Cls) {
+  return {
+    state,
+    operator: {
+      open: (cfg, ctx) => open(Cls, cfg, ctx),
+      process: (batch) => call((p) => p.process(batch)),
+      onWatermark: (ts) => call((p) => (typeof p.onWatermark === 'function' ? p.onWatermark(ts) : [])),
+    },
+  };
+}

@@ -1,0 +1,208 @@
+//! The conformance suite: one set of behaviours every operator plugin must show, run against the
+//! same word count built in Rust, C, Python and JavaScript (examples/wordcount*). Each test runs
+//! all four and names the language that fails.
+
+use crate::common::*;
+use std::path::Path;
+
+/// ASCII words plus lowercase accented ones: text on which the four word rules agree (see each
+/// example's notes on Unicode).
+fn conformance_text(lines: usize) -> String {
+    sample_text(lines, 42).replace("COMPONENT", "Component")
+}
+
+fn pipeline(plugin: &Path, settings: &str, count_extra: &str) -> String {
+    format!(
+        r#"
+{settings}
+
+[node.lines]
+kind = "source"
+plugin = "file"
+config = {{ path = "/in/input.txt" }}
+grants.dirs = [{{ host = "in", guest = "/in" }}]
+
+[node.count]
+kind = "operator"
+plugin = "{plugin}"
+input = "lines"
+{count_extra}
+
+[node.out]
+kind = "sink"
+plugin = "file"
+input = "count"
+config = {{ path = "/out/counts.txt" }}
+grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
+"#,
+        plugin = plugin.display()
+    )
+}
+
+fn setup(text: &str, pipeline: &str) -> tempfile::TempDir {
+    let dir = scratch();
+    for d in ["in", "out"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    std::fs::write(dir.path().join("in/input.txt"), text).unwrap();
+    std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
+    dir
+}
+
+fn output(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("out/counts.txt")).unwrap_or_default()
+}
+
+#[test]
+fn every_build_produces_the_reference_output() {
+    let text = conformance_text(20_000);
+    let want = expected_updates(&text);
+    for lang in LANGS {
+        let dir = setup(&text, &pipeline(&lang_plugin(lang), "", ""));
+        let o = run_weir(&["run", "p.toml"], dir.path());
+        assert!(o.status.success(), "{lang}: {}", stderr(&o));
+        assert!(
+            output(dir.path()) == want,
+            "{lang}: output differs from the reference"
+        );
+    }
+}
+
+#[test]
+fn every_build_continues_identically_after_snapshot_and_restore_into_a_fresh_instance() {
+    let text = conformance_text(60_000);
+    let want = expected_updates(&text);
+    for lang in LANGS {
+        // Stop with a savepoint mid-stream (the source is throttled so there is a middle), then
+        // resume: the fresh instance gets the old one's snapshot.
+        let p = throttled(
+            &pipeline(&lang_plugin(lang), "[checkpoint]\ninterval = \"200ms\"", ""),
+            40_000,
+        );
+        let dir = setup(&text, &p);
+        let child = spawn_weir(&["run", "p.toml"], dir.path(), 1);
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        sigterm(&child);
+        let mut child = child;
+        assert!(
+            child.wait().unwrap().success(),
+            "{lang}: stop with savepoint failed"
+        );
+        let partial = output(dir.path()).len();
+        assert!(
+            partial > 0 && partial < want.len(),
+            "{lang}: the stop did not land mid-stream"
+        );
+        let out = std::fs::read_to_string(dir.path().join("attempt-1.out")).unwrap();
+        let savepoint = out
+            .lines()
+            .find_map(|l| l.split_once(": ").map(|(_, p)| p.to_owned()))
+            .unwrap();
+        let o = run_weir(
+            &["run", "--from-savepoint", &savepoint, "p.toml"],
+            dir.path(),
+        );
+        assert!(o.status.success(), "{lang}: {}", stderr(&o));
+        assert!(
+            output(dir.path()) == want,
+            "{lang}: output after restore differs"
+        );
+    }
+}
+
+#[test]
+fn every_build_recovers_exactly_from_sigkill() {
+    // Throttled below each build's pace, so checkpoints complete between kills: an interpreter
+    // behind a long queue would make every barrier wait longer than the kill interval.
+    for (lang, lines, rate) in [
+        ("rust", 200_000, 80_000),
+        ("c", 200_000, 80_000),
+        ("python", 60_000, 15_000),
+        ("js", 60_000, 15_000),
+    ] {
+        let text = conformance_text(lines);
+        let want = expected_updates(&text);
+        let p = throttled(
+            &pipeline(&lang_plugin(lang), "[checkpoint]\ninterval = \"100ms\"", ""),
+            rate,
+        );
+        let dir = setup(&text, &p);
+        crash_loop(&["run", "p.toml"], dir.path(), 3, 300, 700);
+        assert!(
+            output(dir.path()) == want,
+            "{lang}: output after SIGKILLs differs"
+        );
+    }
+}
+
+#[test]
+fn a_guest_error_is_a_clear_host_error_naming_the_node() {
+    for lang in LANGS {
+        let text = "some words\nthen weirfailnow please\n";
+        let dir = setup(
+            text,
+            &pipeline(&lang_plugin(lang), "[restart]\nstrategy = \"none\"", ""),
+        );
+        let o = run_weir(&["run", "p.toml"], dir.path());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{lang}: {err}");
+        assert!(
+            err.contains("node `count`") && err.contains("asked to fail by the input"),
+            "{lang}: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_memory_ceiling_is_enforced_in_every_build() {
+    for lang in LANGS {
+        let text = "some words\nweirhognow\n";
+        let dir = setup(
+            text,
+            &pipeline(
+                &lang_plugin(lang),
+                "[restart]\nstrategy = \"none\"",
+                "memory = \"96MiB\"",
+            ),
+        );
+        let o = run_weir(&["run", "p.toml"], dir.path());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{lang}: {err}");
+        assert!(
+            !err.contains("panicked at"),
+            "{lang}: the host panicked: {err}"
+        );
+        assert!(
+            err.contains("node `count`")
+                && err.contains("ran out of memory")
+                && err.contains("ceiling is 96 MiB"),
+            "{lang}: {err}"
+        );
+    }
+}
+
+#[test]
+fn growing_guests_are_recycled_transparently() {
+    // Many distinct words make the guests' heaps grow; a low high-water mark makes the host
+    // swap instances (snapshot → fresh instance → restore) many times mid-stream.
+    let text: String = (0..60_000)
+        .map(|i| format!("word{i} shared{}\n", i % 7))
+        .collect();
+    let want = expected_updates(&text);
+    // Marks just above each runtime's starting heap (CPython ≈ 14 MB, StarlingMonkey ≈ 12 MB).
+    for (lang, mark) in [("python", "15MiB"), ("js", "16MiB")] {
+        let extra = format!("recycle_above = \"{mark}\"");
+        let dir = setup(&text, &pipeline(&lang_plugin(lang), "", &extra));
+        let o = run_weir(&["run", "p.toml"], dir.path());
+        let err = stderr(&o);
+        assert!(o.status.success(), "{lang}: {err}");
+        assert!(
+            err.contains("count[0]: recycled the instance"),
+            "{lang}: never recycled:\n{err}"
+        );
+        assert!(
+            output(dir.path()) == want,
+            "{lang}: recycling changed the output"
+        );
+    }
+}
