@@ -72,3 +72,46 @@ export function exportOperator(Cls) {
     },
   };
 }
+
+/** Returned by a source's poll(): nothing now / nothing ever again. */
+export const IDLE = Symbol('idle');
+export const END = Symbol('end');
+
+/** The `source` and `state` exports for a source class; poll(max) returns records, IDLE or END. */
+export function exportSource(Cls) {
+  return {
+    state,
+    source: {
+      open: (cfg, ctx) => open(Cls, cfg, ctx),
+      poll: (max) =>
+        call((p) => {
+          const got = p.poll(max);
+          if (got === END) return { tag: 'end' };
+          if (got === IDLE || !got || got.length === 0) return { tag: 'idle' };
+          return { tag: 'batch', val: got };
+        }),
+    },
+  };
+}
+
+/** The `sink` and `state` exports for a sink class. */
+export function exportSink(Cls) {
+  const optional = (name, ...args) => call((p) => (typeof p[name] === 'function' ? p[name](...args) : undefined));
+  return {
+    state,
+    sink: {
+      open: (cfg, ctx) => open(Cls, cfg, ctx),
+      write: (batch) => call((p) => p.write(batch)),
+      finish: () => optional('finish'),
+      prepare: (id) => optional('prepare', id),
+      commit: (id) => optional('commit', id),
+      abort: (id) => {
+        try {
+          optional('abort', id);
+        } catch (_) {
+          // abort cannot fail: the checkpoint is gone either way
+        }
+      },
+    },
+  };
+}

@@ -146,3 +146,50 @@ def export_operator(cls):
             return _call(lambda: _instance.on_watermark(ts))
 
     return _Operator, _State
+
+
+def export_source(cls):
+    """The (Source, State) export classes for a source class."""
+    from wit_world.exports import source as wit
+
+    class _Source:
+        def open(self, cfg, ctx):
+            _open(cls, cfg, ctx)
+
+        def poll(self, max_records):
+            got = _call(lambda: _instance.poll(max_records))
+            if got == Source.END:
+                return wit.PollResult_End()
+            if got == Source.IDLE or not got:
+                return wit.PollResult_Idle()
+            return wit.PollResult_Batch(list(got))
+
+    return _Source, _State
+
+
+def export_sink(cls):
+    """The (Sink, State) export classes for a sink class."""
+
+    class _Sink:
+        def open(self, cfg, ctx):
+            _open(cls, cfg, ctx)
+
+        def write(self, batch):
+            _call(lambda: _instance.write(batch))
+
+        def finish(self):
+            _call(lambda: _instance.finish())
+
+        def prepare(self, checkpoint):
+            _call(lambda: _instance.prepare(checkpoint))
+
+        def commit(self, checkpoint):
+            _call(lambda: _instance.commit(checkpoint))
+
+        def abort(self, checkpoint):
+            try:
+                _call(lambda: _instance.abort(checkpoint))
+            except Err:
+                pass
+
+    return _Sink, _State

@@ -206,3 +206,136 @@ fn growing_guests_are_recycled_transparently() {
         );
     }
 }
+
+/// FNV-1a over the bytes of `files` (and their names): a cache key for built templates.
+fn hash_files(files: &[std::path::PathBuf]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in files {
+        for b in p
+            .to_string_lossy()
+            .bytes()
+            .chain(std::fs::read(p).unwrap_or_default())
+        {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// Every file under `dir`, sorted.
+fn tree(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(tree(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `weir new` a project, build it (or take the cached build of identical sources), run it.
+fn new_build_run(lang: &str, kind: &str) -> String {
+    let dir = scratch();
+    let name = format!("my-{lang}-{kind}");
+    let o = run_weir(&["new", &name, "--lang", lang, "--kind", kind], dir.path());
+    assert!(o.status.success(), "{lang} {kind}: {}", stderr(&o));
+    let project = dir.path().join(&name);
+    for f in ["README.md", "pipeline.toml", "build.sh"] {
+        assert!(project.join(f).exists(), "{lang} {kind}: no {f}");
+    }
+    // The key covers the generated files (their names relative to the project) and everything
+    // they build against; the scratch path itself must not change it.
+    let mut h = hash_files(&[root().join("wit/weir.wit")]);
+    let guest_support = tree(&root().join("guest-sdk")).into_iter().filter(|p| {
+        !p.to_string_lossy().contains("node_modules")
+            && !p.to_string_lossy().contains("__pycache__")
+    });
+    for p in tree(&project).into_iter().chain(guest_support) {
+        let rel = p
+            .strip_prefix(&project)
+            .unwrap_or(&p)
+            .to_string_lossy()
+            .into_owned();
+        let text = std::fs::read(&p)
+            .unwrap()
+            .into_iter()
+            .chain(rel.into_bytes());
+        for b in text {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    let cache = root()
+        .join("target/new-cache")
+        .join(format!("{lang}-{kind}-{h:016x}.wasm"));
+    let wasm = project.join(format!("{name}.wasm"));
+    if cache.exists() {
+        std::fs::copy(&cache, &wasm).unwrap();
+    } else {
+        let o = std::process::Command::new("bash")
+            .arg(project.join("build.sh"))
+            .env("CARGO_TARGET_DIR", root().join("target/new-template"))
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{lang} {kind}: build failed:\n{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
+        std::fs::copy(&wasm, &cache).unwrap();
+    }
+    let inspect = run_weir(&["inspect", wasm.to_str().unwrap()], &project);
+    assert!(
+        stdout(&inspect).contains(&format!("kind:    {kind}")),
+        "{lang} {kind}: {}",
+        stdout(&inspect)
+    );
+    let o = run_weir(&["run", "pipeline.toml"], &project);
+    assert!(o.status.success(), "{lang} {kind}: {}", stderr(&o));
+    stdout(&o)
+}
+
+#[test]
+fn weir_new_makes_a_project_that_builds_and_runs_in_every_language_and_kind() {
+    let expected = [
+        (
+            "source",
+            "record-0\nrecord-1\nrecord-2\nrecord-3\nrecord-4\n",
+        ),
+        ("operator", "HELLO\nPLUGIN\nWORLD\n"),
+        ("sink", "hello\nplugin\nworld\n"),
+    ];
+    // Two builds at a time: the machine has two cores.
+    for pair in LANGS.chunks(2) {
+        let handles: Vec<_> = pair
+            .iter()
+            .map(|lang| {
+                let lang = lang.to_string();
+                std::thread::spawn(move || {
+                    for (kind, want) in expected {
+                        let got = new_build_run(&lang, kind);
+                        assert_eq!(got, want, "{lang} {kind}");
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+}
+
+#[test]
+fn weir_new_refuses_a_bad_name_or_an_existing_directory() {
+    let dir = scratch();
+    let o = run_weir(&["new", "Bad Name"], dir.path());
+    assert_clean_failure(&o, &["lowercase letters"]);
+    std::fs::create_dir(dir.path().join("taken")).unwrap();
+    let o = run_weir(&["new", "taken"], dir.path());
+    assert_clean_failure(&o, &["already exists"]);
+}

@@ -3,6 +3,7 @@
 mod bench;
 mod checkpoints;
 mod inspect;
+mod new;
 mod run;
 mod validate;
 
@@ -35,6 +36,8 @@ pub enum Command {
         /// A `.wasm` component file.
         plugin: PathBuf,
     },
+    /// Create a plugin project (Rust, C, Python or JavaScript) ready to build and run.
+    New(new::NewArgs),
     /// List the built-in plugins (usable by name in a pipeline file).
     Builtins,
     /// List or show the checkpoints kept for a pipeline.
@@ -51,6 +54,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args),
         Command::Validate { pipeline } => validate::validate(&pipeline),
         Command::Inspect { plugin } => inspect::inspect(&plugin),
+        Command::New(args) => new::new(args),
         Command::Builtins => {
             for b in crate::builtin::BUILTINS {
                 println!("{:<9} {:<14} {}", b.kind, b.name, b.about);

@@ -1,0 +1,192 @@
+//! `weir new NAME --lang L --kind K`: a ready-to-build plugin project from a template, with a
+//! README of the commands to build and run it and a pipeline file that runs it.
+//!
+//! Invariant: never writes into an existing directory; every template is embedded in the
+//! binary, so `weir new` works from anywhere.
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    Rust,
+    C,
+    Python,
+    Js,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    Source,
+    Operator,
+    Sink,
+}
+
+#[derive(Args, Debug)]
+pub struct NewArgs {
+    /// Name of the plugin and of the directory to create.
+    pub name: String,
+    #[arg(long, value_enum, default_value = "rust")]
+    pub lang: Lang,
+    #[arg(long, value_enum, default_value = "operator")]
+    pub kind: Kind,
+    /// Create it in this directory instead of ./NAME.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The weir checkout whose WIT and guest support the project builds against.
+    #[arg(long, env = "WEIR_HOME", default_value = default_home())]
+    pub weir_home: PathBuf,
+}
+
+fn default_home() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/..")
+}
+
+/// (path in the project, template text) for `lang` and `kind`.
+fn files(lang: Lang, kind: Kind) -> Vec<(&'static str, &'static str)> {
+    macro_rules! t {
+        ($p:literal) => {
+            include_str!(concat!("../../templates/", $p))
+        };
+    }
+    let pick = |source, operator, sink| match kind {
+        Kind::Source => source,
+        Kind::Operator => operator,
+        Kind::Sink => sink,
+    };
+    match lang {
+        Lang::Rust => vec![
+            ("Cargo.toml", t!("rust/Cargo.toml")),
+            ("build.sh", t!("rust/build.sh")),
+            (
+                "src/lib.rs",
+                pick(
+                    t!("rust/source.rs"),
+                    t!("rust/operator.rs"),
+                    t!("rust/sink.rs"),
+                ),
+            ),
+        ],
+        Lang::C => vec![
+            ("build.sh", t!("c/build.sh")),
+            (
+                "plugin.c",
+                pick(t!("c/source.c"), t!("c/operator.c"), t!("c/sink.c")),
+            ),
+        ],
+        Lang::Python => vec![
+            ("build.sh", t!("python/build.sh")),
+            (
+                "app.py",
+                pick(
+                    t!("python/source.py"),
+                    t!("python/operator.py"),
+                    t!("python/sink.py"),
+                ),
+            ),
+        ],
+        Lang::Js => vec![
+            ("build.sh", t!("js/build.sh")),
+            (
+                "app.js",
+                pick(t!("js/source.js"), t!("js/operator.js"), t!("js/sink.js")),
+            ),
+        ],
+    }
+}
+
+/// A pipeline that runs the new plugin, and what it does, in words.
+fn pipeline(name: &str, kind: Kind) -> (String, &'static str) {
+    match kind {
+        Kind::Source => (
+            format!(
+                "[node.src]\nkind = \"source\"\nplugin = \"{name}.wasm\"\nconfig = {{ count = 5 }}\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\n"
+            ),
+            "five records from the source, printed",
+        ),
+        Kind::Operator => (
+            format!(
+                "[node.src]\nkind = \"source\"\nplugin = \"sequence\"\nconfig = {{ values = [\"hello\", \"plugin\", \"world\"] }}\n\n[node.op]\nkind = \"operator\"\nplugin = \"{name}.wasm\"\ninput = \"src\"\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"op\"\n"
+            ),
+            "three words through the operator, printed",
+        ),
+        Kind::Sink => (
+            format!(
+                "[node.src]\nkind = \"source\"\nplugin = \"sequence\"\nconfig = {{ values = [\"hello\", \"plugin\", \"world\"] }}\n\n[node.out]\nkind = \"sink\"\nplugin = \"{name}.wasm\"\ninput = \"src\"\ngrants.stdout = true\n"
+            ),
+            "three words into the sink, which prints them",
+        ),
+    }
+}
+
+pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
+    let name = &args.name;
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !valid {
+        bail!(
+            "plugin name {name:?}: use lowercase letters, digits, - and _, starting with a letter"
+        );
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(name));
+    if dir.exists() {
+        bail!(
+            "{} already exists: choose another name or --dir",
+            dir.display()
+        );
+    }
+    let home = std::path::absolute(&args.weir_home)?;
+    let home = home.canonicalize().unwrap_or(home);
+    if !home.join("wit/weir.wit").exists() {
+        bail!(
+            "{} is not a weir checkout (no wit/weir.wit): pass --weir-home or set WEIR_HOME",
+            home.display()
+        );
+    }
+    let kind_word = format!("{:?}", args.kind).to_lowercase();
+    let lang_word = match args.lang {
+        Lang::Rust => "Rust",
+        Lang::C => "C",
+        Lang::Python => "Python",
+        Lang::Js => "JavaScript",
+    };
+    let world = format!("{kind_word}-plugin");
+    let (pipeline, story) = pipeline(name, args.kind);
+    let templates = files(args.lang, args.kind);
+    let source_file = templates.last().map(|(p, _)| *p).unwrap_or("the source");
+    let fill = |text: &str| {
+        text.replace("{{name}}", name)
+            .replace("{{crate}}", &name.replace('-', "_"))
+            .replace("{{weir}}", &home.display().to_string())
+            .replace("{{world}}", &world)
+            .replace("{{cworld}}", &world.replace('-', "_"))
+            .replace("{{kind}}", &kind_word)
+            .replace("{{lang}}", lang_word)
+            .replace("{{pipeline_story}}", story)
+            .replace("{{source_file}}", source_file)
+    };
+    let readme = include_str!("../../templates/README.md.tmpl");
+    let mut all: Vec<(&str, String)> = templates.iter().map(|(p, t)| (*p, fill(t))).collect();
+    all.push(("README.md", fill(readme)));
+    all.push(("pipeline.toml", pipeline));
+    for (path, text) in &all {
+        write(&dir.join(path), text)?;
+    }
+    println!("created {} ({lang_word} {kind_word} plugin)", dir.display());
+    println!(
+        "  cd {} && bash build.sh && weir run pipeline.toml",
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}

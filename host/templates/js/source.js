@@ -1,0 +1,19 @@
+// {{name}}: a weir source. Emits `count` records (config, default 10), then ends; its state is
+// the index of the next record.
+import * as weir from './weir.js';
+
+class Plugin {
+  constructor(config, _ctx) {
+    this.next = 0;
+    this.count = Number(config.count ?? 10);
+  }
+
+  poll(max) {
+    if (this.next >= this.count) return weir.END;
+    const batch = [];
+    while (batch.length < max && this.next < this.count) batch.push(weir.record(`record-${this.next++}`));
+    return batch;
+  }
+}
+
+export const { source, state } = weir.exportSource(Plugin);
