@@ -6,7 +6,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
-out="${1:-$here/wordcount.wasm}"
+out="$(realpath -m "${1:-$here/wordcount.wasm}")"
 gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT
 wit-bindgen c "$root/wit" --world operator-plugin --out-dir "$gen" > /dev/null

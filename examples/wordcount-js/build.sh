@@ -4,7 +4,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
-out="${1:-$here/wordcount.wasm}"
+out="$(realpath -m "${1:-$here/wordcount.wasm}")"
 js="$root/guest-sdk/js"
 [ -x "$js/node_modules/.bin/componentize-js" ] || (cd "$js" && npm ci --no-audit --no-fund > /dev/null)
 work="$(mktemp -d)"

@@ -4,7 +4,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
-out="${1:-$here/wordcount.wasm}"
+out="$(realpath -m "${1:-$here/wordcount.wasm}")"
 cd "$here"
 componentize-py -d "$root/wit" -w operator-plugin componentize app \
   -p "$here" -p "$root/guest-sdk/python" -o "$out" > /dev/null

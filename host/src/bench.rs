@@ -140,3 +140,83 @@ mod tests {
         );
     }
 }
+
+/// `n` text lines of 8 words each, from a small vocabulary: input for the word-count comparison.
+pub fn make_lines(n: usize) -> Vec<Record> {
+    const WORDS: &[&str] = &[
+        "river",
+        "weir",
+        "stream",
+        "water",
+        "bends",
+        "records",
+        "count",
+        "barrier",
+        "state",
+        "sled",
+        "wasm",
+        "component",
+        "host",
+        "sink",
+        "source",
+        "operator",
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..n)
+        .map(|_| {
+            let words: Vec<&str> = (0..8)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    WORDS[(x % WORDS.len() as u64) as usize]
+                })
+                .collect();
+            Record {
+                key: None,
+                value: words.join(" ").into_bytes(),
+                timestamp: None,
+                headers: Vec::new(),
+            }
+        })
+        .collect()
+}
+
+/// The word count of examples/wordcount, natively: the baseline for the language comparison.
+#[derive(Default)]
+pub struct NativeWordCount {
+    counts: std::collections::HashMap<String, u64>,
+}
+
+impl OperatorNode for NativeWordCount {
+    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
+        let mut out = Vec::new();
+        for r in &batch {
+            let text = String::from_utf8_lossy(&r.value);
+            for word in text
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+            {
+                let word = word.to_lowercase();
+                let count = self.counts.entry(word.clone()).or_insert(0);
+                *count += 1;
+                out.push(Record {
+                    value: format!("{word}\t{count}").into_bytes(),
+                    key: Some(word.into_bytes()),
+                    timestamp: None,
+                    headers: Vec::new(),
+                });
+            }
+        }
+        Ok(out)
+    }
+    fn on_watermark(&mut self, _ts: i64) -> Result<Vec<Record>, PluginError> {
+        Ok(Vec::new())
+    }
+    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        Ok(Vec::new())
+    }
+    fn restore(&mut self, _state: &[u8]) -> Result<(), PluginError> {
+        Ok(())
+    }
+}

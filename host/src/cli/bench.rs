@@ -40,10 +40,24 @@ pub struct BenchArgs {
     /// Operator state sizes whose checkpoint duration to measure, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "1MiB,100MiB")]
     pub state_sizes: Vec<String>,
+    /// Compare word-count operators: NAME=PATH.wasm, repeatable (e.g. rust=..., python=...);
+    /// each runs through the same pipeline beside the same logic in native Rust.
+    #[arg(long = "operator", value_name = "NAME=PATH")]
+    pub operators: Vec<String>,
+    /// Run only the --operator comparison.
+    #[arg(long)]
+    pub only_operators: bool,
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let host = Arc::new(PluginHost::new()?);
+    if args.only_operators {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        compare_operators(&rt, &host, &args)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let origin = PluginOrigin::Builtin {
         kind: NodeKind::Operator,
         name: "filter-map",
@@ -141,7 +155,94 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     if !args.skip_checkpoints {
         checkpoint_costs(&rt, &host, &node, &args)?;
     }
+    compare_operators(&rt, &host, &args)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The same word-count operator in several builds (languages) through the same pipeline —
+/// memory source of 8-word lines → operator → discard — beside native Rust, in one run.
+fn compare_operators(
+    rt: &tokio::runtime::Runtime,
+    host: &Arc<PluginHost>,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    if args.operators.is_empty() {
+        return Ok(());
+    }
+    let lines = crate::bench::make_lines(1024);
+    let total = (args.records / 10).max(1024);
+    println!();
+    println!(
+        "word count by language: {total} lines of 8 words, batch 1024, memory source → operator → discard"
+    );
+    println!(
+        "{:>10} | {:>12} {:>14} | {:>9}",
+        "build", "lines/s", "words/s", "vs native"
+    );
+    let native = NodeFactory::Operator(Arc::new(|_| {
+        Ok(Box::new(crate::bench::NativeWordCount::default()))
+    }));
+    let (native_rate, _) = pipeline_with(
+        rt,
+        &lines,
+        total,
+        native,
+        RunOptions::default(),
+        &mut NoCheckpointStore,
+    )?;
+    println!(
+        "{:>10} | {:>10}/s {:>12}/s | {:>8.2}x",
+        "native",
+        human(native_rate),
+        human(native_rate * 8.0),
+        1.0
+    );
+    for spec in &args.operators {
+        let (name, path) = spec
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--operator {spec:?}: expected NAME=PATH.wasm"))?;
+        let origin = PluginOrigin::File(path.into());
+        let plugin = host.load(&origin)?;
+        anyhow::ensure!(
+            plugin.kind == NodeKind::Operator,
+            "{path} is not an operator plugin"
+        );
+        let node = Node {
+            uid: name.to_owned(),
+            kind: NodeKind::Operator,
+            plugin,
+            parallelism: 1,
+            inputs: Vec::new(),
+            config: Vec::new(),
+            sandbox: SandboxSpec {
+                memory: 1 << 30,
+                ..SandboxSpec::default()
+            },
+            limits: Limits {
+                memory: 1 << 30,
+                ..Limits::default()
+            },
+            recycle_above: None,
+        };
+        let factory = NodeFactory::wasm(host.clone(), &node);
+        let (rate, _) = pipeline_with(
+            rt,
+            &lines,
+            total,
+            factory,
+            RunOptions::default(),
+            &mut NoCheckpointStore,
+        )?;
+        println!(
+            "{:>10} | {:>10}/s {:>12}/s | {:>8.2}x",
+            name,
+            human(rate),
+            human(rate * 8.0),
+            native_rate / rate
+        );
+    }
+    println!("vs native = native lines/s ÷ the build's lines/s (1.00x = as fast as native Rust)");
+    Ok(())
 }
 
 /// Throughput with checkpoints every 1 s (sled, exactly-once) against none, and how long one
