@@ -202,13 +202,17 @@ fn a_corrupted_checkpoint_falls_back_to_the_previous_one() {
 
 #[test]
 fn stop_with_savepoint_then_resume_with_a_new_plugin_build_keeps_the_state() {
-    let settings = "[checkpoint]\ninterval = \"1s\"";
-    let (dir, text) = setup(
-        600_000,
-        &wordcount_pipeline(settings, &guest("wordcount"), "", "lines"),
-    );
+    let settings = "[checkpoint]\ninterval = \"500ms\"";
+    let pipeline = wordcount_pipeline(settings, &guest("wordcount"), "", "lines");
+    let (dir, text) = setup(300_000, &throttled(&pipeline, 100_000));
     let child = spawn_weir(&["run", "p.toml"], dir.path(), 1);
-    std::thread::sleep(std::time::Duration::from_millis(1200));
+    // Stop once a first checkpoint has published output, so the stop lands mid-stream.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(dir.path().join("out/counts.txt")).map_or(true, |s| s.is_empty())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     sigterm(&child);
     let mut child = child;
     let status = child.wait().unwrap();
