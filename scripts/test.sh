@@ -20,7 +20,7 @@ fi
 if ! componentize-py --version 2> /dev/null | grep -q "0.25.1"; then
   python3 -m pip install -q componentize-py==0.25.1
 fi
-[ -x guest-sdk/js/node_modules/.bin/componentize-js ] || (cd guest-sdk/js && npm ci --no-audit --no-fund)
+[ -x guest-sdk/js/node_modules/.bin/componentize-js ] || (cd guest-sdk/js && npm install --no-audit --no-fund)
 
 # One cargo invocation builds the host, its built-in plugins (host/build.rs) and the test
 # binaries; the e2e tests build their guest plugins once (tests/e2e/common.rs), the C, Python and

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Build wordcount.wasm from app.js with componentize-js (installed into guest-sdk/js by npm ci).
+# Build wordcount.wasm from app.js with componentize-js (installed into guest-sdk/js by npm install).
 # Usage: build.sh [OUT.wasm]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
 out="$(realpath -m "${1:-$here/wordcount.wasm}")"
 js="$root/guest-sdk/js"
-[ -x "$js/node_modules/.bin/componentize-js" ] || (cd "$js" && npm ci --no-audit --no-fund > /dev/null)
+[ -x "$js/node_modules/.bin/componentize-js" ] || (cd "$js" && npm install --no-audit --no-fund > /dev/null)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$here/app.js" "$js/weir.js" "$work/"
