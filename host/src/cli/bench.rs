@@ -1,6 +1,7 @@
 //! `weir bench`: records/s of memory source → filter+map operator → discarding sink through the
 //! whole runtime, with the operator as the built-in Wasm plugin and as native code, in one run;
-//! plus the bare operator call, to tell runtime cost from boundary cost.
+//! plus the bare operator call, to tell runtime cost from boundary cost; the cost of
+//! checkpoints; and (`--operator NAME=PATH`) word-count builds in several languages.
 
 use crate::bench::{DiscardSink, MemorySource, NativeFilterMap, filter_map_native, make_records};
 use crate::checkpoint::StoreHooks;
