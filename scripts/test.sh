@@ -19,6 +19,8 @@ fi
 # Python guests: componentize-py. JavaScript guests: componentize-js, pinned by package-lock.
 if ! componentize-py --version 2> /dev/null | grep -q "0.25.1"; then
   python3 -m pip install -q componentize-py==0.25.1
+  # pyenv (if Python comes from it) needs a shim for the new executable.
+  if command -v pyenv > /dev/null; then pyenv rehash; fi
 fi
 [ -x guest-sdk/js/node_modules/.bin/componentize-js ] || (cd guest-sdk/js && npm install --no-audit --no-fund)
 
