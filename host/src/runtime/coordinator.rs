@@ -287,22 +287,10 @@ pub async fn run(
         Ok(())
     };
 
-    // A stop asked for before the job started (during start-up) is honoured at once.
-    if stop.as_ref().is_some_and(|s| *s.borrow()) {
-        let id = next_id;
-        next_id += 1;
-        final_id = Some(id);
-        savepoint = Some(id);
-        tracing::info!("stopping with savepoint {id}");
-        if let Err(e) = trigger(id, true, true, &mut pending, &source_controls, hooks) {
-            fail(
-                &mut error,
-                e,
-                &cancel,
-                &mut source_controls,
-                &mut sink_controls,
-            );
-        }
+    // A stop asked for before the job started (during start-up) is honoured at once: the
+    // select arm below sees it as a change.
+    if let Some(s) = stop.as_mut().filter(|s| *s.borrow()) {
+        s.mark_changed();
     }
     while live > 0 {
         tokio::select! {
