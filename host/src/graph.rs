@@ -144,13 +144,6 @@ impl JobGraph {
             channel_capacity: spec.file.pipeline.channel_capacity,
         })
     }
-
-    /// Indexes of the nodes fed by node `i`.
-    pub fn downstream(&self, i: usize) -> Vec<usize> {
-        (0..self.nodes.len())
-            .filter(|&j| self.nodes[j].inputs.iter().any(|e| e.from == i))
-            .collect()
-    }
 }
 
 /// "a source", "an operator", "a sink".
