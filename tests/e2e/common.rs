@@ -251,6 +251,46 @@ pub fn spawn_weir(args: &[&str], cwd: &Path, attempt: usize) -> std::process::Ch
         .expect("spawn weir")
 }
 
+/// Like [`spawn_weir`], with the coordinator logging each completed checkpoint to stderr.
+fn spawn_weir_logging_checkpoints(
+    args: &[&str],
+    cwd: &Path,
+    attempt: usize,
+) -> std::process::Child {
+    let out = std::fs::File::create(cwd.join(format!("attempt-{attempt}.out"))).unwrap();
+    let err = std::fs::File::create(cwd.join(format!("attempt-{attempt}.err"))).unwrap();
+    weir()
+        .env(
+            "RUST_LOG",
+            "warn,weir=info,weir_host::runtime::coordinator=debug",
+        )
+        .args(args)
+        .current_dir(cwd)
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .expect("spawn weir")
+}
+
+/// Wait until attempt `attempt` logged a completed checkpoint, or ended (the caller reports
+/// that). Panics after two minutes without one.
+fn wait_for_a_checkpoint(child: &mut std::process::Child, cwd: &Path, attempt: usize) {
+    let log = cwd.join(format!("attempt-{attempt}.err"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let err = std::fs::read_to_string(&log).unwrap_or_default();
+        if err.contains(" complete in ") || child.try_wait().unwrap().is_some() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("attempt {attempt} completed no checkpoint in two minutes:\n{err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Kill `weir run` with SIGKILL at random moments, restarting it each time, at least `kills`
 /// times; then let it finish. Returns how many kills landed on a running process. Asserts that
 /// later attempts resumed from a checkpoint rather than starting over.
@@ -265,7 +305,11 @@ pub fn crash_loop(args: &[&str], cwd: &Path, kills: usize, lo_ms: u64, hi_ms: u6
     let mut attempt = 0;
     while landed < kills {
         attempt += 1;
-        let mut child = spawn_weir(args, cwd, attempt);
+        let mut child = spawn_weir_logging_checkpoints(args, cwd, attempt);
+        // Kill only after this attempt completed a checkpoint: on a slow machine an
+        // interpreter's start-up alone can outlast the kill interval, and a loop of attempts
+        // that never checkpoint would test nothing. When within the interval is random.
+        wait_for_a_checkpoint(&mut child, cwd, attempt);
         std::thread::sleep(rng.millis(lo_ms, hi_ms));
         match child.try_wait().unwrap() {
             Some(status) => {
