@@ -66,7 +66,7 @@ impl SourceNode for MemorySource {
         self.remaining -= n as u64;
         Ok(Polled::Batch(self.template[..n].to_vec()))
     }
-    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>, PluginError> {
         Ok(self.remaining.to_le_bytes().to_vec())
     }
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {

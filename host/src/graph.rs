@@ -7,6 +7,7 @@
 
 use crate::config::{ConfigError, DirMode, Inputs, NodeKind, Partition, PipelineSpec};
 use crate::plugin::{Limits, LoadedPlugin, PluginHost, PluginOrigin, SandboxSpec};
+use crate::runtime::Port;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -24,7 +25,7 @@ pub struct Node {
     /// Stable uid: the node's name in the pipeline file.
     pub uid: String,
     pub kind: NodeKind,
-    pub plugin: LoadedPlugin,
+    pub plugin: Plugin,
     pub parallelism: u32,
     pub inputs: Vec<Edge>,
     pub config: Vec<(String, String)>,
@@ -34,12 +35,40 @@ pub struct Node {
     pub recycle_above: Option<u64>,
 }
 
+/// What runs a node: a Wasm component, or a connector native to the host.
+#[derive(Clone)]
+pub enum Plugin {
+    Wasm(LoadedPlugin),
+    Native(crate::connector::Native),
+}
+
+impl Plugin {
+    /// The Wasm component, for code that only handles those.
+    pub fn wasm(&self) -> Option<&LoadedPlugin> {
+        match self {
+            Plugin::Wasm(p) => Some(p),
+            Plugin::Native(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Plugin::Wasm(p) => write!(f, "{}", p.origin),
+            Plugin::Native(n) => write!(f, "{n}"),
+        }
+    }
+}
+
 /// An edge into a node.
 #[derive(Clone, Copy, Debug)]
 pub struct Edge {
     /// Index of the upstream node in [`JobGraph::nodes`].
     pub from: usize,
     pub partition: Partition,
+    /// Which output of the upstream node it carries.
+    pub port: Port,
 }
 
 impl JobGraph {
@@ -53,7 +82,27 @@ impl JobGraph {
             ));
         }
         let inputs = check_edges(spec)?;
-        let order = topological_order(spec, &inputs)?;
+        let upstream_nodes: BTreeMap<String, Vec<String>> = inputs
+            .iter()
+            .map(|(uid, names)| {
+                let nodes = names.iter().map(|i| split_port(i).0.to_owned()).collect();
+                (uid.clone(), nodes)
+            })
+            .collect();
+        for (uid, section) in sections {
+            let wanted = format!("{uid}.dead-letter");
+            if crate::connector::routes_dead_letters(section)
+                && !inputs.values().flatten().any(|i| *i == wanted)
+            {
+                return Err(spec.invalid(
+                    format!("node.{uid}.config.on_corrupt"),
+                    format!(
+                        "\"dead-letter\" needs a node that takes the dead letters: add a sink with input = \"{wanted}\" (or use \"skip\" or \"fail\")"
+                    ),
+                ));
+            }
+        }
+        let order = topological_order(spec, &upstream_nodes)?;
         let index: BTreeMap<&str, usize> = order
             .iter()
             .enumerate()
@@ -63,6 +112,20 @@ impl JobGraph {
         for uid in &order {
             let section = &sections[uid];
             let key = |k: &str| format!("node.{uid}.{k}");
+            if let Some(native) = crate::connector::Native::build(spec, uid, section)? {
+                nodes.push(Node {
+                    uid: uid.clone(),
+                    kind: section.kind,
+                    plugin: Plugin::Native(native),
+                    parallelism: section.parallelism,
+                    inputs: edges_of(&inputs[uid], &index, section.partition),
+                    config: Vec::new(),
+                    sandbox: SandboxSpec::default(),
+                    limits: Limits::default(),
+                    recycle_above: None,
+                });
+                continue;
+            }
             let origin = resolve_plugin(spec, uid, section.kind, &section.plugin)?;
             let plugin = host
                 .load(&origin)
@@ -118,19 +181,12 @@ impl JobGraph {
                 }
             };
             let sandbox = sandbox_for(spec, uid, &origin, limits.memory)?;
-            let edges = inputs[uid]
-                .iter()
-                .map(|from| Edge {
-                    from: index[from.as_str()],
-                    partition: section.partition,
-                })
-                .collect();
             nodes.push(Node {
                 uid: uid.clone(),
                 kind: section.kind,
-                plugin,
+                plugin: Plugin::Wasm(plugin),
                 parallelism: section.parallelism,
-                inputs: edges,
+                inputs: edges_of(&inputs[uid], &index, section.partition),
                 config: crate::config::render_config(&section.config),
                 sandbox,
                 limits,
@@ -143,6 +199,30 @@ impl JobGraph {
             batch_size: spec.file.pipeline.batch_size,
             channel_capacity: spec.file.pipeline.channel_capacity,
         })
+    }
+}
+
+/// The edges into a node from its (checked) input names.
+fn edges_of(names: &[String], index: &BTreeMap<&str, usize>, partition: Partition) -> Vec<Edge> {
+    names
+        .iter()
+        .map(|name| {
+            let (node, port) = split_port(name);
+            Edge {
+                from: index[node],
+                partition,
+                port,
+            }
+        })
+        .collect()
+}
+
+/// The output an input name refers to: `events` is the main output of node `events`,
+/// `events.dead-letter` its dead-letter output.
+pub fn split_port(input: &str) -> (&str, Port) {
+    match input.strip_suffix(".dead-letter") {
+        Some(node) => (node, Port::DeadLetter),
+        None => (input, Port::Main),
     }
 }
 
@@ -180,7 +260,8 @@ fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, Con
             }
             _ => {}
         }
-        for name in &names {
+        for input in &names {
+            let (name, port) = split_port(input);
             let Some(upstream) = sections.get(name) else {
                 let known: Vec<&str> = sections.keys().map(String::as_str).collect();
                 return Err(spec.invalid(
@@ -192,6 +273,16 @@ fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, Con
                 return Err(spec.invalid(
                     key("input"),
                     format!("{name:?} is a sink and produces no records"),
+                ));
+            }
+            if port == Port::DeadLetter
+                && !crate::connector::routes_dead_letters(upstream)
+            {
+                return Err(spec.invalid(
+                    key("input"),
+                    format!(
+                        "{name:?} has no dead-letter output: only a kafka source with on_corrupt = \"dead-letter\" has one"
+                    ),
                 ));
             }
             if section.partition == Partition::Forward

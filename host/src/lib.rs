@@ -6,6 +6,7 @@
 //! - [`plugin`]: the wasmtime engine, the compiled-component cache, the sandbox (WASI grants,
 //!   memory ceiling, time budget per call) and typed calls into plugins.
 //! - [`builtin`]: the built-in plugins, compiled into this binary.
+//! - [`connector`]: connectors native to the host (Kafka), beside the Wasm plugins.
 //! - [`runtime`]: one task per subtask, bounded channels, in-band [`runtime::Message`]s, barrier
 //!   alignment; runs a job to its end or its first failure.
 //! - [`checkpoint`]: checkpoint settings, restart strategies, savepoints, matching state to nodes.
@@ -22,6 +23,7 @@ pub mod builtin;
 pub mod checkpoint;
 pub mod cli;
 pub mod config;
+pub mod connector;
 pub mod graph;
 pub mod metrics;
 pub mod plugin;

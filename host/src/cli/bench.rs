@@ -11,7 +11,7 @@ use crate::metrics::human;
 use crate::plugin::{Limits, OperatorInstance, PluginHost, PluginOrigin, SandboxSpec};
 use crate::runtime::{
     self, CheckpointHooks, CompletedCheckpoint, Job, JobNode, NoCheckpointStore, NodeFactory,
-    RunOptions,
+    Port, RunOptions,
 };
 use crate::state::StateStore;
 use clap::Args;
@@ -67,7 +67,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let node = Node {
         uid: "filter-map".into(),
         kind: NodeKind::Operator,
-        plugin,
+        plugin: crate::graph::Plugin::Wasm(plugin.clone()),
         parallelism: 1,
         inputs: Vec::new(),
         config: Vec::new(),
@@ -106,7 +106,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             &rt,
             &template,
             total,
-            NodeFactory::wasm(host.clone(), &node),
+            NodeFactory::wasm(host.clone(), &node, plugin.clone()),
         )?;
         let native_pipe = pipeline(
             &rt,
@@ -117,7 +117,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
         let mut instance = OperatorInstance::start(
             &host,
-            &node.plugin,
+            &plugin,
             "filter-map",
             0,
             1,
@@ -211,7 +211,7 @@ fn compare_operators(
         let node = Node {
             uid: name.to_owned(),
             kind: NodeKind::Operator,
-            plugin,
+            plugin: crate::graph::Plugin::Wasm(plugin.clone()),
             parallelism: 1,
             inputs: Vec::new(),
             config: Vec::new(),
@@ -225,7 +225,7 @@ fn compare_operators(
             },
             recycle_above: None,
         };
-        let factory = NodeFactory::wasm(host.clone(), &node);
+        let factory = NodeFactory::wasm(host.clone(), &node, plugin.clone());
         let (rate, _) = pipeline_with(
             rt,
             &lines,
@@ -272,7 +272,7 @@ fn checkpoint_costs(
                 interval,
                 ..RunOptions::default()
             };
-            let factory = NodeFactory::wasm(host.clone(), node);
+            let factory = NodeFactory::of(host.clone(), node);
             let (rate, _) = pipeline_with(rt, &template, total, factory, options, &mut hooks)?;
             best[i] = best[i].max(rate);
         }
@@ -309,7 +309,7 @@ fn checkpoint_costs(
             interval: Some(Duration::from_millis(500)),
             ..RunOptions::default()
         };
-        let factory = NodeFactory::wasm(host.clone(), &stateful);
+        let factory = NodeFactory::of(host.clone(), &stateful);
         pipeline_with(
             rt,
             &template,
@@ -413,13 +413,13 @@ fn pipeline_with(
             JobNode {
                 uid: "filter-map".into(),
                 parallelism: 1,
-                inputs: vec![(0, Partition::Forward)],
+                inputs: vec![(0, Partition::Forward, Port::Main)],
                 factory: operator,
             },
             JobNode {
                 uid: "discard".into(),
                 parallelism: 1,
-                inputs: vec![(1, Partition::Forward)],
+                inputs: vec![(1, Partition::Forward, Port::Main)],
                 factory: NodeFactory::Sink(Arc::new(|_| Ok(Box::new(DiscardSink)))),
             },
         ],

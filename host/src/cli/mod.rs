@@ -59,6 +59,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             for b in crate::builtin::BUILTINS {
                 println!("{:<9} {:<14} {}", b.kind, b.name, b.about);
             }
+            for (kind, name, about) in crate::connector::NATIVE {
+                println!("{kind:<9} {name:<14} {about}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Checkpoints(cmd) => checkpoints::checkpoints(cmd),

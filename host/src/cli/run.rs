@@ -215,7 +215,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Commit checkpoint `id` again in every sink subtask (open, restore its state, commit): sinks'
+/// Commit checkpoint `id` again in every sink subtask (start, restore its state, commit): sinks'
 /// commits are idempotent, so this only publishes what an interrupted final commit left pending.
 fn recommit_sinks(
     graph: &JobGraph,
@@ -228,17 +228,13 @@ fn recommit_sinks(
         .iter()
         .filter(|n| n.kind == crate::config::NodeKind::Sink)
     {
+        let crate::runtime::NodeFactory::Sink(start) =
+            crate::runtime::NodeFactory::of(host.clone(), node)
+        else {
+            unreachable!("a sink node has a sink factory");
+        };
         for subtask in 0..node.parallelism {
-            let mut sink = crate::plugin::SinkInstance::start(
-                host,
-                &node.plugin,
-                &node.uid,
-                subtask,
-                node.parallelism,
-                &node.sandbox,
-                node.limits,
-                &node.config,
-            )?;
+            let mut sink = start(subtask)?;
             if let Some(state) = states.get(&(node.uid.clone(), subtask)) {
                 sink.restore(state)?;
             }

@@ -27,7 +27,7 @@ pub fn validate(pipeline: &Path) -> anyhow::Result<ExitCode> {
             "  {:<8} {:<16} {} x{}{}",
             n.kind,
             n.uid,
-            n.plugin.origin,
+            n.plugin,
             n.parallelism,
             if inputs.is_empty() {
                 String::new()

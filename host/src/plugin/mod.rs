@@ -84,6 +84,14 @@ pub enum PluginError {
     },
     #[error("wasmtime engine: {0}")]
     Engine(String),
+    /// A native (host-side) connector failed, e.g. the Kafka source.
+    #[error("node `{node}`[{subtask}] ({connector}) failed: {message}")]
+    Native {
+        node: String,
+        subtask: u32,
+        connector: &'static str,
+        message: String,
+    },
 }
 
 /// A compiled plugin, ready to instantiate.

@@ -138,7 +138,7 @@ pub async fn run(
         .map(|node| (0..node.parallelism).map(|_| Vec::new()).collect())
         .collect();
     for (d, node) in job.nodes.iter().enumerate() {
-        for &(u, partition) in &node.inputs {
+        for &(u, partition, port) in &node.inputs {
             let up = job.nodes[u].parallelism;
             for us in 0..up {
                 let targets: Vec<u32> = if partition == Partition::Forward {
@@ -152,7 +152,11 @@ pub async fn run(
                     senders.push(tx);
                     ins[d][ds as usize].push(rx);
                 }
-                outs[u][us as usize].push(OutEdge { partition, senders });
+                outs[u][us as usize].push(OutEdge {
+                    partition,
+                    port,
+                    senders,
+                });
             }
         }
     }
@@ -383,7 +387,7 @@ pub async fn run(
                             pending.remove(&id);
                             hooks.failed(id, "subsumed by a newer checkpoint");
                         }
-                        for c in &sink_controls {
+                        for c in sink_controls.iter().chain(&source_controls) {
                             let _ = c.send(Control::Commit(checkpoint));
                         }
                     }

@@ -18,6 +18,7 @@ pub use coordinator::{
     CheckpointHooks, CompletedCheckpoint, NoCheckpointStore, RestorePoint, RunOptions, StopSignal,
 };
 pub use node::{NodeFactory, OperatorNode, SinkNode, SourceNode};
+pub use output::Closed;
 pub use output::stable_hash;
 
 use crate::config::Partition;
@@ -57,12 +58,23 @@ pub struct Barrier {
     pub last: bool,
 }
 
+/// Which of an upstream node's outputs an edge carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Port {
+    /// The records the node produces.
+    #[default]
+    Main,
+    /// Records a source could not read (corrupt input), with the error and their coordinates
+    /// in headers: its `<node>.dead-letter` output.
+    DeadLetter,
+}
+
 /// One node of a runnable job.
 pub struct JobNode {
     pub uid: String,
     pub parallelism: u32,
-    /// (index of the upstream node, partitioning)
-    pub inputs: Vec<(usize, Partition)>,
+    /// (index of the upstream node, partitioning, which of its outputs)
+    pub inputs: Vec<(usize, Partition, Port)>,
     pub factory: NodeFactory,
 }
 
@@ -88,8 +100,12 @@ impl Job {
                 .map(|n| JobNode {
                     uid: n.uid.clone(),
                     parallelism: n.parallelism,
-                    inputs: n.inputs.iter().map(|e| (e.from, e.partition)).collect(),
-                    factory: NodeFactory::wasm(host.clone(), n),
+                    inputs: n
+                        .inputs
+                        .iter()
+                        .map(|e| (e.from, e.partition, e.port))
+                        .collect(),
+                    factory: NodeFactory::of(host.clone(), n),
                 })
                 .collect(),
             batch_size: graph.batch_size,

@@ -6,15 +6,26 @@
 
 use crate::graph::Node;
 use crate::plugin::{
-    OperatorInstance, PluginError, PluginHost, Polled, Record, SinkInstance, SourceInstance,
+    LoadedPlugin, OperatorInstance, PluginError, PluginHost, Polled, Record, SinkInstance, SourceInstance,
 };
 use std::sync::Arc;
 
 /// A running source subtask.
 pub trait SourceNode: Send {
     fn poll(&mut self, max: u32) -> Result<Polled, PluginError>;
-    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError>;
+    /// The state to keep for checkpoint `checkpoint`, taken between two polls.
+    fn snapshot(&mut self, checkpoint: u64) -> Result<Vec<u8>, PluginError>;
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError>;
+    /// Records the last poll could not read, bound for the `<node>.dead-letter` output. Taken
+    /// after every poll, so they travel before the next barrier like the records of that poll.
+    fn take_dead_letters(&mut self) -> Vec<Record> {
+        Vec::new()
+    }
+    /// Checkpoint `id` is complete (durable). For side effects only, e.g. telling an external
+    /// system how far the job got; the checkpoint itself already holds the state.
+    fn checkpoint_complete(&mut self, _id: u64) -> Result<(), PluginError> {
+        Ok(())
+    }
 }
 
 /// A running operator subtask.
@@ -106,9 +117,16 @@ pub enum NodeFactory {
 }
 
 impl NodeFactory {
-    /// The factory of a Wasm-backed graph node.
-    pub fn wasm(host: Arc<PluginHost>, node: &Node) -> Self {
-        let plugin = node.plugin.clone();
+    /// The factory of a graph node, Wasm or native.
+    pub fn of(host: Arc<PluginHost>, node: &Node) -> Self {
+        match &node.plugin {
+            crate::graph::Plugin::Wasm(plugin) => Self::wasm(host, node, plugin.clone()),
+            crate::graph::Plugin::Native(native) => native.factory(&node.uid, node.parallelism),
+        }
+    }
+
+    /// The factory of a Wasm-backed graph node running `plugin`.
+    pub fn wasm(host: Arc<PluginHost>, node: &Node, plugin: LoadedPlugin) -> Self {
         let uid = node.uid.clone();
         let parallelism = node.parallelism;
         let sandbox = node.sandbox.clone();
@@ -181,7 +199,7 @@ impl SourceNode for SourceInstance {
     fn poll(&mut self, max: u32) -> Result<Polled, PluginError> {
         SourceInstance::poll(self, max)
     }
-    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>, PluginError> {
         SourceInstance::snapshot(self)
     }
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {

@@ -4,7 +4,7 @@
 //! watermarks, end) go to every downstream channel after every batch sent before them, so a
 //! barrier never overtakes data.
 
-use super::Message;
+use super::{Message, Port};
 use crate::config::Partition;
 use crate::plugin::Record;
 use crossbeam_channel::Sender;
@@ -16,6 +16,8 @@ pub struct Closed;
 /// One out-edge of a subtask: the channels to the downstream subtasks it may feed.
 pub struct OutEdge {
     pub partition: Partition,
+    /// Which of the subtask's outputs this edge carries.
+    pub port: Port,
     /// For `forward`, exactly one channel; otherwise one per downstream subtask, in order.
     pub senders: Vec<Sender<Message>>,
 }
@@ -31,14 +33,24 @@ impl Output {
         Output { edges, next: 0 }
     }
 
-    /// Route a batch. Empty batches are dropped.
+    /// Route a batch of the main output. Empty batches are dropped.
     pub fn send_batch(&mut self, batch: Vec<Record>) -> Result<(), Closed> {
-        if batch.is_empty() || self.edges.is_empty() {
+        self.send_port(Port::Main, batch)
+    }
+
+    /// Route a batch of the output `port`. Empty batches are dropped.
+    pub fn send_port(&mut self, port: Port, batch: Vec<Record>) -> Result<(), Closed> {
+        let Some(last) = self.edges.iter().rposition(|e| e.port == port) else {
+            return Ok(());
+        };
+        if batch.is_empty() {
             return Ok(());
         }
-        let last = self.edges.len() - 1;
         let mut batch = Some(batch);
-        for i in 0..self.edges.len() {
+        for i in 0..=last {
+            if self.edges[i].port != port {
+                continue;
+            }
             let b = if i == last {
                 batch.take().expect("taken once")
             } else {
@@ -123,6 +135,7 @@ mod tests {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::unbounded()).unzip();
         let mut out = Output::new(vec![OutEdge {
             partition: Partition::Hash,
+            port: Port::Main,
             senders: txs,
         }]);
         let keys = ["a", "b", "c", "a", "d", "b", "a"];

@@ -8,7 +8,7 @@
 use super::input::{Inputs, Step};
 use super::node::{OperatorNode, SinkNode, SourceNode};
 use super::output::{Closed, Output};
-use super::{Barrier, Message, RunError};
+use super::{Barrier, Message, Port, RunError};
 use crate::metrics::NodeMetrics;
 use crate::plugin::Polled;
 use crossbeam_channel::{Receiver, TryRecvError};
@@ -22,7 +22,7 @@ use tokio::sync::mpsc::UnboundedSender;
 pub enum Control {
     /// (sources) Snapshot now and emit this barrier.
     Trigger(Barrier),
-    /// (sinks) Checkpoint complete: commit everything prepared up to it.
+    /// Checkpoint complete: sinks commit everything prepared up to it; sources are told.
     Commit(u64),
 }
 
@@ -107,16 +107,28 @@ pub fn run_source(
                 Err(TryRecvError::Disconnected) => return Err(ctx.cancelled()),
             }
         };
-        if let Some(Control::Trigger(b)) = ctl {
-            let state = node.snapshot()?;
-            ctx.ack(b.id, state);
-            out.broadcast(&Message::Barrier(b))?;
-            if b.last {
-                return Ok(());
+        match ctl {
+            Some(Control::Trigger(b)) => {
+                let state = node.snapshot(b.id)?;
+                ctx.ack(b.id, state);
+                out.broadcast(&Message::Barrier(b))?;
+                if b.last {
+                    return Ok(());
+                }
+                continue;
             }
-            continue;
+            Some(Control::Commit(id)) => {
+                node.checkpoint_complete(id)?;
+                continue;
+            }
+            None => {}
         }
-        match node.poll(batch_size)? {
+        let polled = node.poll(batch_size)?;
+        let dead = node.take_dead_letters();
+        if !dead.is_empty() {
+            out.send_port(Port::DeadLetter, dead)?;
+        }
+        match polled {
             Polled::Batch(b) => {
                 ctx.metrics.add_out(b.len());
                 out.send_batch(b)?;

@@ -1,0 +1,496 @@
+//! The Kafka source: reads its share of the partitions with `assign()` (no group rebalancing),
+//! keeps the next offset of each in its checkpointed state, and commits those offsets to the
+//! group when a checkpoint completes, only so monitoring sees progress.
+//!
+//! Invariants: the offsets in a snapshot are exactly one past the last record handed to the
+//! runtime (or dead-lettered, or skipped) before it, so a restore neither repeats nor skips a
+//! record; a restored offset always wins over the configured start position; no record is
+//! dropped silently: a corrupt one fails the job, is counted and logged, or is dead-lettered.
+
+use super::{Format, OnCorrupt, REQUEST_TIMEOUT, SourceConfig, StartAt, Topics, error};
+use crate::plugin::{Header, PluginError, Polled, Record};
+use crate::runtime::SourceNode;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const CONNECTOR: &str = "kafka source";
+
+/// (topic, partition)
+type Tp = (String, i32);
+
+/// What a snapshot holds.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct State {
+    /// The next offset to read, per partition read so far.
+    offsets: Vec<(String, i32, i64)>,
+    /// Bounded reads: where each partition ends, fixed at the first start.
+    ends: Option<Vec<(String, i32, i64)>>,
+}
+
+/// A running Kafka source subtask.
+pub struct KafkaSource {
+    cfg: Arc<SourceConfig>,
+    uid: String,
+    subtask: u32,
+    consumer: BaseConsumer,
+    /// This subtask's partitions, in (topic, partition) order.
+    partitions: Vec<Tp>,
+    p: Progress,
+    assigned: bool,
+    /// Offsets as of each snapshot, to commit to the group once its checkpoint completes.
+    snapshots: BTreeMap<u64, BTreeMap<Tp, i64>>,
+    throttle: Option<(Instant, u64)>,
+}
+
+/// How far a subtask got: apart from the consumer, which the messages being read borrow.
+#[derive(Default)]
+struct Progress {
+    /// Next offset to read, for every partition a record was read from (or restored).
+    offsets: BTreeMap<Tp, i64>,
+    /// Bounded reads: the end of every partition (exclusive).
+    ends: Option<BTreeMap<Tp, i64>>,
+    /// Partitions of a bounded read that reached their end.
+    done: BTreeMap<Tp, bool>,
+    /// Partitions to pause after this poll: a bounded read reached their end.
+    to_pause: Vec<Tp>,
+    dead_letters: Vec<Record>,
+    skipped: u64,
+}
+
+impl KafkaSource {
+    /// Connect and find this subtask's partitions: every partition of the configured topics,
+    /// sorted, and every `parallelism`-th one from index `subtask`.
+    pub fn start(
+        cfg: Arc<SourceConfig>,
+        uid: &str,
+        subtask: u32,
+        parallelism: u32,
+    ) -> Result<Self, PluginError> {
+        let err = |m: String| error(uid, subtask, CONNECTOR, m);
+        let consumer: BaseConsumer = super::client_config(
+            &cfg.bootstrap_servers,
+            &[
+                ("group.id", &cfg.group_id),
+                ("enable.auto.commit", "false"),
+                ("enable.auto.offset.store", "false"),
+                ("isolation.level", "read_committed"),
+            ],
+            &cfg.properties,
+        )
+        .create()
+        .map_err(|e| err(format!("cannot create the Kafka consumer: {e}")))?;
+        let all = list_partitions(&consumer, &cfg.topics).map_err(|m| {
+            err(format!(
+                "{m} (bootstrap_servers = {:?}; is the broker up?)",
+                cfg.bootstrap_servers
+            ))
+        })?;
+        let partitions: Vec<Tp> = all
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i as u32 % parallelism == subtask)
+            .map(|(_, tp)| tp)
+            .collect();
+        tracing::debug!("{uid}[{subtask}] reads {partitions:?}");
+        Ok(KafkaSource {
+            cfg,
+            uid: uid.to_owned(),
+            subtask,
+            consumer,
+            partitions,
+            p: Progress::default(),
+            assigned: false,
+            snapshots: BTreeMap::new(),
+            throttle: None,
+        })
+    }
+
+    fn err(&self, message: String) -> PluginError {
+        error(&self.uid, self.subtask, CONNECTOR, message)
+    }
+
+    /// Assign this subtask's partitions, each at its restored offset or the configured start.
+    fn assign(&mut self) -> Result<(), PluginError> {
+        if self.cfg.bounded && self.p.ends.is_none() {
+            let mut ends = BTreeMap::new();
+            for (t, p) in &self.partitions {
+                let (_, high) = self
+                    .consumer
+                    .fetch_watermarks(t, *p, REQUEST_TIMEOUT)
+                    .map_err(|e| self.err(format!("cannot read the end of {t}[{p}]: {e}")))?;
+                ends.insert((t.clone(), *p), high);
+            }
+            self.p.ends = Some(ends);
+        }
+        let mut tpl = TopicPartitionList::new();
+        let mut by_time = TopicPartitionList::new();
+        for tp @ (t, p) in &self.partitions {
+            let offset = match (self.p.offsets.get(tp), &self.cfg.start) {
+                (Some(o), _) => Offset::Offset(*o),
+                (None, StartAt::GroupOffsets) => Offset::Stored,
+                (None, StartAt::Earliest) => Offset::Beginning,
+                (None, StartAt::Latest) => Offset::End,
+                (None, StartAt::SpecificOffsets(m)) => {
+                    m.get(tp).map_or(Offset::Stored, |o| Offset::Offset(*o))
+                }
+                (None, StartAt::Timestamp(ts)) => {
+                    by_time
+                        .add_partition_offset(t, *p, Offset::Offset(*ts))
+                        .map_err(|e| self.err(e.to_string()))?;
+                    continue;
+                }
+            };
+            tpl.add_partition_offset(t, *p, offset)
+                .map_err(|e| self.err(e.to_string()))?;
+        }
+        if by_time.count() > 0 {
+            let found = self
+                .consumer
+                .offsets_for_times(by_time, REQUEST_TIMEOUT)
+                .map_err(|e| self.err(format!("cannot look up offsets by timestamp: {e}")))?;
+            for e in found.elements() {
+                // No record at or after the timestamp: start at the end.
+                let offset = match e.offset() {
+                    Offset::Offset(o) if o >= 0 => Offset::Offset(o),
+                    _ => Offset::End,
+                };
+                tpl.add_partition_offset(e.topic(), e.partition(), offset)
+                    .map_err(|e| self.err(e.to_string()))?;
+            }
+        }
+        self.consumer
+            .assign(&tpl)
+            .map_err(|e| self.err(format!("cannot assign partitions: {e}")))?;
+        self.assigned = true;
+        Ok(())
+    }
+
+    /// Bounded reads: mark partitions whose position reached their end.
+    fn check_ends(&mut self) -> Result<bool, PluginError> {
+        let Some(ends) = &self.p.ends else {
+            return Ok(false);
+        };
+        let positions = self.consumer.position().ok();
+        let mut pause = TopicPartitionList::new();
+        for (tp, end) in ends {
+            if self.p.done.contains_key(tp) {
+                continue;
+            }
+            // The position also moves past records a read never sees (transaction markers).
+            let position = positions.as_ref().and_then(|l| {
+                match l.find_partition(&tp.0, tp.1).map(|e| e.offset()) {
+                    Some(Offset::Offset(o)) => Some(o),
+                    _ => None,
+                }
+            });
+            let at = self.p.offsets.get(tp).copied().max(position);
+            if *end == 0 || at.is_some_and(|o| o >= *end) {
+                self.p.done.insert(tp.clone(), true);
+                let _ = pause.add_partition(&tp.0, tp.1);
+            }
+        }
+        if pause.count() > 0 {
+            let _ = self.consumer.pause(&pause);
+        }
+        Ok(self.p.done.len() == ends.len())
+    }
+
+    /// How many records the rate limit allows now.
+    fn allowance(&mut self, max: u32) -> u32 {
+        let Some(rate) = self.cfg.rate else {
+            return max;
+        };
+        let (since, sent) = self.throttle.get_or_insert((Instant::now(), 0));
+        let due = (since.elapsed().as_secs_f64() * f64::from(rate)) as u64;
+        due.saturating_sub(*sent).min(u64::from(max)) as u32
+    }
+
+}
+
+impl Progress {
+    /// One consumed message → a record, a dead letter, a skip or an error.
+    fn take(
+        &mut self,
+        src: (&SourceConfig, &str, u32),
+        m: &rdkafka::message::BorrowedMessage<'_>,
+        out: &mut Vec<Record>,
+    ) -> Result<(), PluginError> {
+        let (cfg, uid, subtask) = src;
+        let tp = (m.topic().to_owned(), m.partition());
+        if let Some(end) = self.ends.as_ref().and_then(|e| e.get(&tp))
+            && m.offset() >= *end
+        {
+            // Past the end of a bounded read: not ours to read.
+            self.done.insert(tp.clone(), true);
+            self.to_pause.push(tp);
+            return Ok(());
+        }
+        let mut headers: Vec<Header> = m
+            .headers()
+            .map(|hs| {
+                hs.iter()
+                    .map(|h| Header {
+                        key: h.key.to_owned(),
+                        value: h.value.unwrap_or_default().to_vec(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let timestamp = m.timestamp().to_millis();
+        let coordinates = || {
+            vec![
+                header("kafka.topic", m.topic()),
+                header("kafka.partition", &m.partition().to_string()),
+                header("kafka.offset", &m.offset().to_string()),
+            ]
+        };
+        if cfg.with_metadata {
+            headers.extend(coordinates());
+            if let Some(ts) = timestamp {
+                headers.push(header("kafka.timestamp", &ts.to_string()));
+            }
+        }
+        let value = m.payload();
+        let corrupt = match (cfg.format, value) {
+            (Format::Raw, _) => None,
+            (Format::Json, None) => Some("the value is null (a tombstone), not JSON".to_owned()),
+            (Format::Json, Some(v)) => serde_json::from_slice::<serde::de::IgnoredAny>(v)
+                .err()
+                .map(|e| format!("the value is not JSON: {e}")),
+        };
+        let record = Record {
+            key: m.key().map(<[u8]>::to_vec),
+            value: value.unwrap_or_default().to_vec(),
+            timestamp,
+            headers,
+        };
+        match (corrupt, cfg.on_corrupt) {
+            (None, _) => out.push(record),
+            (Some(why), OnCorrupt::Fail) => {
+                return Err(error(uid, subtask, CONNECTOR, format!(
+                    "corrupt record at {}[{}] offset {}: {why}. on_corrupt = \"fail\" fails the job; a restart reads the same record again and fails again, so fix the topic or set on_corrupt = \"skip\" or \"dead-letter\"",
+                    m.topic(),
+                    m.partition(),
+                    m.offset()
+                )));
+            }
+            (Some(why), OnCorrupt::Skip) => {
+                self.skipped += 1;
+                tracing::warn!(
+                    "{}[{}]: skipped corrupt record at {}[{}] offset {} ({} skipped so far): {why}",
+                    uid,
+                    subtask,
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
+                    self.skipped
+                );
+            }
+            (Some(why), OnCorrupt::DeadLetter) => {
+                let mut dead = record;
+                if !cfg.with_metadata {
+                    dead.headers.extend(coordinates());
+                }
+                dead.headers.push(header("error", &why));
+                self.dead_letters.push(dead);
+            }
+        }
+        self.offsets.insert(tp, m.offset() + 1);
+        Ok(())
+    }
+}
+
+fn header(key: &str, value: &str) -> Header {
+    Header {
+        key: key.to_owned(),
+        value: value.as_bytes().to_vec(),
+    }
+}
+
+/// Every (topic, partition) of `topics`, sorted.
+fn list_partitions(consumer: &BaseConsumer, topics: &Topics) -> Result<Vec<Tp>, String> {
+    let metadata = consumer
+        .fetch_metadata(None, REQUEST_TIMEOUT)
+        .map_err(|e| format!("cannot read the cluster's metadata: {e}"))?;
+    let mut found: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for t in metadata.topics() {
+        if t.error().is_none() {
+            found.insert(t.name(), t.partitions().iter().map(|p| p.id()).collect());
+        }
+    }
+    let mut out = Vec::new();
+    match topics {
+        Topics::List(names) => {
+            for name in names {
+                let ps = found.get(name.as_str()).ok_or_else(|| {
+                    format!("topic {name:?} does not exist: create it, or fix `topics`")
+                })?;
+                out.extend(ps.iter().map(|p| (name.clone(), *p)));
+            }
+        }
+        Topics::Pattern(re) => {
+            for (name, ps) in &found {
+                if re.is_match(name) && !name.starts_with("__") {
+                    out.extend(ps.iter().map(|p| (name.to_string(), *p)));
+                }
+            }
+            if out.is_empty() {
+                return Err(format!(
+                    "no topic matches topic_pattern {:?}",
+                    re.as_str()
+                ));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+impl SourceNode for KafkaSource {
+    fn poll(&mut self, max: u32) -> Result<Polled, PluginError> {
+        if !self.assigned {
+            self.assign()?;
+        }
+        if self.p.ends.is_some() && self.check_ends()? {
+            return Ok(Polled::End);
+        }
+        let allowed = self.allowance(max);
+        if allowed == 0 {
+            return Ok(Polled::Idle);
+        }
+        let mut out = Vec::with_capacity(allowed as usize);
+        let mut handled = 0u32;
+        let mut wait = Duration::from_millis(50);
+        while handled < allowed {
+            match self.consumer.poll(wait) {
+                None => break,
+                Some(Err(e)) => {
+                    // librdkafka retries transport errors itself; a fatal one ends the run.
+                    if let Some(code) = e.rdkafka_error_code()
+                        && self.consumer.client().fatal_error().is_some()
+                    {
+                        return Err(self.err(format!("fatal consumer error ({code:?}): {e}")));
+                    }
+                    tracing::warn!("{}[{}]: {e} (retrying)", self.uid, self.subtask);
+                    break;
+                }
+                Some(Ok(m)) => {
+                    self.p
+                        .take((&self.cfg, &self.uid, self.subtask), &m, &mut out)?;
+                    handled += 1;
+                }
+            }
+            wait = Duration::ZERO;
+        }
+        if !self.p.to_pause.is_empty() {
+            let mut l = TopicPartitionList::new();
+            for (t, p) in self.p.to_pause.drain(..) {
+                let _ = l.add_partition(&t, p);
+            }
+            let _ = self.consumer.pause(&l);
+        }
+        if let Some((_, sent)) = &mut self.throttle {
+            *sent += u64::from(handled);
+        }
+        if out.is_empty() {
+            Ok(Polled::Idle)
+        } else {
+            Ok(Polled::Batch(out))
+        }
+    }
+
+    fn take_dead_letters(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.p.dead_letters)
+    }
+
+    fn snapshot(&mut self, checkpoint: u64) -> Result<Vec<u8>, PluginError> {
+        // Keep the offsets for the group commit once this checkpoint completes; older
+        // snapshots that never completed are dropped then.
+        self.snapshots.insert(checkpoint, self.p.offsets.clone());
+        let flat = |m: &BTreeMap<Tp, i64>| {
+            m.iter()
+                .map(|((t, p), o)| (t.clone(), *p, *o))
+                .collect::<Vec<_>>()
+        };
+        let state = State {
+            offsets: flat(&self.p.offsets),
+            ends: self.p.ends.as_ref().map(flat),
+        };
+        serde_json::to_vec(&state).map_err(|e| self.err(format!("cannot encode offsets: {e}")))
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        let s: State = serde_json::from_slice(state)
+            .map_err(|e| self.err(format!("the checkpointed offsets are unreadable: {e}")))?;
+        self.p.offsets = s
+            .offsets
+            .into_iter()
+            .map(|(t, p, o)| ((t, p), o))
+            .collect();
+        self.p.ends = s
+            .ends
+            .map(|v| v.into_iter().map(|(t, p, o)| ((t, p), o)).collect());
+        if let Some(ends) = &mut self.p.ends {
+            // Partitions added since the first start: read up to where they are now.
+            for tp in &self.partitions {
+                if !ends.contains_key(tp) {
+                    let (_, high) = self
+                        .consumer
+                        .fetch_watermarks(&tp.0, tp.1, REQUEST_TIMEOUT)
+                        .map_err(|e| {
+                            error(
+                                &self.uid,
+                                self.subtask,
+                                CONNECTOR,
+                                format!("cannot read the end of {}[{}]: {e}", tp.0, tp.1),
+                            )
+                        })?;
+                    ends.insert(tp.clone(), high);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn checkpoint_complete(&mut self, id: u64) -> Result<(), PluginError> {
+        let Some(offsets) = self.snapshots.remove(&id) else {
+            return Ok(());
+        };
+        self.snapshots = self.snapshots.split_off(&id);
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), o) in &offsets {
+            let _ = tpl.add_partition_offset(t, *p, Offset::Offset(*o));
+        }
+        if tpl.count() > 0
+            && let Err(e) = self.consumer.commit(&tpl, CommitMode::Async)
+        {
+            // Only monitoring reads these; the checkpoint holds the offsets that count.
+            tracing::warn!(
+                "{}[{}]: could not commit offsets of checkpoint {id} to group {:?}: {e}",
+                self.uid,
+                self.subtask,
+                self.cfg.group_id
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Drop for KafkaSource {
+    fn drop(&mut self) {
+        if self.p.skipped > 0 {
+            tracing::warn!(
+                "{}[{}]: skipped {} corrupt record(s) in all",
+                self.uid,
+                self.subtask,
+                self.p.skipped
+            );
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Connectors native to the host rather than Wasm components: today the Kafka source and sink
+//! (librdkafka through rdkafka). They run on the same runtime, behind the same node traits, with
+//! the same checkpoint hooks as Wasm plugins.
+//!
+//! Invariant: a native node is configured in the pipeline file like any node (`plugin = "kafka"`,
+//! options in its `config` table) and every option is checked before the job starts, each error
+//! naming its key.
+
+pub mod kafka;
+mod options;
+
+use crate::config::{ConfigError, NodeKind, NodeSection, PipelineSpec};
+use crate::runtime::NodeFactory;
+use std::sync::Arc;
+
+/// The native connectors, by kind and name: (kind, name, what it does).
+pub const NATIVE: &[(NodeKind, &str, &str)] = &[
+    (
+        NodeKind::Source,
+        "kafka",
+        "records of Kafka topics (native, librdkafka); offsets checkpointed, exactly-once",
+    ),
+    (
+        NodeKind::Sink,
+        "kafka",
+        "records to a Kafka topic (native, librdkafka); none, at-least-once or exactly-once (transactions)",
+    ),
+];
+
+/// A configured native connector.
+#[derive(Clone)]
+pub enum Native {
+    KafkaSource(Arc<kafka::SourceConfig>),
+    KafkaSink(Arc<kafka::SinkConfig>),
+}
+
+impl std::fmt::Display for Native {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Native::KafkaSource(_) => f.write_str("native kafka source"),
+            Native::KafkaSink(_) => f.write_str("native kafka sink"),
+        }
+    }
+}
+
+impl Native {
+    /// The native connector node `uid` names, if it names one; its options checked.
+    pub fn build(
+        spec: &PipelineSpec,
+        uid: &str,
+        section: &NodeSection,
+    ) -> Result<Option<Native>, ConfigError> {
+        if !NATIVE
+            .iter()
+            .any(|(k, n, _)| *k == section.kind && *n == section.plugin)
+        {
+            return Ok(None);
+        }
+        let key = |k: &str| format!("node.{uid}.{k}");
+        let wasm_only = [
+            ("memory", section.memory.is_some()),
+            ("time_budget", section.time_budget.is_some()),
+            ("recycle_above", section.recycle_above.is_some()),
+            (
+                "grants",
+                !(section.grants.dirs.is_empty()
+                    && section.grants.env.is_empty()
+                    && section.grants.connect.is_empty()
+                    && !section.grants.stdout),
+            ),
+        ];
+        if let Some((k, _)) = wasm_only.iter().find(|(_, set)| *set) {
+            return Err(spec.invalid(
+                key(k),
+                format!(
+                    "`{k}` applies to Wasm plugins only; the {} connector runs natively in the host: remove it",
+                    section.plugin
+                ),
+            ));
+        }
+        let opts = options::Options::new(spec, uid, &section.config);
+        Ok(Some(match section.kind {
+            NodeKind::Source => Native::KafkaSource(Arc::new(kafka::SourceConfig::parse(
+                opts, &spec.name, uid,
+            )?)),
+            NodeKind::Sink => Native::KafkaSink(Arc::new(kafka::SinkConfig::parse(
+                opts, &spec.name, uid,
+            )?)),
+            NodeKind::Operator => unreachable!("no native operator is listed"),
+        }))
+    }
+
+    /// The factory of this connector's subtasks.
+    pub fn factory(&self, uid: &str, parallelism: u32) -> NodeFactory {
+        let uid = uid.to_owned();
+        match self {
+            Native::KafkaSource(cfg) => {
+                let cfg = cfg.clone();
+                NodeFactory::Source(Arc::new(move |subtask| {
+                    let s = kafka::KafkaSource::start(cfg.clone(), &uid, subtask, parallelism)?;
+                    Ok(Box::new(s) as Box<dyn crate::runtime::SourceNode>)
+                }))
+            }
+            Native::KafkaSink(cfg) => {
+                let cfg = cfg.clone();
+                NodeFactory::Sink(Arc::new(move |subtask| {
+                    let s = kafka::KafkaSink::start(cfg.clone(), &uid, subtask)?;
+                    Ok(Box::new(s) as Box<dyn crate::runtime::SinkNode>)
+                }))
+            }
+        }
+    }
+}
+
+/// Whether node `section` sends corrupt input to its `<node>.dead-letter` output.
+pub fn routes_dead_letters(section: &NodeSection) -> bool {
+    section.kind == NodeKind::Source
+        && section.plugin == "kafka"
+        && section.config.get("on_corrupt").and_then(|v| v.as_str()) == Some("dead-letter")
+}
