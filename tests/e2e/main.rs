@@ -4,6 +4,7 @@
 mod checkpoints;
 mod common;
 mod connectors;
+mod kafka;
 mod languages;
 mod sandbox;
 mod validate;

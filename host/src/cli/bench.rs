@@ -10,8 +10,8 @@ use crate::graph::Node;
 use crate::metrics::human;
 use crate::plugin::{Limits, OperatorInstance, PluginHost, PluginOrigin, SandboxSpec};
 use crate::runtime::{
-    self, CheckpointHooks, CompletedCheckpoint, Job, JobNode, NoCheckpointStore, NodeFactory,
-    Port, RunOptions,
+    self, CheckpointHooks, CompletedCheckpoint, Job, JobNode, NoCheckpointStore, NodeFactory, Port,
+    RunOptions,
 };
 use crate::state::StateStore;
 use clap::Args;

@@ -80,12 +80,12 @@ impl Native {
         }
         let opts = options::Options::new(spec, uid, &section.config);
         Ok(Some(match section.kind {
-            NodeKind::Source => Native::KafkaSource(Arc::new(kafka::SourceConfig::parse(
-                opts, &spec.name, uid,
-            )?)),
-            NodeKind::Sink => Native::KafkaSink(Arc::new(kafka::SinkConfig::parse(
-                opts, &spec.name, uid,
-            )?)),
+            NodeKind::Source => {
+                Native::KafkaSource(Arc::new(kafka::SourceConfig::parse(opts, &spec.name, uid)?))
+            }
+            NodeKind::Sink => {
+                Native::KafkaSink(Arc::new(kafka::SinkConfig::parse(opts, &spec.name, uid)?))
+            }
             NodeKind::Operator => unreachable!("no native operator is listed"),
         }))
     }

@@ -40,10 +40,9 @@ impl<'a> Options<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => Err(self.invalid(
-                key,
-                format!("must be a string, not {}", other.type_str()),
-            )),
+            Some(other) => {
+                Err(self.invalid(key, format!("must be a string, not {}", other.type_str())))
+            }
         }
     }
 
@@ -58,10 +57,7 @@ impl<'a> Options<'a> {
         if choices.contains(&v.as_str()) {
             Ok(v)
         } else {
-            Err(self.invalid(
-                key,
-                format!("{v:?} is not one of: {}", choices.join(", ")),
-            ))
+            Err(self.invalid(key, format!("{v:?} is not one of: {}", choices.join(", "))))
         }
     }
 
@@ -80,19 +76,18 @@ impl<'a> Options<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(toml::Value::Integer(i)) => Ok(Some(*i)),
-            Some(other) => Err(self.invalid(
-                key,
-                format!("must be an integer, not {}", other.type_str()),
-            )),
+            Some(other) => {
+                Err(self.invalid(key, format!("must be an integer, not {}", other.type_str())))
+            }
         }
     }
 
     pub fn duration(&mut self, key: &'a str) -> Result<Option<Duration>, ConfigError> {
         match self.string(key)? {
             None => Ok(None),
-            Some(s) => crate::config::parse_duration(&s)
-                .map(Some)
-                .ok_or_else(|| self.invalid(key, format!("{s:?} is not a duration such as \"15m\""))),
+            Some(s) => crate::config::parse_duration(&s).map(Some).ok_or_else(|| {
+                self.invalid(key, format!("{s:?} is not a duration such as \"15m\""))
+            }),
         }
     }
 
@@ -122,10 +117,9 @@ impl<'a> Options<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(toml::Value::Table(t)) => Ok(Some(t)),
-            Some(other) => Err(self.invalid(
-                key,
-                format!("must be a table, not {}", other.type_str()),
-            )),
+            Some(other) => {
+                Err(self.invalid(key, format!("must be a table, not {}", other.type_str())))
+            }
         }
     }
 

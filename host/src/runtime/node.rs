@@ -6,7 +6,8 @@
 
 use crate::graph::Node;
 use crate::plugin::{
-    LoadedPlugin, OperatorInstance, PluginError, PluginHost, Polled, Record, SinkInstance, SourceInstance,
+    LoadedPlugin, OperatorInstance, PluginError, PluginHost, Polled, Record, SinkInstance,
+    SourceInstance,
 };
 use std::sync::Arc;
 

@@ -113,7 +113,7 @@ pub fn run_source(
                 ctx.ack(b.id, state);
                 out.broadcast(&Message::Barrier(b))?;
                 if b.last {
-                    return Ok(());
+                    return await_last_commit(ctx, node, &control, b.id);
                 }
                 continue;
             }
@@ -141,6 +141,30 @@ pub fn run_source(
             }
         }
     }
+}
+
+/// After the last barrier: tell the source when that checkpoint completes (e.g. so it commits
+/// its final offsets), then end. Ends quietly if the job is cancelled first.
+fn await_last_commit(
+    ctx: &SubtaskCtx,
+    node: &mut dyn SourceNode,
+    control: &Receiver<Control>,
+    last: u64,
+) -> Result<(), RunError> {
+    while !ctx.cancel.load(Ordering::Relaxed) {
+        match control.recv_timeout(Duration::from_millis(100)) {
+            Ok(Control::Commit(id)) => {
+                node.checkpoint_complete(id)?;
+                if id >= last {
+                    return Ok(());
+                }
+            }
+            Ok(Control::Trigger(_)) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 pub fn run_operator(

@@ -177,10 +177,7 @@ impl SourceConfig {
             }
         };
         if !matches!(start, StartAt::Timestamp(_)) && o.integer("start_timestamp")?.is_some() {
-            return Err(o.invalid(
-                "start_timestamp",
-                "only used with start = \"timestamp\"",
-            ));
+            return Err(o.invalid("start_timestamp", "only used with start = \"timestamp\""));
         }
         if !matches!(start, StartAt::SpecificOffsets(_)) && o.table("start_offsets")?.is_some() {
             return Err(o.invalid(

@@ -24,9 +24,7 @@ use crate::plugin::{PluginError, Record};
 use crate::runtime::SinkNode;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
-use rdkafka::producer::{
-    BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
-};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -88,7 +86,11 @@ impl ProducerContext for Context {
             if self.0.log_only {
                 tracing::warn!("{what} (log_failures_only: the record is lost)");
             } else {
-                self.0.failed.lock().expect("not poisoned").get_or_insert(what);
+                self.0
+                    .failed
+                    .lock()
+                    .expect("not poisoned")
+                    .get_or_insert(what);
             }
         }
     }
@@ -272,9 +274,12 @@ impl KafkaSink {
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),
-                Err((rdkafka::error::KafkaError::MessageProduction(
-                    rdkafka::types::RDKafkaErrorCode::QueueFull,
-                ), back)) => {
+                Err((
+                    rdkafka::error::KafkaError::MessageProduction(
+                        rdkafka::types::RDKafkaErrorCode::QueueFull,
+                    ),
+                    back,
+                )) => {
                     record = back;
                     std::thread::sleep(Duration::from_millis(1));
                 }
@@ -306,7 +311,8 @@ impl KafkaSink {
         self.producer
             .begin_transaction()
             .map_err(|e| self.err(format!("cannot begin a transaction: {e}")))?;
-        let bits = std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now()) as u32;
+        let bits = std::collections::hash_map::RandomState::new()
+            .hash_one(std::time::SystemTime::now()) as u32;
         let label = format!("{}:{bits:08x}", self.transactional_id);
         self.txn = Some(Txn {
             label: label.clone(),
@@ -320,7 +326,10 @@ impl KafkaSink {
         let Some(txn) = self.txn.take() else {
             return Ok(());
         };
-        let (_, metadata) = self.marker.as_ref().expect("exactly-once sinks have a marker");
+        let (_, metadata) = self
+            .marker
+            .as_ref()
+            .expect("exactly-once sinks have a marker");
         let mut marker = TopicPartitionList::new();
         marker
             .add_partition_offset(
@@ -331,7 +340,12 @@ impl KafkaSink {
             .map_err(|e| self.err(e.to_string()))?;
         self.producer
             .send_offsets_to_transaction(&marker, metadata, REQUEST_TIMEOUT)
-            .map_err(|e| self.err(format!("cannot add the commit marker to transaction {}: {e}", txn.label)))?;
+            .map_err(|e| {
+                self.err(format!(
+                    "cannot add the commit marker to transaction {}: {e}",
+                    txn.label
+                ))
+            })?;
         self.producer
             .commit_transaction(self.cfg.transaction_timeout)
             .map_err(|e| self.err(format!("cannot commit transaction {}: {e}", txn.label)))?;
@@ -349,7 +363,10 @@ impl KafkaSink {
 
     /// The checkpoint and label bits of the last committed marker, if any.
     fn read_marker(&self) -> Result<Option<(u64, u32)>, PluginError> {
-        let (consumer, _) = self.marker.as_ref().expect("exactly-once sinks have a marker");
+        let (consumer, _) = self
+            .marker
+            .as_ref()
+            .expect("exactly-once sinks have a marker");
         let mut tpl = TopicPartitionList::new();
         let _ = tpl.add_partition(&self.cfg.topic, 0);
         let got = consumer

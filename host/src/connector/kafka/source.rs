@@ -30,6 +30,9 @@ struct State {
     offsets: Vec<(String, i32, i64)>,
     /// Bounded reads: where each partition ends, fixed at the first start.
     ends: Option<Vec<(String, i32, i64)>>,
+    /// Partitions started by timestamp still passing over earlier records.
+    #[serde(default)]
+    seeking: Vec<(String, i32, i64)>,
 }
 
 /// A running Kafka source subtask.
@@ -56,6 +59,8 @@ struct Progress {
     ends: Option<BTreeMap<Tp, i64>>,
     /// Partitions of a bounded read that reached their end.
     done: BTreeMap<Tp, bool>,
+    /// Partitions started by timestamp that have not yet met a record at or after it.
+    seeking: BTreeMap<Tp, i64>,
     /// Partitions to pause after this poll: a bounded read reached their end.
     to_pause: Vec<Tp>,
     dead_letters: Vec<Record>,
@@ -127,47 +132,115 @@ impl KafkaSource {
             }
             self.p.ends = Some(ends);
         }
-        let mut tpl = TopicPartitionList::new();
-        let mut by_time = TopicPartitionList::new();
-        for tp @ (t, p) in &self.partitions {
-            let offset = match (self.p.offsets.get(tp), &self.cfg.start) {
-                (Some(o), _) => Offset::Offset(*o),
-                (None, StartAt::GroupOffsets) => Offset::Stored,
-                (None, StartAt::Earliest) => Offset::Beginning,
-                (None, StartAt::Latest) => Offset::End,
-                (None, StartAt::SpecificOffsets(m)) => {
-                    m.get(tp).map_or(Offset::Stored, |o| Offset::Offset(*o))
+        // Resolve every start position to an offset now, so the state always holds exact
+        // offsets and a bounded read knows where each partition stands.
+        let fresh: Vec<Tp> = self
+            .partitions
+            .iter()
+            .filter(|tp| !self.p.offsets.contains_key(*tp))
+            .cloned()
+            .collect();
+        let committed = match &self.cfg.start {
+            StartAt::GroupOffsets | StartAt::SpecificOffsets(_) if !fresh.is_empty() => {
+                let mut l = TopicPartitionList::new();
+                for (t, p) in &fresh {
+                    let _ = l.add_partition(t, *p);
                 }
-                (None, StartAt::Timestamp(ts)) => {
-                    by_time
-                        .add_partition_offset(t, *p, Offset::Offset(*ts))
-                        .map_err(|e| self.err(e.to_string()))?;
-                    continue;
+                let got = self
+                    .consumer
+                    .committed_offsets(l, REQUEST_TIMEOUT)
+                    .map_err(|e| {
+                        self.err(format!(
+                            "cannot read the committed offsets of group {:?}: {e}",
+                            self.cfg.group_id
+                        ))
+                    })?;
+                Some(got)
+            }
+            _ => None,
+        };
+        let by_time = match &self.cfg.start {
+            StartAt::Timestamp(ts) if !fresh.is_empty() => {
+                let mut l = TopicPartitionList::new();
+                for (t, p) in &fresh {
+                    let _ = l.add_partition_offset(t, *p, Offset::Offset(*ts));
+                }
+                let got = self
+                    .consumer
+                    .offsets_for_times(l, REQUEST_TIMEOUT)
+                    .map_err(|e| self.err(format!("cannot look up offsets by timestamp: {e}")))?;
+                Some(got)
+            }
+            _ => None,
+        };
+        let found = |l: &Option<TopicPartitionList>, (t, p): &Tp| match l
+            .as_ref()
+            .and_then(|l| l.find_partition(t, *p))
+            .map(|e| e.offset())
+        {
+            Some(Offset::Offset(o)) if o >= 0 => Some(o),
+            _ => None,
+        };
+        for tp in fresh {
+            let offset = match &self.cfg.start {
+                StartAt::Earliest => self.watermark(&tp, false)?,
+                StartAt::Latest => self.watermark(&tp, true)?,
+                StartAt::SpecificOffsets(m) if m.contains_key(&tp) => m[&tp],
+                StartAt::GroupOffsets | StartAt::SpecificOffsets(_) => match found(&committed, &tp)
+                {
+                    Some(o) => o,
+                    None => self.reset_offset(&tp)?,
+                },
+                StartAt::Timestamp(ts) => {
+                    // Some brokers answer the lookup loosely (Tansu 0.6 returns the first
+                    // offset); records before the timestamp are passed over until the first
+                    // at or after it, which on Apache Kafka is the very first one read.
+                    self.p.seeking.insert(tp.clone(), *ts);
+                    match found(&by_time, &tp) {
+                        Some(o) => o,
+                        None => self.watermark(&tp, true)?,
+                    }
                 }
             };
-            tpl.add_partition_offset(t, *p, offset)
-                .map_err(|e| self.err(e.to_string()))?;
+            self.p.offsets.insert(tp, offset);
         }
-        if by_time.count() > 0 {
-            let found = self
-                .consumer
-                .offsets_for_times(by_time, REQUEST_TIMEOUT)
-                .map_err(|e| self.err(format!("cannot look up offsets by timestamp: {e}")))?;
-            for e in found.elements() {
-                // No record at or after the timestamp: start at the end.
-                let offset = match e.offset() {
-                    Offset::Offset(o) if o >= 0 => Offset::Offset(o),
-                    _ => Offset::End,
-                };
-                tpl.add_partition_offset(e.topic(), e.partition(), offset)
-                    .map_err(|e| self.err(e.to_string()))?;
-            }
+        let mut tpl = TopicPartitionList::new();
+        for (t, p) in &self.partitions {
+            let o = self.p.offsets[&(t.clone(), *p)];
+            tpl.add_partition_offset(t, *p, Offset::Offset(o))
+                .map_err(|e| self.err(e.to_string()))?;
         }
         self.consumer
             .assign(&tpl)
             .map_err(|e| self.err(format!("cannot assign partitions: {e}")))?;
         self.assigned = true;
         Ok(())
+    }
+
+    /// The low (first) or high (next to be written) offset of `tp`.
+    fn watermark(&self, (t, p): &Tp, high: bool) -> Result<i64, PluginError> {
+        let (low, hi) = self
+            .consumer
+            .fetch_watermarks(t, *p, REQUEST_TIMEOUT)
+            .map_err(|e| self.err(format!("cannot read the offsets of {t}[{p}]: {e}")))?;
+        Ok(if high { hi } else { low })
+    }
+
+    /// No committed offset for `tp`: where `auto.offset.reset` says to start.
+    fn reset_offset(&self, tp: &Tp) -> Result<i64, PluginError> {
+        let reset = self
+            .cfg
+            .properties
+            .get("auto.offset.reset")
+            .map_or("latest", String::as_str);
+        match reset {
+            "earliest" | "smallest" | "beginning" => self.watermark(tp, false),
+            "latest" | "largest" | "end" => self.watermark(tp, true),
+            other => Err(self.err(format!(
+                "group {:?} has no committed offset for {}[{}] and auto.offset.reset = {other:?}: commit one, set auto.offset.reset to \"earliest\" or \"latest\", or choose another `start`",
+                self.cfg.group_id, tp.0, tp.1
+            ))),
+        }
     }
 
     /// Bounded reads: mark partitions whose position reached their end.
@@ -209,7 +282,6 @@ impl KafkaSource {
         let due = (since.elapsed().as_secs_f64() * f64::from(rate)) as u64;
         due.saturating_sub(*sent).min(u64::from(max)) as u32
     }
-
 }
 
 impl Progress {
@@ -255,6 +327,13 @@ impl Progress {
                 headers.push(header("kafka.timestamp", &ts.to_string()));
             }
         }
+        if let Some(start) = self.seeking.get(&tp) {
+            if timestamp.is_some_and(|ts| ts < *start) {
+                self.offsets.insert(tp, m.offset() + 1);
+                return Ok(());
+            }
+            self.seeking.remove(&tp);
+        }
         let value = m.payload();
         let corrupt = match (cfg.format, value) {
             (Format::Raw, _) => None,
@@ -272,12 +351,17 @@ impl Progress {
         match (corrupt, cfg.on_corrupt) {
             (None, _) => out.push(record),
             (Some(why), OnCorrupt::Fail) => {
-                return Err(error(uid, subtask, CONNECTOR, format!(
-                    "corrupt record at {}[{}] offset {}: {why}. on_corrupt = \"fail\" fails the job; a restart reads the same record again and fails again, so fix the topic or set on_corrupt = \"skip\" or \"dead-letter\"",
-                    m.topic(),
-                    m.partition(),
-                    m.offset()
-                )));
+                return Err(error(
+                    uid,
+                    subtask,
+                    CONNECTOR,
+                    format!(
+                        "corrupt record at {}[{}] offset {}: {why}. on_corrupt = \"fail\" fails the job; a restart reads the same record again and fails again, so fix the topic or set on_corrupt = \"skip\" or \"dead-letter\"",
+                        m.topic(),
+                        m.partition(),
+                        m.offset()
+                    ),
+                ));
             }
             (Some(why), OnCorrupt::Skip) => {
                 self.skipped += 1;
@@ -340,10 +424,7 @@ fn list_partitions(consumer: &BaseConsumer, topics: &Topics) -> Result<Vec<Tp>, 
                 }
             }
             if out.is_empty() {
-                return Err(format!(
-                    "no topic matches topic_pattern {:?}",
-                    re.as_str()
-                ));
+                return Err(format!("no topic matches topic_pattern {:?}", re.as_str()));
             }
         }
     }
@@ -421,6 +502,7 @@ impl SourceNode for KafkaSource {
         let state = State {
             offsets: flat(&self.p.offsets),
             ends: self.p.ends.as_ref().map(flat),
+            seeking: flat(&self.p.seeking),
         };
         serde_json::to_vec(&state).map_err(|e| self.err(format!("cannot encode offsets: {e}")))
     }
@@ -428,11 +510,8 @@ impl SourceNode for KafkaSource {
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
         let s: State = serde_json::from_slice(state)
             .map_err(|e| self.err(format!("the checkpointed offsets are unreadable: {e}")))?;
-        self.p.offsets = s
-            .offsets
-            .into_iter()
-            .map(|(t, p, o)| ((t, p), o))
-            .collect();
+        self.p.offsets = s.offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
+        self.p.seeking = s.seeking.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
         self.p.ends = s
             .ends
             .map(|v| v.into_iter().map(|(t, p, o)| ((t, p), o)).collect());
