@@ -48,9 +48,23 @@ pub struct BenchArgs {
     /// Run only the --operator comparison.
     #[arg(long)]
     pub only_operators: bool,
+    /// Run only the Kafka benchmark against the broker at these bootstrap servers: Kafka → Wasm
+    /// filter-map → Kafka exactly-once (checkpoints every 1 s) beside raw librdkafka.
+    /// Uses --records (default here: 1,000,000 if left at its default) and --value-size.
+    #[arg(long, value_name = "SERVERS")]
+    pub kafka: Option<String>,
 }
 
 pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if let Some(servers) = &args.kafka {
+        let records = if args.records == 5_000_000 {
+            1_000_000
+        } else {
+            args.records
+        };
+        super::bench_kafka::bench_kafka(servers, records, args.value_size)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let host = Arc::new(PluginHost::new()?);
     if args.only_operators {
         let rt = tokio::runtime::Builder::new_multi_thread()

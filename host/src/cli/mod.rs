@@ -1,6 +1,7 @@
 //! The `weir` commands (clap). One file per subcommand; this one only routes.
 
 mod bench;
+mod bench_kafka;
 mod checkpoints;
 mod inspect;
 mod new;
