@@ -723,6 +723,106 @@ config = {{ bootstrap_servers = "{}", topic = "dlq" }}
 }
 
 #[test]
+fn the_sink_routes_by_header_and_partitions_keys_like_the_java_client() {
+    let b = Broker::start();
+    let dir = scratch();
+    for (t, n) in [("src", 1), ("ref", 6), ("dst", 6), ("alt", 6)] {
+        b.create(t, n);
+    }
+    // Records with keys; every fourth names another topic in the `target-topic` header.
+    let records: String = (0..200)
+        .map(|i| {
+            let headers = if i % 4 == 0 {
+                r#"{"target-topic": "alt"}"#
+            } else {
+                "{}"
+            };
+            format!("{{\"key\": \"user-{i}\", \"value\": \"v{i}\", \"headers\": {headers}}}\n")
+        })
+        .collect();
+    let file = dir.path().join("records.jsonl");
+    std::fs::write(&file, &records).unwrap();
+    let file = file.display().to_string();
+    b.client(&["produce-records", "src", &file]);
+    // The same keys through librdkafka's Java-compatible murmur2 partitioner: the reference.
+    let reference: Vec<i64> =
+        serde_json::from_str(&b.client(&["produce-records", "ref", &file, "murmur2"])).unwrap();
+
+    let pipeline = source(
+        &b,
+        "src",
+        r#"start = "earliest", stop_at = "latest", with_metadata = true"#,
+    ) + &format!(
+        r#"
+[node.out]
+kind = "sink"
+plugin = "kafka"
+input = "in"
+config = {{ bootstrap_servers = "{}", topic = "dst" }}
+"#,
+        b.addr
+    );
+    let d = setup(&pipeline);
+    let o = run_weir(&["run", "p.toml"], d.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut seen = 0;
+    for (topic, want_routed) in [("dst", false), ("alt", true)] {
+        for r in b.read(topic, 6) {
+            seen += 1;
+            let i: usize = r["value"].as_str().unwrap()[1..].parse().unwrap();
+            assert_eq!(i % 4 == 0, want_routed, "record {i} in {topic}");
+            assert_eq!(
+                r["p"].as_i64().unwrap(),
+                reference[i],
+                "partition of key user-{i} differs from the Java-compatible murmur2"
+            );
+            let h = &r["headers"];
+            assert!(
+                h.get("target-topic").is_none(),
+                "the routing header is consumed: {h}"
+            );
+            assert_eq!(h["kafka.topic"], "src");
+            assert_eq!(h["kafka.partition"], "0");
+            assert_eq!(h["kafka.offset"], i.to_string().as_str());
+            assert!(
+                h["kafka.timestamp"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<i64>()
+                    .unwrap()
+                    > 0
+            );
+        }
+    }
+    assert_eq!(seen, 200);
+
+    // round-robin spreads evenly; fixed puts subtask 0's records in partition 0.
+    for (partitioner, check) in [
+        (
+            "round-robin",
+            Box::new(|counts: &[usize]| counts.iter().all(|c| *c == 25))
+                as Box<dyn Fn(&[usize]) -> bool>,
+        ),
+        ("fixed", Box::new(|counts: &[usize]| counts[0] == 150)),
+    ] {
+        let topic = format!("dst-{partitioner}");
+        b.create(&topic, 6);
+        let p = pipeline.replace(
+            r#"topic = "dst""#,
+            &format!(r#"topic = "{topic}", partitioner = "{partitioner}""#),
+        );
+        let d = setup(&p);
+        let o = run_weir(&["run", "p.toml"], d.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let mut counts = [0usize; 6];
+        for r in b.read(&topic, 6) {
+            counts[r["p"].as_i64().unwrap() as usize] += 1;
+        }
+        assert!(check(&counts), "{partitioner}: {counts:?}");
+    }
+}
+
+#[test]
 fn bad_kafka_options_are_named() {
     let cases = [
         (r#"topics = ["t"]"#, "node.in.config.bootstrap_servers"),

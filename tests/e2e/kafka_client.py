@@ -37,6 +37,40 @@ def produce(bs, topic, path, ts_base=None):
     assert left == 0, f"{left} records not delivered"
 
 
+def produce_records(bs, topic, path, partitioner="murmur2"):
+    """Each line of PATH is a JSON record {"key", "value", "headers": {name: text}}; the
+    partition is librdkafka's PARTITIONER ("murmur2" is the Java client's default for keys).
+    Prints the partition each record went to, in order."""
+    p = Producer(
+        {
+            "bootstrap.servers": bs,
+            "batch.num.messages": 1,
+            "linger.ms": 0,
+            "partitioner": partitioner,
+        }
+    )
+    placed = {}
+
+    def report(err, msg, i=None):
+        assert err is None, err
+        placed[i] = msg.partition()
+
+    with open(path) as f:
+        for i, line in enumerate(f):
+            r = json.loads(line)
+            headers = [(k, v.encode()) for k, v in r.get("headers", {}).items()]
+            p.produce(
+                topic,
+                value=r["value"].encode(),
+                key=r["key"].encode(),
+                headers=headers,
+                on_delivery=lambda err, msg, i=i: report(err, msg, i),
+            )
+            p.poll(0)
+    assert p.flush(60) == 0
+    print(json.dumps([placed[i] for i in range(len(placed))]))
+
+
 def read(bs, topic, partitions, idle="3"):
     """Every record of TOPIC (read_committed), until nothing arrives for IDLE seconds."""
     c = Consumer(
@@ -92,6 +126,12 @@ def committed(bs, group, topic, partitions):
 
 if __name__ == "__main__":
     bs, command, *args = sys.argv[1:]
-    {"create": create, "produce": produce, "read": read, "commit": commit, "committed": committed}[
-        command
-    ](bs, *args)
+    commands = {
+        "create": create,
+        "produce": produce,
+        "produce-records": produce_records,
+        "read": read,
+        "commit": commit,
+        "committed": committed,
+    }
+    commands[command](bs, *args)

@@ -109,8 +109,8 @@ pub struct KafkaSink {
     subtask: u32,
     producer: ThreadedProducer<Context>,
     deliveries: Arc<Deliveries>,
-    partitions: HashMap<String, i32>,
-    round_robin: u32,
+    /// Per topic: its partition count and this subtask's round-robin counter.
+    partitions: HashMap<String, (i32, u32)>,
     /// exactly-once: the transactional id, and a consumer of the marker group.
     transactional_id: String,
     marker: Option<(BaseConsumer, ConsumerGroupMetadata)>,
@@ -150,7 +150,6 @@ impl KafkaSink {
             producer,
             deliveries,
             partitions: HashMap::new(),
-            round_robin: subtask,
             transactional_id,
             marker: None,
             txn: None,
@@ -190,7 +189,7 @@ impl KafkaSink {
     }
 
     fn partition_count(&mut self, topic: &str) -> Result<i32, PluginError> {
-        if let Some(n) = self.partitions.get(topic) {
+        if let Some((n, _)) = self.partitions.get(topic) {
             return Ok(*n);
         }
         let md = self
@@ -210,7 +209,9 @@ impl KafkaSink {
             .map(|t| t.partitions().len() as i32)
             .filter(|n| *n > 0)
             .ok_or_else(|| self.err(format!("topic {topic:?} does not exist: create it first")))?;
-        self.partitions.insert(topic.to_owned(), n);
+        // Subtasks start their round robin at different partitions.
+        self.partitions
+            .insert(topic.to_owned(), (n, self.subtask.wrapping_sub(1)));
         Ok(n)
     }
 
@@ -232,10 +233,11 @@ impl KafkaSink {
         }
         let topic = topic.unwrap_or_else(|| self.cfg.topic.clone());
         let n = self.partition_count(&topic)?;
-        let partition =
-            self.cfg
-                .partitioner
-                .pick(r.key.as_deref(), n, self.subtask, &mut self.round_robin);
+        let (_, next) = self.partitions.get_mut(&topic).expect("counted above");
+        let partition = self
+            .cfg
+            .partitioner
+            .pick(r.key.as_deref(), n, self.subtask, next);
         Ok(Out {
             topic,
             partition,
