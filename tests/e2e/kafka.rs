@@ -770,7 +770,7 @@ config = {{ bootstrap_servers = "{}", topic = "dst" }}
         for r in b.read(topic, 6) {
             seen += 1;
             let i: usize = r["value"].as_str().unwrap()[1..].parse().unwrap();
-            assert_eq!(i % 4 == 0, want_routed, "record {i} in {topic}");
+            assert_eq!(i.is_multiple_of(4), want_routed, "record {i} in {topic}");
             assert_eq!(
                 r["p"].as_i64().unwrap(),
                 reference[i],
