@@ -294,9 +294,20 @@ impl KafkaSink {
 
     /// Wait for every acknowledgement; fail on the first delivery error.
     fn flush(&self) -> Result<(), PluginError> {
-        self.producer
-            .flush(self.cfg.transaction_timeout.min(Duration::from_secs(300)))
-            .map_err(|e| self.err(format!("flush failed: {e}")))?;
+        // Not `Producer::flush`: beside the producer's polling thread it waits in steps of
+        // 100 ms, which every checkpoint would pay. The queue empties once every delivery
+        // report was served.
+        let timeout = self.cfg.transaction_timeout.min(Duration::from_secs(300));
+        let start = std::time::Instant::now();
+        while self.producer.in_flight_count() > 0 {
+            if start.elapsed() > timeout {
+                return Err(self.err(format!(
+                    "flush failed: {} records still unacknowledged after {timeout:?} (is the broker reachable?)",
+                    self.producer.in_flight_count()
+                )));
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
         if let Some(e) = self.deliveries.failed.lock().expect("not poisoned").take() {
             return Err(self.err(format!(
                 "{e}; at-least-once fails the checkpoint so nothing is lost (set log_failures_only = true to log instead)"
@@ -416,7 +427,14 @@ impl SinkNode for KafkaSink {
             Semantic::ExactlyOnce => {
                 let sent = self.epochs.is_empty() && self.txn.is_some();
                 if sent {
+                    let t = std::time::Instant::now();
                     self.flush()?;
+                    tracing::debug!(
+                        "{}[{}]: flushed for checkpoint {checkpoint} in {:?}",
+                        self.uid,
+                        self.subtask,
+                        t.elapsed()
+                    );
                 }
                 self.epochs.push(Epoch {
                     checkpoint,
