@@ -147,6 +147,34 @@ pub mod __private {
     }
 
     pub use crate::log::install;
+
+    /// Decode a packed batch from the host (`weir:plugin/packed-types`).
+    pub fn unpack(batch: &[u8]) -> Result<Vec<crate::Record>, String> {
+        match postcard::take_from_bytes(batch) {
+            Ok((records, [])) => Ok(records),
+            Ok((_, rest)) => Err(format!(
+                "the host sent a packed batch with {} bytes after the last record",
+                rest.len()
+            )),
+            Err(e) => Err(format!(
+                "the host sent a packed batch that does not decode: {e}"
+            )),
+        }
+    }
+
+    /// Encode a batch for the host, into a buffer sized up front (no regrowth).
+    pub fn pack(batch: &[crate::Record]) -> Vec<u8> {
+        // Bytes plus at most 10 per varint length/count, 10 for a timestamp, 2 for flags.
+        let size: usize = batch
+            .iter()
+            .map(|r| {
+                let headers: usize = r.headers.iter().map(|(k, v)| k.len() + v.len() + 20).sum();
+                r.key.as_ref().map_or(0, |k| k.len() + 10) + r.value.len() + headers + 32
+            })
+            .sum();
+        postcard::to_extend(batch, Vec::with_capacity(size + 10))
+            .expect("encoding into a Vec cannot fail")
+    }
 }
 
 #[doc(hidden)]
@@ -199,38 +227,14 @@ macro_rules! __glue_common {
             Ok(())
         }
 
-        fn __weir_from_wit(r: weir::plugin::types::Record) -> $crate::Record {
-            $crate::Record {
-                key: r.key,
-                value: r.value,
-                timestamp: r.timestamp,
-                headers: r.headers.into_iter().map(|h| (h.key, h.value)).collect(),
-            }
+        fn __weir_unpack(
+            batch: &[u8],
+        ) -> ::core::result::Result<::std::vec::Vec<$crate::Record>, ::std::string::String> {
+            $crate::__private::unpack(batch)
         }
 
-        fn __weir_into_wit(r: $crate::Record) -> weir::plugin::types::Record {
-            weir::plugin::types::Record {
-                key: r.key,
-                value: r.value,
-                timestamp: r.timestamp,
-                headers: r
-                    .headers
-                    .into_iter()
-                    .map(|(key, value)| weir::plugin::types::Header { key, value })
-                    .collect(),
-            }
-        }
-
-        fn __weir_batch_from_wit(
-            batch: ::std::vec::Vec<weir::plugin::types::Record>,
-        ) -> ::std::vec::Vec<$crate::Record> {
-            batch.into_iter().map(__weir_from_wit).collect()
-        }
-
-        fn __weir_batch_into_wit(
-            batch: ::std::vec::Vec<$crate::Record>,
-        ) -> ::std::vec::Vec<weir::plugin::types::Record> {
-            batch.into_iter().map(__weir_into_wit).collect()
+        fn __weir_pack(batch: ::std::vec::Vec<$crate::Record>) -> ::std::vec::Vec<u8> {
+            $crate::__private::pack(&batch)
         }
     };
 }
@@ -258,7 +262,7 @@ macro_rules! __glue_source {
     ($ty:ty) => {
         $crate::__glue_common!($ty);
         $crate::__glue_state!($ty, $crate::Source);
-        impl exports::weir::plugin::source::Guest for __WeirPlugin {
+        impl exports::weir::plugin::packed_source::Guest for __WeirPlugin {
             fn open(
                 cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
                 ctx: weir::plugin::types::Context,
@@ -268,13 +272,13 @@ macro_rules! __glue_source {
             fn poll(
                 max: u32,
             ) -> ::core::result::Result<
-                exports::weir::plugin::source::PollResult,
+                exports::weir::plugin::packed_source::PollResult,
                 ::std::string::String,
             > {
-                use exports::weir::plugin::source::PollResult;
+                use exports::weir::plugin::packed_source::PollResult;
                 let polled = __weir_with(|p| <$ty as $crate::Source>::poll(p, max as usize))?;
                 Ok(match polled {
-                    $crate::Poll::Batch(batch) => PollResult::Batch(__weir_batch_into_wit(batch)),
+                    $crate::Poll::Batch(batch) => PollResult::Batch(__weir_pack(batch)),
                     $crate::Poll::Idle => PollResult::Idle,
                     $crate::Poll::End => PollResult::End,
                 })
@@ -290,7 +294,7 @@ macro_rules! __glue_operator {
     ($ty:ty) => {
         $crate::__glue_common!($ty);
         $crate::__glue_state!($ty, $crate::Operator);
-        impl exports::weir::plugin::operator::Guest for __WeirPlugin {
+        impl exports::weir::plugin::packed_operator::Guest for __WeirPlugin {
             fn open(
                 cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
                 ctx: weir::plugin::types::Context,
@@ -298,23 +302,15 @@ macro_rules! __glue_operator {
                 __weir_open(cfg, ctx, <$ty as $crate::Operator>::open)
             }
             fn process(
-                batch: ::std::vec::Vec<weir::plugin::types::Record>,
-            ) -> ::core::result::Result<
-                ::std::vec::Vec<weir::plugin::types::Record>,
-                ::std::string::String,
-            > {
-                let batch = __weir_batch_from_wit(batch);
-                __weir_with(|p| <$ty as $crate::Operator>::process(p, batch))
-                    .map(__weir_batch_into_wit)
+                batch: ::std::vec::Vec<u8>,
+            ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                let batch = __weir_unpack(&batch)?;
+                __weir_with(|p| <$ty as $crate::Operator>::process(p, batch)).map(__weir_pack)
             }
             fn on_watermark(
                 ts: i64,
-            ) -> ::core::result::Result<
-                ::std::vec::Vec<weir::plugin::types::Record>,
-                ::std::string::String,
-            > {
-                __weir_with(|p| <$ty as $crate::Operator>::on_watermark(p, ts))
-                    .map(__weir_batch_into_wit)
+            ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                __weir_with(|p| <$ty as $crate::Operator>::on_watermark(p, ts)).map(__weir_pack)
             }
         }
         export!(__WeirPlugin);
@@ -327,7 +323,7 @@ macro_rules! __glue_sink {
     ($ty:ty) => {
         $crate::__glue_common!($ty);
         $crate::__glue_state!($ty, $crate::Sink);
-        impl exports::weir::plugin::sink::Guest for __WeirPlugin {
+        impl exports::weir::plugin::packed_sink::Guest for __WeirPlugin {
             fn open(
                 cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
                 ctx: weir::plugin::types::Context,
@@ -335,9 +331,9 @@ macro_rules! __glue_sink {
                 __weir_open(cfg, ctx, <$ty as $crate::Sink>::open)
             }
             fn write(
-                batch: ::std::vec::Vec<weir::plugin::types::Record>,
+                batch: ::std::vec::Vec<u8>,
             ) -> ::core::result::Result<(), ::std::string::String> {
-                let batch = __weir_batch_from_wit(batch);
+                let batch = __weir_unpack(&batch)?;
                 __weir_with(|p| <$ty as $crate::Sink>::write(p, batch))
             }
             fn finish() -> ::core::result::Result<(), ::std::string::String> {

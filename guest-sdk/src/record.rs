@@ -1,16 +1,47 @@
 //! The record type plugins read and write.
+//!
+//! Invariant: the serde form of `Vec<Record>` under postcard is the packed batch encoding of
+//! `weir:plugin/packed-types` (the host tests the two against each other), so batches cross the
+//! boundary as one buffer.
+
+use serde::{Deserialize, Serialize};
 
 /// One record: optional key, value bytes, optional event time (ms), headers.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Serialisable, so operators can keep records in their state (windows, joins).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
     /// Routing key for `hash` edges.
+    #[serde(with = "serde_bytes")]
     pub key: Option<Vec<u8>>,
     /// The payload.
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Event time in milliseconds since the Unix epoch.
     pub timestamp: Option<i64>,
     /// Extra metadata, name and bytes.
+    #[serde(with = "headers")]
     pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Header values as byte strings, not sequences of numbers.
+mod headers {
+    use serde::{Deserialize, Deserializer, Serializer, ser::SerializeSeq};
+
+    pub fn serialize<S: Serializer>(h: &[(String, Vec<u8>)], s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(h.len()))?;
+        for (k, v) in h {
+            seq.serialize_element(&(k.as_str(), serde_bytes::Bytes::new(v)))?;
+        }
+        seq.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Vec<(String, Vec<u8>)>, D::Error> {
+        let pairs: Vec<(String, serde_bytes::ByteBuf)> = Vec::deserialize(d)?;
+        Ok(pairs.into_iter().map(|(k, v)| (k, v.into_vec())).collect())
+    }
 }
 
 impl Record {

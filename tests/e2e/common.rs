@@ -20,6 +20,7 @@ const GUESTS: &[&str] = &[
     "misbehave",
     "wordcount-v2",
     "stall-sink",
+    "garbage-batch",
 ];
 
 /// Path of the component built from guest crate `name`; builds all test guests on first use.

@@ -3,8 +3,8 @@
 
 use crate::common::*;
 
-/// sequence → misbehave (mode, extra keys) → stdout
-fn misbehave_pipeline(mode: &str, extra: &str) -> String {
+/// sequence (1000 numbers) → test guest `guest_name` as node `bad` (extra lines) → stdout
+fn pipeline_through(guest_name: &str, lines: &str) -> String {
     format!(
         r#"
 [node.numbers]
@@ -14,18 +14,60 @@ config = {{ count = 1000 }}
 
 [node.bad]
 kind = "operator"
-plugin = "{misbehave}"
+plugin = "{plugin}"
 input = "numbers"
-{extra}
-config = {{ mode = "{mode}", after = 10 }}
+{lines}
 
 [node.out]
 kind = "sink"
 plugin = "stdout"
 input = "bad"
 "#,
-        misbehave = guest("misbehave").display()
+        plugin = guest(guest_name).display()
     )
+}
+
+/// sequence → misbehave (mode, extra keys) → stdout
+fn misbehave_pipeline(mode: &str, extra: &str) -> String {
+    let config = format!("config = {{ mode = \"{mode}\", after = 10 }}");
+    pipeline_through("misbehave", &format!("{extra}\n{config}"))
+}
+
+/// sequence → garbage-batch (reply) → stdout
+fn garbage_pipeline(reply: &str) -> String {
+    pipeline_through(
+        "garbage-batch",
+        &format!("config = {{ reply = \"{reply}\" }}"),
+    )
+}
+
+#[test]
+fn a_packed_batch_that_does_not_decode_fails_the_run_by_name() {
+    let ok = run_pipeline(&garbage_pipeline("echo"));
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let lines: Vec<String> = stdout(&ok).lines().map(str::to_owned).collect();
+    let want: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+    assert_eq!(
+        lines, want,
+        "the well-formed echo must pass every record through"
+    );
+
+    for (reply, detail) in [
+        ("garbage", "does not decode"),
+        ("trailing", "after the last record"),
+    ] {
+        let o = run_pipeline(&garbage_pipeline(reply));
+        assert_clean_failure(
+            &o,
+            &[
+                "node `bad`",
+                "garbage_batch.wasm",
+                "returned a packed batch that does not decode",
+                detail,
+                "in `process`",
+            ],
+        );
+    }
 }
 
 fn run_pipeline(text: &str) -> std::process::Output {

@@ -137,7 +137,7 @@ fn inspect_describes_a_plugin() {
     let out = stdout(&o);
     assert!(out.contains("kind:    operator"), "{out}");
     assert!(
-        out.contains("world:   weir:plugin/operator-plugin@0.1.0"),
+        out.contains("world:   weir:plugin/packed-operator-plugin@0.1.0"),
         "{out}"
     );
     assert!(

@@ -1,8 +1,9 @@
 //! The `#[source]`, `#[operator]` and `#[sink]` attributes of weir-sdk.
 //!
 //! Each goes on an `impl Source|Operator|Sink for T` block and adds, beside it, the WebAssembly
-//! component exports for the matching world of `wit/weir.wit`. Invariant: a plugin crate gets the
-//! exports of exactly one world, so the host can tell its kind from the component alone.
+//! component exports for the matching `packed-*` world of `wit/weir.wit` (a batch crosses the
+//! boundary as one buffer). Invariant: a plugin crate gets the exports of exactly one world, so
+//! the host can tell its kind from the component alone.
 
 use proc_macro::TokenStream;
 use quote::quote;
@@ -14,19 +15,31 @@ const WIT: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../wit/w
 /// Export this `impl Source for T` block as a weir source plugin.
 #[proc_macro_attribute]
 pub fn source(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand(attr, item, "Source", "source-plugin", "__glue_source")
+    expand(
+        attr,
+        item,
+        "Source",
+        "packed-source-plugin",
+        "__glue_source",
+    )
 }
 
 /// Export this `impl Operator for T` block as a weir operator plugin.
 #[proc_macro_attribute]
 pub fn operator(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand(attr, item, "Operator", "operator-plugin", "__glue_operator")
+    expand(
+        attr,
+        item,
+        "Operator",
+        "packed-operator-plugin",
+        "__glue_operator",
+    )
 }
 
 /// Export this `impl Sink for T` block as a weir sink plugin.
 #[proc_macro_attribute]
 pub fn sink(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand(attr, item, "Sink", "sink-plugin", "__glue_sink")
+    expand(attr, item, "Sink", "packed-sink-plugin", "__glue_sink")
 }
 
 fn expand(

@@ -17,6 +17,12 @@ pub fn inspect(path: &Path) -> anyhow::Result<ExitCode> {
         (Some(kind), Some(world)) => {
             println!("kind:    {kind}");
             println!("world:   {world}");
+            let form = if d.packed {
+                "packed (one buffer per batch)"
+            } else {
+                "list<record>"
+            };
+            println!("batches: {form}");
         }
         _ => println!("kind:    none (not a weir plugin)"),
     }

@@ -1,4 +1,4 @@
-//! The one `bindgen!` site: host-side types and calls for the three plugin worlds.
+//! The one `bindgen!` site: host-side types and calls for the plugin worlds (both batch forms).
 //!
 //! Invariant: the three worlds share one set of `types` and `host-log` bindings, so a record
 //! produced by a source can be handed to an operator without conversion.
@@ -34,3 +34,39 @@ pub mod sink {
 
 pub use operator::weir::plugin::host_log;
 pub use operator::weir::plugin::types::{Context, Header, Record};
+
+/// The `packed-*` twins of the three worlds: same calls, a batch crosses as one `list<u8>`.
+pub mod packed {
+    pub mod source {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "packed-source-plugin",
+            with: {
+                "weir:plugin/types": crate::plugin::bindings::operator::weir::plugin::types,
+                "weir:plugin/host-log": crate::plugin::bindings::operator::weir::plugin::host_log,
+            },
+        });
+    }
+
+    pub mod operator {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "packed-operator-plugin",
+            with: {
+                "weir:plugin/types": crate::plugin::bindings::operator::weir::plugin::types,
+                "weir:plugin/host-log": crate::plugin::bindings::operator::weir::plugin::host_log,
+            },
+        });
+    }
+
+    pub mod sink {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "packed-sink-plugin",
+            with: {
+                "weir:plugin/types": crate::plugin::bindings::operator::weir::plugin::types,
+                "weir:plugin/host-log": crate::plugin::bindings::operator::weir::plugin::host_log,
+            },
+        });
+    }
+}

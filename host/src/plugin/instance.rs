@@ -4,6 +4,7 @@
 //! Invariant: a trap poisons only its own instance; the caller gets an error and drops it.
 
 use super::bindings::{self, Context, Record};
+use super::packed;
 use super::sandbox::{HostState, SandboxSpec};
 use super::{EPOCH_TICK, LoadedPlugin, PluginError, PluginHost, PluginOrigin};
 use std::time::Duration;
@@ -40,6 +41,8 @@ pub enum Cause {
     Timeout(Duration),
     /// Any other trap.
     Trap(String),
+    /// A packed batch from the plugin did not decode.
+    BadBatch(String),
 }
 
 impl std::fmt::Display for Cause {
@@ -59,6 +62,10 @@ impl std::fmt::Display for Cause {
                 "timed out: one call ran longer than its time budget of {budget:?} (an endless loop? raise `time_budget` on the node if the work is real)"
             ),
             Cause::Trap(m) => write!(f, "trapped: {m}"),
+            Cause::BadBatch(m) => write!(
+                f,
+                "returned a packed batch that does not decode ({m}); it must follow weir:plugin/packed-types (rebuild it against this weir's SDK)"
+            ),
         }
     }
 }
@@ -172,6 +179,17 @@ impl Sandboxed {
         Cause::Trap(format!("{trap:#}"))
     }
 
+    /// Decode a packed batch the plugin returned from `call`.
+    fn unpack(&self, call: &'static str, bytes: &[u8]) -> Result<Vec<Record>, PluginError> {
+        packed::decode(bytes).map_err(|m| PluginError::Call {
+            node: self.node.clone(),
+            subtask: self.subtask,
+            origin: self.origin.clone(),
+            call,
+            cause: Cause::BadBatch(m),
+        })
+    }
+
     fn context(&self, parallelism: u32) -> Context {
         Context {
             node: self.node.clone(),
@@ -188,28 +206,47 @@ pub enum Polled {
     End,
 }
 
-macro_rules! state_calls {
-    () => {
-        /// The plugin's state bytes.
-        pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
-            self.sandbox.call(&self.bindings, "snapshot", |b, s| {
-                b.weir_plugin_state().call_snapshot(s)
-            })
-        }
+/// A component's bindings in the batch form it exports: `list<record>` or packed.
+enum Bound<L, P> {
+    List(L),
+    Packed(P),
+}
 
-        /// Give the plugin back state bytes a `snapshot` returned.
-        pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
-            self.sandbox.call(&self.bindings, "restore", |b, s| {
-                b.weir_plugin_state().call_restore(s, state)
-            })
+/// Run the same call on either form's bindings (`state` is the same interface in both).
+macro_rules! on_either {
+    ($self:ident, $call:literal, |$b:ident, $s:ident| $e:expr) => {
+        match &$self.bindings {
+            Bound::List(b) => $self.sandbox.call(b, $call, |$b, $s| $e),
+            Bound::Packed(b) => $self.sandbox.call(b, $call, |$b, $s| $e),
         }
     };
 }
 
+macro_rules! state_calls {
+    () => {
+        /// The plugin's state bytes.
+        pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+            on_either!(self, "snapshot", |b, s| b
+                .weir_plugin_state()
+                .call_snapshot(s))
+        }
+
+        /// Give the plugin back state bytes a `snapshot` returned.
+        pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+            on_either!(self, "restore", |b, s| b
+                .weir_plugin_state()
+                .call_restore(s, state))
+        }
+    };
+}
+
+type SourceBindings =
+    Bound<bindings::source::SourcePlugin, bindings::packed::source::PackedSourcePlugin>;
+
 /// A running source plugin.
 pub struct SourceInstance {
     sandbox: Sandboxed,
-    bindings: bindings::source::SourcePlugin,
+    bindings: SourceBindings,
 }
 
 impl SourceInstance {
@@ -226,42 +263,71 @@ impl SourceInstance {
         config: &[(String, String)],
     ) -> Result<Self, PluginError> {
         let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        let bindings = bindings::source::SourcePlugin::instantiate(
-            &mut sb.store,
-            &plugin.component,
-            host.linker(),
-        )
+        let (c, l) = (&plugin.component, host.linker());
+        let bindings = if plugin.packed {
+            bindings::packed::source::PackedSourcePlugin::instantiate(&mut sb.store, c, l)
+                .map(Bound::Packed)
+        } else {
+            bindings::source::SourcePlugin::instantiate(&mut sb.store, c, l).map(Bound::List)
+        }
         .map_err(|e| sb.instantiate_error(e))?;
         let ctx = sb.context(parallelism);
-        sb.call(&bindings, "open", |b, s| {
-            b.weir_plugin_source().call_open(s, &config.to_vec(), &ctx)
-        })?;
-        Ok(SourceInstance {
+        let config = config.to_vec();
+        let mut me = SourceInstance {
             sandbox: sb,
             bindings,
-        })
+        };
+        match &me.bindings {
+            Bound::List(b) => me.sandbox.call(b, "open", |b, s| {
+                b.weir_plugin_source().call_open(s, &config, &ctx)
+            }),
+            Bound::Packed(b) => me.sandbox.call(b, "open", |b, s| {
+                b.weir_plugin_packed_source().call_open(s, &config, &ctx)
+            }),
+        }?;
+        Ok(me)
     }
 
     /// Ask for up to `max` records.
     pub fn poll(&mut self, max: u32) -> Result<Polled, PluginError> {
-        use bindings::source::exports::weir::plugin::source::PollResult;
-        let r = self.sandbox.call(&self.bindings, "poll", |b, s| {
-            b.weir_plugin_source().call_poll(s, max)
-        })?;
-        Ok(match r {
-            PollResult::Batch(batch) => Polled::Batch(batch),
-            PollResult::Idle => Polled::Idle,
-            PollResult::End => Polled::End,
-        })
+        match &self.bindings {
+            Bound::List(b) => {
+                use bindings::source::exports::weir::plugin::source::PollResult;
+                let r = self
+                    .sandbox
+                    .call(b, "poll", |b, s| b.weir_plugin_source().call_poll(s, max))?;
+                Ok(match r {
+                    PollResult::Batch(batch) => Polled::Batch(batch),
+                    PollResult::Idle => Polled::Idle,
+                    PollResult::End => Polled::End,
+                })
+            }
+            Bound::Packed(b) => {
+                use bindings::packed::source::exports::weir::plugin::packed_source::PollResult;
+                let r = self.sandbox.call(b, "poll", |b, s| {
+                    b.weir_plugin_packed_source().call_poll(s, max)
+                })?;
+                Ok(match r {
+                    PollResult::Batch(bytes) => Polled::Batch(self.sandbox.unpack("poll", &bytes)?),
+                    PollResult::Idle => Polled::Idle,
+                    PollResult::End => Polled::End,
+                })
+            }
+        }
     }
 
     state_calls!();
 }
 
+type OperatorBindings =
+    Bound<bindings::operator::OperatorPlugin, bindings::packed::operator::PackedOperatorPlugin>;
+
 /// A running operator plugin.
 pub struct OperatorInstance {
     sandbox: Sandboxed,
-    bindings: bindings::operator::OperatorPlugin,
+    bindings: OperatorBindings,
+    /// The packed encoding buffer, reused from batch to batch.
+    scratch: Vec<u8>,
 }
 
 impl OperatorInstance {
@@ -278,28 +344,47 @@ impl OperatorInstance {
         config: &[(String, String)],
     ) -> Result<Self, PluginError> {
         let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        let bindings = bindings::operator::OperatorPlugin::instantiate(
-            &mut sb.store,
-            &plugin.component,
-            host.linker(),
-        )
+        let (c, l) = (&plugin.component, host.linker());
+        let bindings = if plugin.packed {
+            bindings::packed::operator::PackedOperatorPlugin::instantiate(&mut sb.store, c, l)
+                .map(Bound::Packed)
+        } else {
+            bindings::operator::OperatorPlugin::instantiate(&mut sb.store, c, l).map(Bound::List)
+        }
         .map_err(|e| sb.instantiate_error(e))?;
         let ctx = sb.context(parallelism);
-        sb.call(&bindings, "open", |b, s| {
-            b.weir_plugin_operator()
-                .call_open(s, &config.to_vec(), &ctx)
-        })?;
-        Ok(OperatorInstance {
+        let config = config.to_vec();
+        let mut me = OperatorInstance {
             sandbox: sb,
             bindings,
-        })
+            scratch: Vec::new(),
+        };
+        match &me.bindings {
+            Bound::List(b) => me.sandbox.call(b, "open", |b, s| {
+                b.weir_plugin_operator().call_open(s, &config, &ctx)
+            }),
+            Bound::Packed(b) => me.sandbox.call(b, "open", |b, s| {
+                b.weir_plugin_packed_operator().call_open(s, &config, &ctx)
+            }),
+        }?;
+        Ok(me)
     }
 
     /// Transform one batch.
     pub fn process(&mut self, batch: &[Record]) -> Result<Vec<Record>, PluginError> {
-        self.sandbox.call(&self.bindings, "process", |b, s| {
-            b.weir_plugin_operator().call_process(s, batch)
-        })
+        match &self.bindings {
+            Bound::List(b) => self.sandbox.call(b, "process", |b, s| {
+                b.weir_plugin_operator().call_process(s, batch)
+            }),
+            Bound::Packed(b) => {
+                let bytes = packed::encode(batch, std::mem::take(&mut self.scratch));
+                let out = self.sandbox.call(b, "process", |b, s| {
+                    b.weir_plugin_packed_operator().call_process(s, &bytes)
+                });
+                self.scratch = bytes;
+                self.sandbox.unpack("process", &out?)
+            }
+        }
     }
 
     /// The largest linear memory of this instance, in bytes.
@@ -309,18 +394,47 @@ impl OperatorInstance {
 
     /// Event time advanced to `ts`.
     pub fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
-        self.sandbox.call(&self.bindings, "on-watermark", |b, s| {
-            b.weir_plugin_operator().call_on_watermark(s, ts)
-        })
+        match &self.bindings {
+            Bound::List(b) => self.sandbox.call(b, "on-watermark", |b, s| {
+                b.weir_plugin_operator().call_on_watermark(s, ts)
+            }),
+            Bound::Packed(b) => {
+                let out = self.sandbox.call(b, "on-watermark", |b, s| {
+                    b.weir_plugin_packed_operator().call_on_watermark(s, ts)
+                })?;
+                self.sandbox.unpack("on-watermark", &out)
+            }
+        }
     }
 
     state_calls!();
 }
 
+type SinkBindings = Bound<bindings::sink::SinkPlugin, bindings::packed::sink::PackedSinkPlugin>;
+
 /// A running sink plugin.
 pub struct SinkInstance {
     sandbox: Sandboxed,
-    bindings: bindings::sink::SinkPlugin,
+    bindings: SinkBindings,
+    /// The packed encoding buffer, reused from batch to batch.
+    scratch: Vec<u8>,
+}
+
+/// Run the same sink call on either form's bindings: the calls other than `write` have the same
+/// signature in `sink` and `packed-sink`.
+macro_rules! sink_call {
+    ($self:ident, $call:literal, |$i:ident, $s:ident| $e:expr) => {
+        match &$self.bindings {
+            Bound::List(b) => $self.sandbox.call(b, $call, |b, $s| {
+                let $i = b.weir_plugin_sink();
+                $e
+            }),
+            Bound::Packed(b) => $self.sandbox.call(b, $call, |b, $s| {
+                let $i = b.weir_plugin_packed_sink();
+                $e
+            }),
+        }
+    };
 }
 
 impl SinkInstance {
@@ -337,55 +451,60 @@ impl SinkInstance {
         config: &[(String, String)],
     ) -> Result<Self, PluginError> {
         let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        let bindings = bindings::sink::SinkPlugin::instantiate(
-            &mut sb.store,
-            &plugin.component,
-            host.linker(),
-        )
+        let (c, l) = (&plugin.component, host.linker());
+        let bindings = if plugin.packed {
+            bindings::packed::sink::PackedSinkPlugin::instantiate(&mut sb.store, c, l)
+                .map(Bound::Packed)
+        } else {
+            bindings::sink::SinkPlugin::instantiate(&mut sb.store, c, l).map(Bound::List)
+        }
         .map_err(|e| sb.instantiate_error(e))?;
         let ctx = sb.context(parallelism);
-        sb.call(&bindings, "open", |b, s| {
-            b.weir_plugin_sink().call_open(s, &config.to_vec(), &ctx)
-        })?;
-        Ok(SinkInstance {
+        let config = config.to_vec();
+        let mut me = SinkInstance {
             sandbox: sb,
             bindings,
-        })
+            scratch: Vec::new(),
+        };
+        sink_call!(me, "open", |i, s| i.call_open(s, &config, &ctx))?;
+        Ok(me)
     }
 
     /// Consume one batch.
     pub fn write(&mut self, batch: &[Record]) -> Result<(), PluginError> {
-        self.sandbox.call(&self.bindings, "write", |b, s| {
-            b.weir_plugin_sink().call_write(s, batch)
-        })
+        match &self.bindings {
+            Bound::List(b) => self
+                .sandbox
+                .call(b, "write", |b, s| b.weir_plugin_sink().call_write(s, batch)),
+            Bound::Packed(b) => {
+                let bytes = packed::encode(batch, std::mem::take(&mut self.scratch));
+                let out = self.sandbox.call(b, "write", |b, s| {
+                    b.weir_plugin_packed_sink().call_write(s, &bytes)
+                });
+                self.scratch = bytes;
+                out
+            }
+        }
     }
 
     /// The input ended.
     pub fn finish(&mut self) -> Result<(), PluginError> {
-        self.sandbox.call(&self.bindings, "finish", |b, s| {
-            b.weir_plugin_sink().call_finish(s)
-        })
+        sink_call!(self, "finish", |i, s| i.call_finish(s))
     }
 
     /// Phase one of the two-phase commit for `checkpoint`.
     pub fn prepare(&mut self, checkpoint: u64) -> Result<(), PluginError> {
-        self.sandbox.call(&self.bindings, "prepare", |b, s| {
-            b.weir_plugin_sink().call_prepare(s, checkpoint)
-        })
+        sink_call!(self, "prepare", |i, s| i.call_prepare(s, checkpoint))
     }
 
     /// Phase two: publish everything prepared up to `checkpoint`.
     pub fn commit(&mut self, checkpoint: u64) -> Result<(), PluginError> {
-        self.sandbox.call(&self.bindings, "commit", |b, s| {
-            b.weir_plugin_sink().call_commit(s, checkpoint)
-        })
+        sink_call!(self, "commit", |i, s| i.call_commit(s, checkpoint))
     }
 
     /// Discard what was prepared for `checkpoint`.
     pub fn abort(&mut self, checkpoint: u64) -> Result<(), PluginError> {
-        self.sandbox.call(&self.bindings, "abort", |b, s| {
-            b.weir_plugin_sink().call_abort(s, checkpoint).map(Ok)
-        })
+        sink_call!(self, "abort", |i, s| i.call_abort(s, checkpoint).map(Ok))
     }
 
     state_calls!();

@@ -7,6 +7,7 @@
 mod bindings;
 mod cache;
 mod instance;
+mod packed;
 mod sandbox;
 
 pub use bindings::{Header, Record};
@@ -100,12 +101,16 @@ pub struct LoadedPlugin {
     pub origin: PluginOrigin,
     pub component: Component,
     pub kind: NodeKind,
+    /// Exports the `packed-*` interface of its kind: batches cross as one buffer.
+    pub packed: bool,
 }
 
 /// What `weir inspect` shows of a component.
 #[derive(Debug)]
 pub struct Description {
     pub kind: Option<NodeKind>,
+    /// Whether batches cross as one buffer (`packed-*` worlds).
+    pub packed: bool,
     pub world: Option<String>,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
@@ -187,6 +192,7 @@ impl PluginHost {
             origin: origin.clone(),
             component,
             kind,
+            packed: description.packed,
         })
     }
 
@@ -205,18 +211,26 @@ impl PluginHost {
             let want = format!("{WIT_PACKAGE}/{iface}@{WIT_VERSION}");
             exports.contains(&want)
         };
-        let kind = if has("source") {
-            Some(NodeKind::Source)
-        } else if has("operator") {
-            Some(NodeKind::Operator)
-        } else if has("sink") {
-            Some(NodeKind::Sink)
-        } else {
-            None
-        };
-        let world = kind.map(|k| format!("{WIT_PACKAGE}/{k}-plugin@{WIT_VERSION}"));
+        let mut found = None;
+        for kind in [NodeKind::Source, NodeKind::Operator, NodeKind::Sink] {
+            if has(&format!("packed-{kind}")) {
+                found = Some((kind, true));
+            } else if has(&kind.to_string()) {
+                found = Some((kind, false));
+            }
+            if found.is_some() {
+                break;
+            }
+        }
+        let kind = found.map(|(k, _)| k);
+        let packed = found.is_some_and(|(_, p)| p);
+        let world = found.map(|(k, p)| {
+            let form = if p { "packed-" } else { "" };
+            format!("{WIT_PACKAGE}/{form}{k}-plugin@{WIT_VERSION}")
+        });
         Description {
             kind,
+            packed,
             world,
             imports,
             exports,
