@@ -615,6 +615,11 @@ fn a_broker_outage_mid_run_is_survived_exactly() {
     };
     let err = std::fs::read_to_string(dir.path().join("attempt-1.err")).unwrap();
     assert!(status.success(), "{err}");
+    // The outage really reached the job: its clients saw every broker down and retried.
+    assert!(
+        err.contains("All broker connections are down"),
+        "the job never noticed the outage:\n{err}"
+    );
     let got = exactly_once_output(&b, dir.path(), "counts", 2);
     let want = sorted(expected_updates(&text).lines().map(str::to_owned));
     assert!(
