@@ -538,10 +538,12 @@ fn kafka_sink(b: &Broker, semantic: &str) -> String {
 #[test]
 fn exactly_once_kafka_sink_killed_ten_times_commits_every_record_once() {
     let b = Broker::start();
+    // 20 s of input at the source's rate: ten attempts (each: start, fence the ids of larger
+    // earlier runs, first checkpoint, then 0.3–0.7 s) must not use it all up.
     let (dir, text) = words_setup(
         &b,
-        30_000,
-        &word_pipeline(&b, 3_000, &kafka_sink(&b, "exactly-once")),
+        40_000,
+        &word_pipeline(&b, 2_000, &kafka_sink(&b, "exactly-once")),
     );
     b.create("counts", 3);
     crash_loop(&["run", "p.toml"], dir.path(), 10, 300, 700);
@@ -860,10 +862,81 @@ fn bad_kafka_options_are_named() {
         let o = run_weir(&["validate", "p.toml"], d.path());
         assert_clean_failure(&o, &[key]);
     }
-    let p = "[node.in]\nkind = \"source\"\nplugin = \"sequence\"\n[node.out]\nkind = \"sink\"\nplugin = \"kafka\"\ninput = \"in\"\nconfig = { bootstrap_servers = \"127.0.0.1:1\", topic = \"t\", semantic = \"twice\" }\n".to_string();
-    let d = setup(&p);
-    assert_clean_failure(
-        &run_weir(&["validate", "p.toml"], d.path()),
-        &["node.out.config.semantic"],
-    );
+    for (config, key) in [
+        (r#"semantic = "twice""#, "node.out.config.semantic"),
+        (
+            r#"semantic = "exactly-once", scale_down_factor = 0"#,
+            "node.out.config.scale_down_factor",
+        ),
+    ] {
+        let p = format!(
+            "[node.in]\nkind = \"source\"\nplugin = \"sequence\"\n[node.out]\nkind = \"sink\"\nplugin = \"kafka\"\ninput = \"in\"\nconfig = {{ bootstrap_servers = \"127.0.0.1:1\", topic = \"t\", {config} }}\n"
+        );
+        let d = setup(&p);
+        assert_clean_failure(&run_weir(&["validate", "p.toml"], d.path()), &[key]);
+    }
+}
+
+/// sequence (50 numbers) → Kafka sink `out`, exactly-once, with this prefix and factor.
+fn fencing_pipeline(b: &Broker, topic: &str, prefix: &str, factor: u32) -> String {
+    format!(
+        r#"
+[node.numbers]
+kind = "source"
+plugin = "sequence"
+config = {{ count = 50 }}
+
+[node.out]
+kind = "sink"
+plugin = "kafka"
+input = "numbers"
+config = {{ bootstrap_servers = "{addr}", topic = "{topic}", semantic = "exactly-once", transactional_id_prefix = "{prefix}", scale_down_factor = {factor} }}
+"#,
+        addr = b.addr
+    )
+}
+
+/// A crashed earlier run with more sink subtasks left a transaction open on an id this run does
+/// not use. On Kafka (and on this broker) an open transaction stops every `read_committed`
+/// reader of its partition at its first record until the broker times it out (15 min by
+/// default). Subtask 0 fences those ids at start, so the new output is readable at once; with
+/// `scale_down_factor = 1` it does not, and the output stays held back: the control that shows
+/// the fencing is what frees it.
+#[test]
+fn transactions_a_larger_earlier_run_left_open_are_aborted_at_start() {
+    let b = Broker::start();
+    for (topic, factor, freed) in [("held", 1, false), ("freed", 5, true)] {
+        b.create(topic, 1);
+        let prefix = format!("lin-{topic}");
+        // Subtask 3 of an earlier run with 4 sink subtasks crashed mid-transaction.
+        b.client(&["leave-open", &format!("{prefix}-out-3"), topic, "0", "3"]);
+        b.client(&["produce-one", topic, "0", "control"]);
+        assert!(
+            b.read(topic, 1).is_empty(),
+            "the open transaction should hold back read_committed readers of {topic}"
+        );
+
+        let dir = setup(&fencing_pipeline(&b, topic, &prefix, factor));
+        let o = run_weir(&["run", "p.toml"], dir.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        let values: Vec<String> = b
+            .read(topic, 1)
+            .iter()
+            .map(|r| r["value"].as_str().unwrap().to_owned())
+            .collect();
+        // This broker also shows the aborted `lingering-*` records (a defect: Apache Kafka hides
+        // them); count only the control and weir's 50.
+        let visible = values
+            .iter()
+            .filter(|v| !v.starts_with("lingering-"))
+            .count();
+        if freed {
+            assert_eq!(visible, 51, "weir's output is still held back: {values:?}");
+        } else {
+            assert_eq!(
+                visible, 0,
+                "nothing should pass the open transaction: {values:?}"
+            );
+        }
+    }
 }

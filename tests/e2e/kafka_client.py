@@ -6,6 +6,7 @@ Usage: kafka_client.py BOOTSTRAP COMMAND ARGS...  (see the functions below; outp
 """
 
 import json
+import os
 import sys
 import time
 
@@ -106,6 +107,29 @@ def read(bs, topic, partitions, idle="3"):
     c.close()
 
 
+def leave_open(bs, transactional_id, topic, partition, count):
+    """Produce COUNT records to TOPIC/PARTITION in a transaction as TRANSACTIONAL_ID and exit
+    without committing or aborting it: a crashed producer's lingering transaction."""
+    p = Producer({"bootstrap.servers": bs, "transactional.id": transactional_id})
+    p.init_transactions(30)
+    p.begin_transaction()
+    for i in range(int(count)):
+        p.produce(topic, value=b"lingering-%d" % i, partition=int(partition))
+    left = p.flush(30)
+    assert left == 0, f"{left} records not delivered"
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def produce_one(bs, topic, partition, value):
+    """One committed record (its own transaction) to TOPIC/PARTITION."""
+    p = Producer({"bootstrap.servers": bs, "transactional.id": "e2e-one-%d" % time.time_ns()})
+    p.init_transactions(30)
+    p.begin_transaction()
+    p.produce(topic, value=value.encode(), partition=int(partition))
+    p.commit_transaction(30)
+
+
 def commit(bs, group, topic, *offsets):
     """Commit OFFSETS (partition:offset ...) for GROUP."""
     c = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
@@ -132,6 +156,8 @@ if __name__ == "__main__":
         "produce-records": produce_records,
         "read": read,
         "commit": commit,
+        "leave-open": leave_open,
+        "produce-one": produce_one,
         "committed": committed,
     }
     commands[command](bs, *args)

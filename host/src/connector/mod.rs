@@ -104,7 +104,7 @@ impl Native {
             Native::KafkaSink(cfg) => {
                 let cfg = cfg.clone();
                 NodeFactory::Sink(Arc::new(move |subtask| {
-                    let s = kafka::KafkaSink::start(cfg.clone(), &uid, subtask)?;
+                    let s = kafka::KafkaSink::start(cfg.clone(), &uid, subtask, parallelism)?;
                     Ok(Box::new(s) as Box<dyn crate::runtime::SinkNode>)
                 }))
             }

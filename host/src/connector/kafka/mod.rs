@@ -95,12 +95,16 @@ pub struct SinkConfig {
     /// exactly-once: transactional ids are `<prefix>-<node uid>-<subtask>`.
     pub transactional_id_prefix: String,
     pub transaction_timeout: Duration,
+    /// exactly-once: at start, subtask 0 aborts what the transactional ids of subtasks
+    /// `parallelism .. parallelism * scale_down_factor` left open (Flink's safeScaleDownFactor):
+    /// the transactions of a run with more subtasks than this one.
+    pub scale_down_factor: u32,
     pub partitioner: Partitioner,
     pub properties: BTreeMap<String, String>,
 }
 
 const SOURCE_KEYS: &str = "bootstrap_servers, topics, topic_pattern, group_id, start, start_timestamp, start_offsets, stop_at, format, with_metadata, on_corrupt, rate, properties";
-const SINK_KEYS: &str = "bootstrap_servers, topic, topic_header, semantic, log_failures_only, transactional_id_prefix, transaction_timeout, partitioner, properties";
+const SINK_KEYS: &str = "bootstrap_servers, topic, topic_header, semantic, log_failures_only, transactional_id_prefix, transaction_timeout, scale_down_factor, partitioner, properties";
 
 impl SourceConfig {
     pub(crate) fn parse(
@@ -261,6 +265,16 @@ impl SinkConfig {
                 "must be between 1s and 24d (the broker caps it at transaction.max.timeout.ms, 15m by default)",
             ));
         }
+        let scale_down_factor = match o.integer("scale_down_factor")? {
+            None => 5,
+            Some(n) if (1..=100).contains(&n) => n as u32,
+            Some(_) => {
+                return Err(o.invalid(
+                    "scale_down_factor",
+                    "must be between 1 (abort no other ids) and 100",
+                ));
+            }
+        };
         let partitioner = match o
             .choice("partitioner", &["default", "round-robin", "fixed"])?
             .as_str()
@@ -279,6 +293,7 @@ impl SinkConfig {
             log_failures_only,
             transactional_id_prefix,
             transaction_timeout,
+            scale_down_factor,
             partitioner,
             properties,
         })

@@ -14,7 +14,8 @@
 //! the same transaction. On restore the sink reads the marker: checkpoints at or below it were
 //! committed; the records of later ones are produced again in a fresh transaction. Starting the
 //! producer (`init_transactions` on the same transactional id) fences and aborts whatever the
-//! previous process left open.
+//! previous process left open; subtask 0 does the same for the ids of subtasks a larger earlier
+//! run had and this one has not (`scale_down_factor`).
 //!
 //! Invariant: a transaction never holds records of a checkpoint that is not complete when it
 //! commits: while one checkpoint awaits its commit, newer records wait in memory.
@@ -122,7 +123,12 @@ pub struct KafkaSink {
 }
 
 impl KafkaSink {
-    pub fn start(cfg: Arc<SinkConfig>, uid: &str, subtask: u32) -> Result<Self, PluginError> {
+    pub fn start(
+        cfg: Arc<SinkConfig>,
+        uid: &str,
+        subtask: u32,
+        parallelism: u32,
+    ) -> Result<Self, PluginError> {
         let err = |m: String| error(uid, subtask, CONNECTOR, m);
         let deliveries = Arc::new(Deliveries {
             failed: Mutex::new(None),
@@ -180,8 +186,51 @@ impl KafkaSink {
                         sink.transactional_id
                     ))
                 })?;
+            if subtask == 0 {
+                sink.abort_lingering(parallelism)?;
+            }
         }
         Ok(sink)
+    }
+
+    /// Start (and drop) a transactional producer as `id`: the broker fences any older producer
+    /// with that id and aborts the transaction it left open.
+    fn fence(&self, id: &str) -> Result<(), String> {
+        let producer: rdkafka::producer::BaseProducer = super::client_config(
+            &self.cfg.bootstrap_servers,
+            &[("transactional.id", id)],
+            &self.cfg.properties,
+        )
+        .create()
+        .map_err(|e| format!("cannot create a producer to fence {id:?}: {e}"))?;
+        producer.init_transactions(REQUEST_TIMEOUT).map_err(|e| {
+            format!("cannot fence the transactional id {id:?} of a larger earlier run: {e}")
+        })
+    }
+
+    /// Fence the transactional ids a run with up to `scale_down_factor` times more subtasks
+    /// used and this one does not: a transaction one of them left open would hold back every
+    /// `read_committed` reader of its partitions until the broker times it out.
+    fn abort_lingering(&self, parallelism: u32) -> Result<(), PluginError> {
+        let above = parallelism..parallelism.saturating_mul(self.cfg.scale_down_factor);
+        if above.is_empty() {
+            return Ok(());
+        }
+        let start = std::time::Instant::now();
+        for k in above.clone() {
+            let id = format!("{}-{}-{k}", self.cfg.transactional_id_prefix, self.uid);
+            self.fence(&id).map_err(|e| self.err(e))?;
+        }
+        tracing::debug!(
+            "{}[0]: fenced transactional ids {}-{}-{{{}..{}}} in {:?}",
+            self.uid,
+            self.cfg.transactional_id_prefix,
+            self.uid,
+            above.start,
+            above.end - 1,
+            start.elapsed()
+        );
+        Ok(())
     }
 
     fn err(&self, message: String) -> PluginError {
