@@ -42,16 +42,6 @@ pub enum Plugin {
     Native(crate::connector::Native),
 }
 
-impl Plugin {
-    /// The Wasm component, for code that only handles those.
-    pub fn wasm(&self) -> Option<&LoadedPlugin> {
-        match self {
-            Plugin::Wasm(p) => Some(p),
-            Plugin::Native(_) => None,
-        }
-    }
-}
-
 impl std::fmt::Display for Plugin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

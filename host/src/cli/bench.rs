@@ -116,12 +116,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let total = args.records.min(batch as u64 * 100_000).max(batch as u64);
         let template = make_records(batch, args.value_size, !args.no_keys);
 
-        let wasm_pipe = pipeline(
-            &rt,
-            &template,
-            total,
-            NodeFactory::wasm(host.clone(), &node, plugin.clone()),
-        )?;
+        let wasm_pipe = pipeline(&rt, &template, total, NodeFactory::of(host.clone(), &node))?;
         let native_pipe = pipeline(
             &rt,
             &template,
@@ -225,7 +220,7 @@ fn compare_operators(
         let node = Node {
             uid: name.to_owned(),
             kind: NodeKind::Operator,
-            plugin: crate::graph::Plugin::Wasm(plugin.clone()),
+            plugin: crate::graph::Plugin::Wasm(plugin),
             parallelism: 1,
             inputs: Vec::new(),
             config: Vec::new(),
@@ -239,7 +234,7 @@ fn compare_operators(
             },
             recycle_above: None,
         };
-        let factory = NodeFactory::wasm(host.clone(), &node, plugin.clone());
+        let factory = NodeFactory::of(host.clone(), &node);
         let (rate, _) = pipeline_with(
             rt,
             &lines,

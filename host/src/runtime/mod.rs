@@ -18,7 +18,6 @@ pub use coordinator::{
     CheckpointHooks, CompletedCheckpoint, NoCheckpointStore, RestorePoint, RunOptions, StopSignal,
 };
 pub use node::{NodeFactory, OperatorNode, SinkNode, SourceNode};
-pub use output::Closed;
 pub use output::stable_hash;
 
 use crate::config::Partition;

@@ -126,8 +126,8 @@ impl NodeFactory {
         }
     }
 
-    /// The factory of a Wasm-backed graph node running `plugin`.
-    pub fn wasm(host: Arc<PluginHost>, node: &Node, plugin: LoadedPlugin) -> Self {
+    /// The factory of a Wasm-backed graph node running `plugin` (its `node.plugin`).
+    fn wasm(host: Arc<PluginHost>, node: &Node, plugin: LoadedPlugin) -> Self {
         let uid = node.uid.clone();
         let parallelism = node.parallelism;
         let sandbox = node.sandbox.clone();
