@@ -134,7 +134,7 @@ impl KafkaSink {
             failed: Mutex::new(None),
             log_only: cfg.log_failures_only,
         });
-        let transactional_id = format!("{}-{uid}-{subtask}", cfg.transactional_id_prefix);
+        let transactional_id = cfg.transactional_id(uid, subtask);
         let timeout_ms = cfg.transaction_timeout.as_millis().to_string();
         let mut ours: Vec<(&str, &str)> = vec![("queue.buffering.max.messages", "1000000")];
         match cfg.semantic {
@@ -193,18 +193,21 @@ impl KafkaSink {
         Ok(sink)
     }
 
-    /// Start (and drop) a transactional producer as `id`: the broker fences any older producer
-    /// with that id and aborts the transaction it left open.
-    fn fence(&self, id: &str) -> Result<(), String> {
+    /// Start (and drop) a transactional producer with the id of subtask `k`: the broker fences
+    /// any older producer with that id and aborts the transaction it left open.
+    fn fence(&self, k: u32) -> Result<(), PluginError> {
+        let id = self.cfg.transactional_id(&self.uid, k);
         let producer: rdkafka::producer::BaseProducer = super::client_config(
             &self.cfg.bootstrap_servers,
-            &[("transactional.id", id)],
+            &[("transactional.id", &id)],
             &self.cfg.properties,
         )
         .create()
-        .map_err(|e| format!("cannot create a producer to fence {id:?}: {e}"))?;
+        .map_err(|e| self.err(format!("cannot create a producer to fence {id:?}: {e}")))?;
         producer.init_transactions(REQUEST_TIMEOUT).map_err(|e| {
-            format!("cannot fence the transactional id {id:?} of a larger earlier run: {e}")
+            self.err(format!(
+                "cannot fence the transactional id {id:?} of a larger earlier run: {e}"
+            ))
         })
     }
 
@@ -217,17 +220,12 @@ impl KafkaSink {
             return Ok(());
         }
         let start = std::time::Instant::now();
-        for k in above.clone() {
-            let id = format!("{}-{}-{k}", self.cfg.transactional_id_prefix, self.uid);
-            self.fence(&id).map_err(|e| self.err(e))?;
-        }
+        above.clone().try_for_each(|k| self.fence(k))?;
         tracing::debug!(
-            "{}[0]: fenced transactional ids {}-{}-{{{}..{}}} in {:?}",
+            "{}[0]: fenced transactional ids {} ..= {} in {:?}",
             self.uid,
-            self.cfg.transactional_id_prefix,
-            self.uid,
-            above.start,
-            above.end - 1,
+            self.cfg.transactional_id(&self.uid, above.start),
+            self.cfg.transactional_id(&self.uid, above.end - 1),
             start.elapsed()
         );
         Ok(())
@@ -339,6 +337,13 @@ impl KafkaSink {
                 }
             }
         }
+    }
+
+    /// Hand `records` to librdkafka inside the transaction labelled `label`.
+    fn produce_all(&self, records: &[Out], label: &str) -> Result<(), PluginError> {
+        records
+            .iter()
+            .try_for_each(|o| self.produce(o, Some(label)))
     }
 
     /// Wait for every acknowledgement; fail on the first delivery error.
@@ -510,12 +515,8 @@ impl SinkNode for KafkaSink {
         let records: usize = self.epochs[..due].iter().map(|e| e.records.len()).sum();
         if records > 0 {
             let label = self.ensure_txn()?;
-            for e in &self.epochs[..due] {
-                if !e.sent {
-                    for o in &e.records {
-                        self.produce(o, Some(&label))?;
-                    }
-                }
+            for e in self.epochs[..due].iter().filter(|e| !e.sent) {
+                self.produce_all(&e.records, &label)?;
             }
             self.flush()?;
             self.commit_txn(checkpoint, records)?;
@@ -529,16 +530,12 @@ impl SinkNode for KafkaSink {
         if let Some(next) = self.epochs.first() {
             if !next.records.is_empty() {
                 let label = self.ensure_txn()?;
-                for o in &self.epochs[0].records {
-                    self.produce(o, Some(&label))?;
-                }
+                self.produce_all(&self.epochs[0].records, &label)?;
             }
             self.epochs[0].sent = self.txn.is_some();
         } else if !self.current.is_empty() {
             let label = self.ensure_txn()?;
-            for o in &self.current {
-                self.produce(o, Some(&label))?;
-            }
+            self.produce_all(&self.current, &label)?;
         }
         Ok(())
     }
