@@ -122,14 +122,11 @@ impl KafkaSource {
     /// Assign this subtask's partitions, each at its restored offset or the configured start.
     fn assign(&mut self) -> Result<(), PluginError> {
         if self.cfg.bounded && self.p.ends.is_none() {
-            let mut ends = BTreeMap::new();
-            for (t, p) in &self.partitions {
-                let (_, high) = self
-                    .consumer
-                    .fetch_watermarks(t, *p, REQUEST_TIMEOUT)
-                    .map_err(|e| self.err(format!("cannot read the end of {t}[{p}]: {e}")))?;
-                ends.insert((t.clone(), *p), high);
-            }
+            let ends = self
+                .partitions
+                .iter()
+                .map(|tp| Ok((tp.clone(), self.watermark(tp, true)?)))
+                .collect::<Result<_, PluginError>>()?;
             self.p.ends = Some(ends);
         }
         // Resolve every start position to an offset now, so the state always holds exact
@@ -510,30 +507,21 @@ impl SourceNode for KafkaSource {
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
         let s: State = serde_json::from_slice(state)
             .map_err(|e| self.err(format!("the checkpointed offsets are unreadable: {e}")))?;
-        self.p.offsets = s.offsets.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
-        self.p.seeking = s.seeking.into_iter().map(|(t, p, o)| ((t, p), o)).collect();
-        self.p.ends = s
-            .ends
-            .map(|v| v.into_iter().map(|(t, p, o)| ((t, p), o)).collect());
-        if let Some(ends) = &mut self.p.ends {
-            // Partitions added since the first start: read up to where they are now.
-            for tp in &self.partitions {
-                if !ends.contains_key(tp) {
-                    let (_, high) = self
-                        .consumer
-                        .fetch_watermarks(&tp.0, tp.1, REQUEST_TIMEOUT)
-                        .map_err(|e| {
-                            error(
-                                &self.uid,
-                                self.subtask,
-                                CONNECTOR,
-                                format!("cannot read the end of {}[{}]: {e}", tp.0, tp.1),
-                            )
-                        })?;
-                    ends.insert(tp.clone(), high);
-                }
+        let nested = |v: Vec<(String, i32, i64)>| -> BTreeMap<Tp, i64> {
+            v.into_iter().map(|(t, p, o)| ((t, p), o)).collect()
+        };
+        self.p.offsets = nested(s.offsets);
+        self.p.seeking = nested(s.seeking);
+        let Some(mut ends) = s.ends.map(nested) else {
+            return Ok(());
+        };
+        // Partitions added since the first start: read up to where they are now.
+        for tp in &self.partitions {
+            if !ends.contains_key(tp) {
+                ends.insert(tp.clone(), self.watermark(tp, true)?);
             }
         }
+        self.p.ends = Some(ends);
         Ok(())
     }
 
