@@ -84,7 +84,7 @@ impl Native {
                 Native::KafkaSource(Arc::new(kafka::SourceConfig::parse(opts, &spec.name, uid)?))
             }
             NodeKind::Sink => {
-                Native::KafkaSink(Arc::new(kafka::SinkConfig::parse(opts, &spec.name, uid)?))
+                Native::KafkaSink(Arc::new(kafka::SinkConfig::parse(opts, &spec.name)?))
             }
             NodeKind::Operator => unreachable!("no native operator is listed"),
         }))

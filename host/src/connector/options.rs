@@ -61,6 +61,17 @@ impl<'a> Options<'a> {
         }
     }
 
+    /// The value `choices` pairs with the chosen name (the first is the default).
+    pub fn pick<T: Copy>(&mut self, key: &'a str, choices: &[(&str, T)]) -> Result<T, ConfigError> {
+        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
+        let name = self.choice(key, &names)?;
+        Ok(choices
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| *v)
+            .expect("choice returns one of the names"))
+    }
+
     pub fn bool(&mut self, key: &'a str) -> Result<bool, ConfigError> {
         match self.get(key) {
             None => Ok(false),

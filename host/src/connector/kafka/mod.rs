@@ -189,20 +189,17 @@ impl SourceConfig {
                 "only used with start = \"specific-offsets\"",
             ));
         }
-        let bounded = o.choice("stop_at", &["never", "latest"])? == "latest";
-        let format = match o.choice("format", &["raw", "json"])?.as_str() {
-            "raw" => Format::Raw,
-            _ => Format::Json,
-        };
+        let bounded = o.pick("stop_at", &[("never", false), ("latest", true)])?;
+        let format = o.pick("format", &[("raw", Format::Raw), ("json", Format::Json)])?;
         let with_metadata = o.bool("with_metadata")?;
-        let on_corrupt = match o
-            .choice("on_corrupt", &["fail", "skip", "dead-letter"])?
-            .as_str()
-        {
-            "fail" => OnCorrupt::Fail,
-            "skip" => OnCorrupt::Skip,
-            _ => OnCorrupt::DeadLetter,
-        };
+        let on_corrupt = o.pick(
+            "on_corrupt",
+            &[
+                ("fail", OnCorrupt::Fail),
+                ("skip", OnCorrupt::Skip),
+                ("dead-letter", OnCorrupt::DeadLetter),
+            ],
+        )?;
         let rate = match o.integer("rate")? {
             None => None,
             Some(r) if r > 0 && r <= i64::from(u32::MAX) => Some(r as u32),
@@ -226,24 +223,25 @@ impl SourceConfig {
 }
 
 impl SinkConfig {
-    pub(crate) fn parse(
-        mut o: Options<'_>,
-        pipeline: &str,
-        _uid: &str,
-    ) -> Result<Self, ConfigError> {
+    /// The transactional id of subtask `subtask` of sink node `uid`.
+    pub fn transactional_id(&self, uid: &str, subtask: u32) -> String {
+        format!("{}-{uid}-{subtask}", self.transactional_id_prefix)
+    }
+
+    pub(crate) fn parse(mut o: Options<'_>, pipeline: &str) -> Result<Self, ConfigError> {
         let bootstrap_servers = o.required_string("bootstrap_servers", "\"127.0.0.1:9092\"")?;
         let topic = o.required_string("topic", "\"results\"")?;
         let topic_header = o
             .string("topic_header")?
             .unwrap_or_else(|| "target-topic".into());
-        let semantic = match o
-            .choice("semantic", &["at-least-once", "exactly-once", "none"])?
-            .as_str()
-        {
-            "none" => Semantic::None,
-            "exactly-once" => Semantic::ExactlyOnce,
-            _ => Semantic::AtLeastOnce,
-        };
+        let semantic = o.pick(
+            "semantic",
+            &[
+                ("at-least-once", Semantic::AtLeastOnce),
+                ("exactly-once", Semantic::ExactlyOnce),
+                ("none", Semantic::None),
+            ],
+        )?;
         let log_failures_only = o.bool("log_failures_only")?;
         if log_failures_only && semantic != Semantic::AtLeastOnce {
             return Err(o.invalid(
@@ -275,14 +273,14 @@ impl SinkConfig {
                 ));
             }
         };
-        let partitioner = match o
-            .choice("partitioner", &["default", "round-robin", "fixed"])?
-            .as_str()
-        {
-            "default" => Partitioner::Default,
-            "round-robin" => Partitioner::RoundRobin,
-            _ => Partitioner::Fixed,
-        };
+        let partitioner = o.pick(
+            "partitioner",
+            &[
+                ("default", Partitioner::Default),
+                ("round-robin", Partitioner::RoundRobin),
+                ("fixed", Partitioner::Fixed),
+            ],
+        )?;
         let properties = properties(&mut o)?;
         o.finish(SINK_KEYS)?;
         Ok(SinkConfig {
