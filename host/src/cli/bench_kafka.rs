@@ -131,21 +131,6 @@ fn raw_copy(servers: &str, from: &str, to: &str, records: u64) -> anyhow::Result
     Ok(records as f64 / start.elapsed().as_secs_f64())
 }
 
-/// A directory removed when dropped.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// The same copy through weir; records per second and how many checkpoints completed.
 fn weir_copy(
     rt: &tokio::runtime::Runtime,
@@ -154,7 +139,9 @@ fn weir_copy(
     to: &str,
     records: u64,
 ) -> anyhow::Result<(f64, u64)> {
-    let dir = TempDir(std::env::temp_dir().join(format!("{to}-state")));
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("{to}-state"))
+        .tempdir()?;
     let text = format!(
         r#"
 [node.in]
