@@ -226,16 +226,6 @@ macro_rules! __glue_common {
             __WEIR_INSTANCE.with(|cell| *cell.borrow_mut() = ::core::option::Option::Some(plugin));
             Ok(())
         }
-
-        fn __weir_unpack(
-            batch: &[u8],
-        ) -> ::core::result::Result<::std::vec::Vec<$crate::Record>, ::std::string::String> {
-            $crate::__private::unpack(batch)
-        }
-
-        fn __weir_pack(batch: ::std::vec::Vec<$crate::Record>) -> ::std::vec::Vec<u8> {
-            $crate::__private::pack(&batch)
-        }
     };
 }
 
@@ -278,7 +268,9 @@ macro_rules! __glue_source {
                 use exports::weir::plugin::packed_source::PollResult;
                 let polled = __weir_with(|p| <$ty as $crate::Source>::poll(p, max as usize))?;
                 Ok(match polled {
-                    $crate::Poll::Batch(batch) => PollResult::Batch(__weir_pack(batch)),
+                    $crate::Poll::Batch(batch) => {
+                        PollResult::Batch($crate::__private::pack(&batch))
+                    }
                     $crate::Poll::Idle => PollResult::Idle,
                     $crate::Poll::End => PollResult::End,
                 })
@@ -304,13 +296,15 @@ macro_rules! __glue_operator {
             fn process(
                 batch: ::std::vec::Vec<u8>,
             ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                let batch = __weir_unpack(&batch)?;
-                __weir_with(|p| <$ty as $crate::Operator>::process(p, batch)).map(__weir_pack)
+                let batch = $crate::__private::unpack(&batch)?;
+                __weir_with(|p| <$ty as $crate::Operator>::process(p, batch))
+                    .map(|out| $crate::__private::pack(&out))
             }
             fn on_watermark(
                 ts: i64,
             ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                __weir_with(|p| <$ty as $crate::Operator>::on_watermark(p, ts)).map(__weir_pack)
+                __weir_with(|p| <$ty as $crate::Operator>::on_watermark(p, ts))
+                    .map(|out| $crate::__private::pack(&out))
             }
         }
         export!(__WeirPlugin);
@@ -333,7 +327,7 @@ macro_rules! __glue_sink {
             fn write(
                 batch: ::std::vec::Vec<u8>,
             ) -> ::core::result::Result<(), ::std::string::String> {
-                let batch = __weir_unpack(&batch)?;
+                let batch = $crate::__private::unpack(&batch)?;
                 __weir_with(|p| <$ty as $crate::Sink>::write(p, batch))
             }
             fn finish() -> ::core::result::Result<(), ::std::string::String> {
