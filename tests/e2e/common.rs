@@ -241,15 +241,7 @@ impl Rng {
 
 /// Start `weir run pipeline` in `cwd` in the background, its output going to files in `cwd`.
 pub fn spawn_weir(args: &[&str], cwd: &Path, attempt: usize) -> std::process::Child {
-    let out = std::fs::File::create(cwd.join(format!("attempt-{attempt}.out"))).unwrap();
-    let err = std::fs::File::create(cwd.join(format!("attempt-{attempt}.err"))).unwrap();
-    weir()
-        .args(args)
-        .current_dir(cwd)
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .expect("spawn weir")
+    spawn_attempt(weir(), args, cwd, attempt)
 }
 
 /// Like [`spawn_weir`], with the coordinator logging each completed checkpoint to stderr.
@@ -258,14 +250,24 @@ pub fn spawn_weir_logging_checkpoints(
     cwd: &Path,
     attempt: usize,
 ) -> std::process::Child {
+    let mut cmd = weir();
+    cmd.env(
+        "RUST_LOG",
+        "warn,weir=info,weir_host::runtime::coordinator=debug",
+    );
+    spawn_attempt(cmd, args, cwd, attempt)
+}
+
+/// Spawn `cmd args` in `cwd`, stdout and stderr to `attempt-<attempt>.out` and `.err` there.
+fn spawn_attempt(
+    mut cmd: Command,
+    args: &[&str],
+    cwd: &Path,
+    attempt: usize,
+) -> std::process::Child {
     let out = std::fs::File::create(cwd.join(format!("attempt-{attempt}.out"))).unwrap();
     let err = std::fs::File::create(cwd.join(format!("attempt-{attempt}.err"))).unwrap();
-    weir()
-        .env(
-            "RUST_LOG",
-            "warn,weir=info,weir_host::runtime::coordinator=debug",
-        )
-        .args(args)
+    cmd.args(args)
         .current_dir(cwd)
         .stdout(out)
         .stderr(err)
