@@ -214,6 +214,18 @@ pub struct NodeSection {
     pub memory: Option<String>,
     /// Time budget for one call into the plugin, e.g. "10s". Default 10 s.
     pub time_budget: Option<String>,
+    /// Most records one call into the plugin may return. Default 100000.
+    pub max_reply_records: Option<usize>,
+    /// Most bytes one call may return, e.g. "64MiB" (the default).
+    pub max_reply_bytes: Option<String>,
+    /// Most headers (all records together) one call may return. Default 1000000.
+    pub max_reply_headers: Option<usize>,
+    /// Most WASI handles (open files, directories, sockets, streams) an instance may hold at
+    /// once. Default 256.
+    pub max_handles: Option<usize>,
+    /// Most lines per second the node's plugins may log (stderr included), with bursts of ten
+    /// times as many; the rest are dropped and counted. Default 100.
+    pub log_rate: Option<u32>,
     /// Operators only: replace the instance (snapshot → fresh instance → restore) when its
     /// memory passes this, e.g. "128MiB". For runtimes whose heap only grows. Default: never.
     pub recycle_above: Option<String>,
@@ -240,6 +252,10 @@ pub struct Grants {
     /// Whether the plugin may write to the host's standard output.
     #[serde(default)]
     pub stdout: bool,
+    /// Whether the plugin may write raw bytes to the host's standard error. Without it, what it
+    /// writes there becomes warning lines in weir's log, escaped and under the node's name.
+    #[serde(default)]
+    pub stderr: bool,
     /// TCP addresses (IP:port) the plugin may connect to. No other network access exists.
     #[serde(default)]
     pub connect: Vec<String>,

@@ -7,6 +7,7 @@
 
 use crate::config::{ConfigError, DirMode, Inputs, NodeKind, Partition, PipelineSpec};
 use crate::plugin::{Limits, LoadedPlugin, PluginHost, PluginOrigin, SandboxSpec};
+use crate::protected::{Protected, Why};
 use crate::runtime::Port;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -93,6 +94,7 @@ impl JobGraph {
             }
         }
         let order = topological_order(spec, &upstream_nodes)?;
+        let protected = protected_paths(spec, host)?;
         let index: BTreeMap<&str, usize> = order
             .iter()
             .enumerate()
@@ -146,6 +148,21 @@ impl JobGraph {
                     )
                 })?;
             }
+            if let Some(n) = section.max_reply_records {
+                limits.reply.records = at_least_one(spec, &key("max_reply_records"), n)?;
+            }
+            if let Some(n) = section.max_reply_headers {
+                limits.reply.headers = n;
+            }
+            if let Some(b) = &section.max_reply_bytes {
+                let bytes = crate::config::parse_size(b).ok_or_else(|| {
+                    spec.invalid(
+                        key("max_reply_bytes"),
+                        format!("{b:?} is not a size such as \"64MiB\""),
+                    )
+                })?;
+                limits.reply.bytes = at_least_one(spec, &key("max_reply_bytes"), bytes as usize)?;
+            }
             let recycle_above = match &section.recycle_above {
                 None => None,
                 Some(_) if section.kind != NodeKind::Operator => {
@@ -170,7 +187,7 @@ impl JobGraph {
                     Some(bytes)
                 }
             };
-            let sandbox = sandbox_for(spec, uid, &origin, limits.memory)?;
+            let sandbox = sandbox_for(spec, uid, &origin, limits.memory, &protected)?;
             nodes.push(Node {
                 uid: uid.clone(),
                 kind: section.kind,
@@ -374,12 +391,36 @@ fn resolve_plugin(
     ))
 }
 
-/// The sandbox for node `uid`: only the directories and variables its grants name.
+/// What no grant of this pipeline may reach: its state directory, the component cache, the
+/// pipeline file, its plugin files and the `weir` binary.
+fn protected_paths(spec: &PipelineSpec, host: &PluginHost) -> Result<Protected, ConfigError> {
+    let mut p = Protected::default();
+    let settings = crate::checkpoint::settings::CheckpointSettings::from_spec(spec)?;
+    p.add(&settings.dir, Why::StateDir);
+    if let Some(cache) = host.cache_dir() {
+        p.add(cache, Why::ComponentCache);
+    }
+    p.add(&spec.path, Why::TrustedFile);
+    for section in spec.file.node.values() {
+        let path = spec.resolve(Path::new(&section.plugin));
+        if path.is_file() {
+            p.add(&path, Why::TrustedFile);
+        }
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        p.add(&exe, Why::TrustedFile);
+    }
+    Ok(p)
+}
+
+/// The sandbox for node `uid`: only the directories and variables its grants name, none of
+/// them reaching a path in `protected`.
 fn sandbox_for(
     spec: &PipelineSpec,
     uid: &str,
     origin: &PluginOrigin,
     memory: u64,
+    protected: &Protected,
 ) -> Result<SandboxSpec, ConfigError> {
     let grants = &spec.file.node[uid].grants;
     let mut dirs = Vec::new();
@@ -401,7 +442,19 @@ fn sandbox_for(
                 ),
             ));
         }
-        dirs.push((host, d.guest.clone(), d.mode == DirMode::ReadWrite));
+        let writable = d.mode == DirMode::ReadWrite;
+        if let Some(why) = protected.conflict(&host, writable) {
+            return Err(spec.invalid(
+                format!("{key}.host"),
+                format!(
+                    "cannot grant {} {}: {why}. Grant a directory that holds only the plugin's data (e.g. data/){}",
+                    host.display(),
+                    if writable { "read-write" } else { "read" },
+                    if writable { ", or make it mode = \"read\" if the plugin only reads" } else { ", or move the state with [checkpoint] dir" }
+                ),
+            ));
+        }
+        dirs.push((host, d.guest.clone(), writable));
     }
     let env = grants
         .env
@@ -425,11 +478,33 @@ fn sandbox_for(
             name: "stdout"
         }
     );
+    let section = &spec.file.node[uid];
+    let handles = match section.max_handles {
+        Some(n) => at_least_one(spec, &format!("node.{uid}.max_handles"), n)?,
+        None => crate::plugin::DEFAULT_HANDLES,
+    };
+    let mut rate = crate::plugin::text::LogRate::default();
+    if let Some(r) = section.log_rate {
+        rate.per_second = r;
+        rate.burst = r.saturating_mul(10);
+    }
     Ok(SandboxSpec {
         dirs,
         env,
         stdout: grants.stdout || is_stdout_sink,
+        stderr: grants.stderr,
         connect,
         memory,
+        handles,
+        log: crate::plugin::text::LogBudget::new(rate),
+        cancel: Default::default(),
     })
+}
+
+/// `n`, unless it is 0.
+fn at_least_one(spec: &PipelineSpec, key: &str, n: usize) -> Result<usize, ConfigError> {
+    if n == 0 {
+        return Err(spec.invalid(key, "must be at least 1"));
+    }
+    Ok(n)
 }

@@ -5,6 +5,7 @@
 //! - [`graph`]: the job graph: nodes, their plugins, parallelism and edges; no cycles.
 //! - [`plugin`]: the wasmtime engine, the compiled-component cache, the sandbox (WASI grants,
 //!   memory ceiling, time budget per call) and typed calls into plugins.
+//! - [`protected`]: the host's own files (state, cache, pipeline, plugins) that no grant may reach.
 //! - [`builtin`]: the built-in plugins, compiled into this binary.
 //! - [`connector`]: connectors native to the host (Kafka), beside the Wasm plugins.
 //! - [`runtime`]: one task per subtask, bounded channels, in-band [`runtime::Message`]s, barrier
@@ -27,5 +28,6 @@ pub mod connector;
 pub mod graph;
 pub mod metrics;
 pub mod plugin;
+pub mod protected;
 pub mod runtime;
 pub mod state;

@@ -106,7 +106,7 @@ impl StateStore {
             dir: dir.to_owned(),
             source,
         };
-        std::fs::create_dir_all(dir).map_err(|e| open_err(sled::Error::Io(e)))?;
+        crate::protected::ensure_real_dir(dir).map_err(|e| open_err(sled::Error::Io(e)))?;
         let db = sled::Config::new()
             .path(dir.join("db"))
             .cache_capacity(64 << 20)

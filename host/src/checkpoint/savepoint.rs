@@ -2,9 +2,9 @@
 //! resume it later, elsewhere, or with new plugin builds.
 //!
 //! Layout: `_metadata.json` (pipeline, checkpoint id, nodes, and per blob its file, length and
-//! CRC-32) plus one `<node>.<subtask>.state` file per subtask. Invariant: `_metadata.json` is
-//! written last (temp file + rename), so a directory with it is whole; every blob is verified
-//! against it when read.
+//! CRC-32) plus one `<node>.<subtask>.state` file per subtask. Invariants: a savepoint directory
+//! appears whole (built under a temporary name, renamed into place) and is never written through
+//! a name or link that existed before; every blob is verified against the metadata when read.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -39,20 +39,29 @@ pub struct Savepoint {
 }
 
 /// Write the states of checkpoint `id` as a savepoint directory under `parent`.
+///
+/// The directory is built under a temporary name that must not exist, every file is created
+/// fresh (never opened through an existing name or link), and the whole is renamed into place
+/// under a name nobody holds: nothing planted in `parent` beforehand can redirect a write or
+/// be overwritten, and an older savepoint with the same id is kept.
 pub fn write(
     parent: &Path,
     pipeline: &str,
     id: u64,
     states: &[(String, u32, Vec<u8>)],
 ) -> std::io::Result<PathBuf> {
-    let dir = parent.join(format!("savepoint-{id}"));
-    std::fs::create_dir_all(&dir)?;
+    crate::protected::ensure_real_dir(parent)?;
+    let tmp = parent.join(format!(".savepoint-{id}.tmp-{}", std::process::id()));
+    match std::fs::symlink_metadata(&tmp) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(&tmp)?,
+        Ok(_) => std::fs::remove_file(&tmp)?,
+        Err(_) => {}
+    }
+    std::fs::create_dir(&tmp)?;
     let mut blobs = Vec::new();
     for (node, subtask, bytes) in states {
         let file = format!("{node}.{subtask}.state");
-        let mut f = std::fs::File::create(dir.join(&file))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
+        create_new(&tmp.join(&file), bytes)?;
         blobs.push(BlobFile {
             node: node.clone(),
             subtask: *subtask,
@@ -68,12 +77,28 @@ pub fn write(
         created_ms: crate::state::unix_ms(std::time::SystemTime::now()),
         blobs,
     };
-    let tmp = dir.join(format!("{METADATA}.tmp"));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(&serde_json::to_vec_pretty(&meta).expect("metadata serialises"))?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, dir.join(METADATA))?;
+    let json = serde_json::to_vec_pretty(&meta).expect("metadata serialises");
+    create_new(&tmp.join(METADATA), &json)?;
+    let dir = (0..)
+        .map(|n| match n {
+            0 => parent.join(format!("savepoint-{id}")),
+            n => parent.join(format!("savepoint-{id}-{n}")),
+        })
+        .find(|d| std::fs::symlink_metadata(d).is_err())
+        .expect("some name is free");
+    std::fs::rename(&tmp, &dir)?;
+    std::fs::File::open(parent)?.sync_all()?;
     Ok(std::path::absolute(&dir).unwrap_or(dir))
+}
+
+/// Create `path`, which must not exist (not even as a link), with `bytes`, synced to disk.
+fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// Read and verify the savepoint in `dir`.
@@ -117,5 +142,40 @@ mod tests {
         std::fs::write(sp.join("count.0.state"), b"tampered!!!").unwrap();
         assert!(read(&sp).unwrap_err().contains("checksum"));
         assert!(read(dir.path()).unwrap_err().contains("not a savepoint"));
+        // The same id again keeps the first savepoint and writes beside it.
+        let again = write(dir.path(), "wc", 7, &states).unwrap();
+        assert_ne!(again, sp);
+        assert_eq!(
+            std::fs::read(sp.join("count.0.state")).unwrap(),
+            b"tampered!!!"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn planted_links_are_never_followed() {
+        let root = tempfile::tempdir().unwrap();
+        let parent = root.path().join("savepoints");
+        let victim = root.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        // A directory planted where the savepoint will go, with links named like its files.
+        let planted = parent.join("savepoint-3");
+        std::fs::create_dir_all(&planted).unwrap();
+        std::os::unix::fs::symlink(&victim, planted.join("count.0.state")).unwrap();
+        std::os::unix::fs::symlink(root.path().join("new.txt"), planted.join("_metadata.json"))
+            .unwrap();
+        let states = vec![("count".to_string(), 0, b"plugin bytes".to_vec())];
+        let sp = write(&parent, "wc", 3, &states).unwrap();
+        assert_ne!(sp, std::path::absolute(&planted).unwrap());
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+        assert!(!root.path().join("new.txt").exists());
+        assert_eq!(
+            read(&sp).unwrap().states[&("count".to_string(), 0)],
+            b"plugin bytes"
+        );
+        // A link in place of the savepoints directory itself is refused.
+        let linked = root.path().join("linked");
+        std::os::unix::fs::symlink(root.path(), &linked).unwrap();
+        assert!(write(&linked, "wc", 4, &states).is_err());
     }
 }

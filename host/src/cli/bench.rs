@@ -434,6 +434,7 @@ fn pipeline_with(
         ],
         batch_size: batch as u32,
         channel_capacity: 16,
+        cancel: Default::default(),
     };
     let report = rt.block_on(runtime::run(job, options, hooks, None))?;
     let through = report.metrics[1].records_in();

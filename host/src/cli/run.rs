@@ -38,6 +38,15 @@ pub struct RunArgs {
     /// Drop the saved state of nodes the pipeline no longer has instead of refusing to start.
     #[arg(long)]
     pub allow_non_restored_state: bool,
+    /// On SIGTERM/SIGINT, how long the savepoint may take before the job is cancelled without
+    /// one (every plugin call cut short), e.g. "30s".
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_grace)]
+    pub stop_grace: std::time::Duration,
+}
+
+fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as \"30s\" or \"2m\""))
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -143,6 +152,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             first_id,
             restore,
             progress: !args.quiet && std::io::stderr().is_terminal(),
+            stop_grace: args.stop_grace,
         };
         let mut store_hooks = store.as_ref().map(|s| StoreHooks {
             store: s,

@@ -1,5 +1,8 @@
 //! The one `bindgen!` site: host-side types and calls for the plugin worlds (both batch forms).
 //!
+//! Exports are called asynchronously (each call's future can be dropped, which is how a call
+//! blocked in a host function is stopped); imports (`host-log`) are plain functions.
+//!
 //! Invariant: the three worlds share one set of `types` and `host-log` bindings, so a record
 //! produced by a source can be handed to an operator without conversion.
 
@@ -7,6 +10,7 @@ pub mod operator {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "operator-plugin",
+        exports: { default: async },
     });
 }
 
@@ -14,6 +18,7 @@ pub mod source {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "source-plugin",
+        exports: { default: async },
         with: {
             "weir:plugin/types": super::operator::weir::plugin::types,
             "weir:plugin/host-log": super::operator::weir::plugin::host_log,
@@ -25,6 +30,7 @@ pub mod sink {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "sink-plugin",
+        exports: { default: async },
         with: {
             "weir:plugin/types": super::operator::weir::plugin::types,
             "weir:plugin/host-log": super::operator::weir::plugin::host_log,
@@ -41,6 +47,7 @@ pub mod packed {
         wasmtime::component::bindgen!({
             path: "../wit",
             world: "packed-source-plugin",
+        exports: { default: async },
             with: {
                 "weir:plugin/types": crate::plugin::bindings::operator::weir::plugin::types,
                 "weir:plugin/host-log": crate::plugin::bindings::operator::weir::plugin::host_log,
@@ -52,6 +59,7 @@ pub mod packed {
         wasmtime::component::bindgen!({
             path: "../wit",
             world: "packed-operator-plugin",
+        exports: { default: async },
             with: {
                 "weir:plugin/types": crate::plugin::bindings::operator::weir::plugin::types,
                 "weir:plugin/host-log": crate::plugin::bindings::operator::weir::plugin::host_log,
@@ -63,6 +71,7 @@ pub mod packed {
         wasmtime::component::bindgen!({
             path: "../wit",
             world: "packed-sink-plugin",
+        exports: { default: async },
             with: {
                 "weir:plugin/types": crate::plugin::bindings::operator::weir::plugin::types,
                 "weir:plugin/host-log": crate::plugin::bindings::operator::weir::plugin::host_log,

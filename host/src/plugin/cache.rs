@@ -35,6 +35,11 @@ impl ComponentCache {
         }
     }
 
+    /// The cache directory, if there is one.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref()
+    }
+
     /// The compiled form of `bytes`: from the cache when present and loadable, else compiled
     /// (and stored). Errors are compile errors, as text.
     pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<Component, String> {
@@ -44,7 +49,7 @@ impl ComponentCache {
         let digest = Sha256::digest(bytes);
         let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         let path = dir.join(format!("{name}-{}.cwasm", self.engine_key));
-        if path.exists() {
+        if is_plain_file(&path) {
             match deserialize(engine, &path) {
                 Ok(c) => {
                     tracing::debug!("compiled component from cache {}", path.display());
@@ -62,12 +67,27 @@ impl ComponentCache {
                 self.engine_key,
                 std::process::id()
             ));
-            if std::fs::write(&tmp, serialized).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+            if write_new(&tmp, &serialized).is_ok() && std::fs::rename(&tmp, &path).is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
         }
         Ok(component)
     }
+}
+
+/// A regular file, not a link to one: a planted link is never loaded as compiled code.
+fn is_plain_file(path: &std::path::Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
+}
+
+/// Write `bytes` to a file that must not exist yet (so a planted link is never followed).
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 #[allow(unsafe_code)]

@@ -1,22 +1,53 @@
-//! Running plugin instances: one `Store` each, every call under the node's time budget, every
-//! failure turned into a [`PluginError::Call`] that names the node, the plugin and the cause.
+//! Running plugin instances: one `Store` each, every call under the node's time budget (also
+//! while blocked in the host), every reply bounded, every failure turned into a
+//! [`PluginError::Call`] that names the node, the plugin and the cause.
 //!
-//! Invariant: a trap poisons only its own instance; the caller gets an error and drops it.
+//! Invariants: a trap poisons only its own instance; the caller gets an error and drops it. A
+//! call ends within its time budget, and at once when the job is cancelled, whether the plugin
+//! is computing (epoch ticks) or blocked in a host call (the call's future is dropped). The
+//! cause reported is the one the host observed (time, memory, handles, trap code); a plugin's
+//! own words only describe a panic when the trap a panic causes follows them.
 
 use super::bindings::{self, Context, Record};
-use super::packed;
+use super::packed::{self, ReplyError};
 use super::sandbox::{HostState, SandboxSpec};
-use super::{EPOCH_TICK, LoadedPlugin, PluginError, PluginHost, PluginOrigin};
+use super::text::{MAX_TEXT, escape};
+use super::{LoadedPlugin, PluginError, PluginHost, PluginOrigin};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::Store;
+use wasmtime::{Store, UpdateDeadline};
 
 /// Resource limits of one node's instances.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Memory ceiling per instance, bytes.
     pub memory: u64,
-    /// Longest one call into the plugin may run.
+    /// Longest one call into the plugin may run, blocked time included.
     pub time_budget: Duration,
+    /// Most one call may return.
+    pub reply: ReplyLimits,
+}
+
+/// The most one call into a plugin may return: checked while the reply is decoded, before the
+/// host allocates for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyLimits {
+    pub records: usize,
+    /// Bytes of the reply (packed: the buffer; list form: keys, values and headers).
+    pub bytes: usize,
+    /// Headers of all records together.
+    pub headers: usize,
+}
+
+impl Default for ReplyLimits {
+    fn default() -> Self {
+        ReplyLimits {
+            records: 100_000,
+            bytes: 64 << 20,
+            headers: 1_000_000,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -24,6 +55,7 @@ impl Default for Limits {
         Limits {
             memory: 256 << 20,
             time_budget: Duration::from_secs(10),
+            reply: ReplyLimits::default(),
         }
     }
 }
@@ -43,6 +75,13 @@ pub enum Cause {
     Trap(String),
     /// A packed batch from the plugin did not decode.
     BadBatch(String),
+    /// The reply was larger than the node's reply limits allow.
+    TooLarge(String),
+    /// The plugin held more WASI handles than its limit.
+    TooManyHandles(usize),
+    /// The job was cancelled while the call ran (another subtask failed, or a stop ran out of
+    /// time): not this plugin's fault.
+    Cancelled,
 }
 
 impl std::fmt::Display for Cause {
@@ -53,31 +92,113 @@ impl std::fmt::Display for Cause {
             Cause::Panic(m) => write!(f, "panicked: {m}"),
             Cause::OutOfMemory { requested, ceiling } => write!(
                 f,
-                "ran out of memory: it asked for {} MiB but its ceiling is {} MiB (raise `memory` on the node if it really needs more)",
+                "ran out of memory: it asked for {} MiB (all its memories and tables together) but its ceiling is {} MiB (raise `memory` on the node if it really needs more)",
                 requested.div_ceil(MIB),
                 ceiling / MIB
             ),
             Cause::Timeout(budget) => write!(
                 f,
-                "timed out: one call ran longer than its time budget of {budget:?} (an endless loop? raise `time_budget` on the node if the work is real)"
+                "timed out: one call ran longer than its time budget of {budget:?}, computing or blocked in a host call (an endless loop or a sleep? raise `time_budget` on the node if the work is real)"
             ),
             Cause::Trap(m) => write!(f, "trapped: {m}"),
             Cause::BadBatch(m) => write!(
                 f,
                 "returned a packed batch that does not decode ({m}); it must follow weir:plugin/packed-types (rebuild it against this weir's SDK)"
             ),
+            Cause::TooLarge(m) => write!(
+                f,
+                "returned too much in one call: {m} (raise the node's `max_reply_records`, `max_reply_bytes` or `max_reply_headers` if the output is real)"
+            ),
+            Cause::TooManyHandles(limit) => write!(
+                f,
+                "held more than {limit} open handles (files, directories, sockets, streams) at once (raise `max_handles` on the node if it really needs more)"
+            ),
+            Cause::Cancelled => write!(f, "was stopped because the job was cancelled"),
         }
+    }
+}
+
+/// Why the host cut a call short: the trap error it raises, told apart from guest traps.
+#[derive(Debug, thiserror::Error)]
+enum Interrupted {
+    #[error("the call ran past its time budget")]
+    Timeout,
+    #[error("the job was cancelled")]
+    Cancelled,
+}
+
+/// Runs a call's future on the subtask's thread until it ends, its time budget runs out or the
+/// job is cancelled; the last two drop the future, which unwinds the guest.
+struct Guard {
+    budget: Duration,
+    cancel: Arc<AtomicBool>,
+    rt: tokio::runtime::Handle,
+}
+
+/// How often a call blocked in the host looks at the job's cancel flag.
+const CANCEL_POLL: Duration = Duration::from_millis(20);
+
+impl Guard {
+    fn wait<R>(
+        &self,
+        call: impl std::future::Future<Output = wasmtime::Result<R>>,
+    ) -> wasmtime::Result<R> {
+        let cancel = &self.cancel;
+        self.rt.block_on(async {
+            tokio::select! {
+                // The call ended (or trapped) by itself.
+                r = call => r,
+                // Blocked in the host past the budget (a computing guest is stopped by the epoch
+                // callback first; this catches time spent in WASI calls).
+                () = tokio::time::sleep(self.budget) => Err(Interrupted::Timeout.into()),
+                // The job is going away: do not keep it waiting on this call.
+                () = async {
+                    while !cancel.load(Ordering::Relaxed) {
+                        tokio::time::sleep(CANCEL_POLL).await;
+                    }
+                } => Err(Interrupted::Cancelled.into()),
+            }
+        })
     }
 }
 
 /// The sandboxed store plus who it is, shared by the three instance kinds.
 struct Sandboxed {
     store: Store<HostState>,
+    guard: Guard,
     node: String,
     subtask: u32,
     origin: PluginOrigin,
-    budget_ticks: u64,
     budget: Duration,
+    reply: ReplyLimits,
+    handles: usize,
+}
+
+/// Run one call into the plugin on `$sb` (a [`Sandboxed`]): `$s` names its store inside `$e`,
+/// an expression giving the call's future. Evaluates to `Result<T, PluginError>`.
+macro_rules! guarded {
+    (instantiate $sb:expr, $plugin:expr, $pre:ty) => {{
+        let sb: &mut Sandboxed = &mut $sb;
+        sb.store.data_mut().begin_call();
+        sb.store.set_epoch_deadline(1);
+        let pre = $plugin.pre.clone();
+        let outcome = {
+            let store = &mut sb.store;
+            sb.guard
+                .wait(async move { <$pre>::new(pre)?.instantiate_async(store).await })
+        };
+        outcome.map_err(|e| sb.instantiate_failed(e))
+    }};
+    ($sb:expr, $call:expr, |$s:ident| $e:expr) => {{
+        let sb: &mut Sandboxed = &mut $sb;
+        sb.store.data_mut().begin_call();
+        sb.store.set_epoch_deadline(1);
+        let outcome = {
+            let $s = &mut sb.store;
+            sb.guard.wait($e)
+        };
+        sb.finish($call, outcome)
+    }};
 }
 
 impl Sandboxed {
@@ -98,96 +219,147 @@ impl Sandboxed {
         })?;
         let mut store = Store::new(host.engine(), state);
         store.limiter(|s| &mut s.limiter);
-        store.epoch_deadline_trap();
-        let ticks = limits
-            .time_budget
-            .as_millis()
-            .div_ceil(EPOCH_TICK.as_millis())
-            .max(1) as u64;
-        store.set_epoch_deadline(ticks);
+        // Every epoch tick while the guest computes: stop it if the job is cancelled or the
+        // call is over its budget, else let it run one more tick.
+        let budget = limits.time_budget;
+        let cancel = sandbox.cancel.clone();
+        store.epoch_deadline_callback(move |ctx| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(Interrupted::Cancelled.into());
+            }
+            if ctx.data().call_started.elapsed() > budget {
+                return Err(Interrupted::Timeout.into());
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
         Ok(Sandboxed {
             store,
+            guard: Guard {
+                budget,
+                cancel: sandbox.cancel.clone(),
+                rt: host.runtime(),
+            },
             node: node.to_owned(),
             subtask,
             origin: plugin.origin.clone(),
-            budget_ticks: ticks,
-            budget: limits.time_budget,
+            budget,
+            reply: limits.reply,
+            handles: sandbox.handles,
         })
     }
 
-    fn instantiate_error(&self, e: wasmtime::Error) -> PluginError {
-        PluginError::Instantiate {
-            node: self.node.clone(),
-            origin: self.origin.clone(),
-            message: format!("{e:#}"),
+    /// Instantiation failed: a limit the host enforces (memory, time), or a component that
+    /// cannot start.
+    fn instantiate_failed(&mut self, e: wasmtime::Error) -> PluginError {
+        match self.classify(e) {
+            Cause::Trap(message) => PluginError::Instantiate {
+                node: self.node.clone(),
+                origin: self.origin.clone(),
+                message,
+            },
+            cause => self.error("instantiate", cause),
         }
     }
 
-    /// Run one export call under the time budget and classify its failure.
-    fn call<T, B>(
-        &mut self,
-        bindings: &B,
-        call: &'static str,
-        f: impl FnOnce(&B, &mut Store<HostState>) -> wasmtime::Result<Result<T, String>>,
-    ) -> Result<T, PluginError> {
-        self.store.set_epoch_deadline(self.budget_ticks);
-        let outcome = f(bindings, &mut self.store);
-        let cause = match outcome {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(msg)) => match self.store.data_mut().limiter.refused.take() {
-                // A runtime that survives a refused allocation (CPython's MemoryError, say)
-                // reports it as an error: it is still the ceiling that stopped it.
-                Some((_, desired)) => Cause::OutOfMemory {
-                    requested: desired as u64,
-                    ceiling: self.store.data().limiter.max,
-                },
-                None => Cause::Error(msg),
-            },
-            Err(trap) => self.classify(trap),
-        };
-        Err(PluginError::Call {
+    fn error(&self, call: &'static str, cause: Cause) -> PluginError {
+        PluginError::Call {
             node: self.node.clone(),
             subtask: self.subtask,
             origin: self.origin.clone(),
             call,
             cause,
-        })
+        }
     }
 
-    /// The largest linear memory of this instance, in bytes.
+    /// Turn a call's outcome into its value or the error that names its cause.
+    fn finish<T>(
+        &mut self,
+        call: &'static str,
+        outcome: wasmtime::Result<Result<T, String>>,
+    ) -> Result<T, PluginError> {
+        let cause = match outcome {
+            Ok(Ok(v)) => {
+                self.store.data_mut().unclaimed_panic();
+                return Ok(v);
+            }
+            Ok(Err(msg)) => {
+                let data = self.store.data_mut();
+                data.unclaimed_panic();
+                match data.limiter.refused.take() {
+                    // A runtime that survives a refused allocation (CPython's MemoryError, say)
+                    // reports it as an error: it is still the ceiling that stopped it.
+                    Some((_, desired)) => Cause::OutOfMemory {
+                        requested: desired,
+                        ceiling: data.limiter.max,
+                    },
+                    None => Cause::Error(escape(&msg, MAX_TEXT)),
+                }
+            }
+            Err(trap) => self.classify(trap),
+        };
+        Err(self.error(call, cause))
+    }
+
+    /// The largest amount of memory (all memories and tables) this instance has held.
     fn memory_bytes(&self) -> u64 {
         self.store.data().limiter.grown_to
     }
 
+    /// What the host saw end the call, in order of authority: its own interruptions, the
+    /// memory ceiling, the handle limit; the plugin's panic message only for the trap a panic
+    /// causes.
     fn classify(&mut self, trap: wasmtime::Error) -> Cause {
+        match trap.downcast_ref::<Interrupted>() {
+            Some(Interrupted::Cancelled) => return Cause::Cancelled,
+            Some(Interrupted::Timeout) => return Cause::Timeout(self.budget),
+            None => {}
+        }
+        let code = trap.downcast_ref::<wasmtime::Trap>().copied();
+        if code == Some(wasmtime::Trap::Interrupt) {
+            return Cause::Timeout(self.budget);
+        }
         let data = self.store.data_mut();
         if let Some((_, desired)) = data.limiter.refused.take() {
+            data.unclaimed_panic();
             return Cause::OutOfMemory {
-                requested: desired as u64,
+                requested: desired,
                 ceiling: data.limiter.max,
             };
         }
-        if let Some(msg) = data.panic.take() {
-            return Cause::Panic(msg);
+        if trap
+            .downcast_ref::<wasmtime::component::ResourceTableError>()
+            .is_some_and(|e| matches!(e, wasmtime::component::ResourceTableError::Full))
+        {
+            data.unclaimed_panic();
+            return Cause::TooManyHandles(self.handles);
         }
-        if matches!(
-            trap.downcast_ref::<wasmtime::Trap>(),
-            Some(wasmtime::Trap::Interrupt)
-        ) {
-            return Cause::Timeout(self.budget);
+        if code == Some(wasmtime::Trap::UnreachableCodeReached) {
+            if let Some(msg) = data.panic.take() {
+                return Cause::Panic(msg);
+            }
         }
-        Cause::Trap(format!("{trap:#}"))
+        data.unclaimed_panic();
+        Cause::Trap(escape(&format!("{trap:#}"), MAX_TEXT))
     }
 
-    /// Decode a packed batch the plugin returned from `call`.
+    /// Decode a packed batch the plugin returned from `call`, within the reply limits.
     fn unpack(&self, call: &'static str, bytes: &[u8]) -> Result<Vec<Record>, PluginError> {
-        packed::decode(bytes).map_err(|m| PluginError::Call {
-            node: self.node.clone(),
-            subtask: self.subtask,
-            origin: self.origin.clone(),
-            call,
-            cause: Cause::BadBatch(m),
+        packed::decode(bytes, &self.reply).map_err(|e| {
+            self.error(
+                call,
+                match e {
+                    ReplyError::Malformed(m) => Cause::BadBatch(m),
+                    ReplyError::TooLarge(m) => Cause::TooLarge(m),
+                },
+            )
         })
+    }
+
+    /// Check a batch the plugin returned in the list form against the reply limits.
+    fn check(&self, call: &'static str, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
+        packed::check(&batch, &self.reply).map_err(|m| self.error(call, Cause::TooLarge(m)))?;
+        Ok(batch)
     }
 
     fn context(&self, parallelism: u32) -> Context {
@@ -216,8 +388,8 @@ enum Bound<L, P> {
 macro_rules! on_either {
     ($self:ident, $call:literal, |$b:ident, $s:ident| $e:expr) => {
         match &$self.bindings {
-            Bound::List(b) => $self.sandbox.call(b, $call, |$b, $s| $e),
-            Bound::Packed(b) => $self.sandbox.call(b, $call, |$b, $s| $e),
+            Bound::List($b) => guarded!($self.sandbox, $call, |$s| $e),
+            Bound::Packed($b) => guarded!($self.sandbox, $call, |$s| $e),
         }
     };
 }
@@ -236,6 +408,17 @@ macro_rules! state_calls {
             on_either!(self, "restore", |b, s| b
                 .weir_plugin_state()
                 .call_restore(s, state))
+        }
+    };
+}
+
+/// Instantiate `plugin` in the list or packed form of one kind's world.
+macro_rules! bind {
+    ($sb:expr, $plugin:expr, $list:ty, $packed:ty) => {
+        if $plugin.packed {
+            guarded!(instantiate $sb, $plugin, $packed).map(Bound::Packed)
+        } else {
+            guarded!(instantiate $sb, $plugin, $list).map(Bound::List)
         }
     };
 }
@@ -263,14 +446,12 @@ impl SourceInstance {
         config: &[(String, String)],
     ) -> Result<Self, PluginError> {
         let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        let (c, l) = (&plugin.component, host.linker());
-        let bindings = if plugin.packed {
-            bindings::packed::source::PackedSourcePlugin::instantiate(&mut sb.store, c, l)
-                .map(Bound::Packed)
-        } else {
-            bindings::source::SourcePlugin::instantiate(&mut sb.store, c, l).map(Bound::List)
-        }
-        .map_err(|e| sb.instantiate_error(e))?;
+        let bindings = bind!(
+            sb,
+            plugin,
+            bindings::source::SourcePluginPre<HostState>,
+            bindings::packed::source::PackedSourcePluginPre<HostState>
+        )?;
         let ctx = sb.context(parallelism);
         let config = config.to_vec();
         let mut me = SourceInstance {
@@ -278,12 +459,12 @@ impl SourceInstance {
             bindings,
         };
         match &me.bindings {
-            Bound::List(b) => me.sandbox.call(b, "open", |b, s| {
-                b.weir_plugin_source().call_open(s, &config, &ctx)
-            }),
-            Bound::Packed(b) => me.sandbox.call(b, "open", |b, s| {
-                b.weir_plugin_packed_source().call_open(s, &config, &ctx)
-            }),
+            Bound::List(b) => guarded!(me.sandbox, "open", |s| b
+                .weir_plugin_source()
+                .call_open(s, &config, &ctx)),
+            Bound::Packed(b) => guarded!(me.sandbox, "open", |s| b
+                .weir_plugin_packed_source()
+                .call_open(s, &config, &ctx)),
         }?;
         Ok(me)
     }
@@ -293,20 +474,20 @@ impl SourceInstance {
         match &self.bindings {
             Bound::List(b) => {
                 use bindings::source::exports::weir::plugin::source::PollResult;
-                let r = self
-                    .sandbox
-                    .call(b, "poll", |b, s| b.weir_plugin_source().call_poll(s, max))?;
+                let r = guarded!(self.sandbox, "poll", |s| b
+                    .weir_plugin_source()
+                    .call_poll(s, max))?;
                 Ok(match r {
-                    PollResult::Batch(batch) => Polled::Batch(batch),
+                    PollResult::Batch(batch) => Polled::Batch(self.sandbox.check("poll", batch)?),
                     PollResult::Idle => Polled::Idle,
                     PollResult::End => Polled::End,
                 })
             }
             Bound::Packed(b) => {
                 use bindings::packed::source::exports::weir::plugin::packed_source::PollResult;
-                let r = self.sandbox.call(b, "poll", |b, s| {
-                    b.weir_plugin_packed_source().call_poll(s, max)
-                })?;
+                let r = guarded!(self.sandbox, "poll", |s| b
+                    .weir_plugin_packed_source()
+                    .call_poll(s, max))?;
                 Ok(match r {
                     PollResult::Batch(bytes) => Polled::Batch(self.sandbox.unpack("poll", &bytes)?),
                     PollResult::Idle => Polled::Idle,
@@ -344,14 +525,12 @@ impl OperatorInstance {
         config: &[(String, String)],
     ) -> Result<Self, PluginError> {
         let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        let (c, l) = (&plugin.component, host.linker());
-        let bindings = if plugin.packed {
-            bindings::packed::operator::PackedOperatorPlugin::instantiate(&mut sb.store, c, l)
-                .map(Bound::Packed)
-        } else {
-            bindings::operator::OperatorPlugin::instantiate(&mut sb.store, c, l).map(Bound::List)
-        }
-        .map_err(|e| sb.instantiate_error(e))?;
+        let bindings = bind!(
+            sb,
+            plugin,
+            bindings::operator::OperatorPluginPre<HostState>,
+            bindings::packed::operator::PackedOperatorPluginPre<HostState>
+        )?;
         let ctx = sb.context(parallelism);
         let config = config.to_vec();
         let mut me = OperatorInstance {
@@ -360,12 +539,12 @@ impl OperatorInstance {
             scratch: Vec::new(),
         };
         match &me.bindings {
-            Bound::List(b) => me.sandbox.call(b, "open", |b, s| {
-                b.weir_plugin_operator().call_open(s, &config, &ctx)
-            }),
-            Bound::Packed(b) => me.sandbox.call(b, "open", |b, s| {
-                b.weir_plugin_packed_operator().call_open(s, &config, &ctx)
-            }),
+            Bound::List(b) => guarded!(me.sandbox, "open", |s| b
+                .weir_plugin_operator()
+                .call_open(s, &config, &ctx)),
+            Bound::Packed(b) => guarded!(me.sandbox, "open", |s| b
+                .weir_plugin_packed_operator()
+                .call_open(s, &config, &ctx)),
         }?;
         Ok(me)
     }
@@ -373,21 +552,24 @@ impl OperatorInstance {
     /// Transform one batch.
     pub fn process(&mut self, batch: &[Record]) -> Result<Vec<Record>, PluginError> {
         match &self.bindings {
-            Bound::List(b) => self.sandbox.call(b, "process", |b, s| {
-                b.weir_plugin_operator().call_process(s, batch)
-            }),
+            Bound::List(b) => {
+                let out = guarded!(self.sandbox, "process", |s| b
+                    .weir_plugin_operator()
+                    .call_process(s, batch))?;
+                self.sandbox.check("process", out)
+            }
             Bound::Packed(b) => {
                 let bytes = packed::encode(batch, std::mem::take(&mut self.scratch));
-                let out = self.sandbox.call(b, "process", |b, s| {
-                    b.weir_plugin_packed_operator().call_process(s, &bytes)
-                });
+                let out = guarded!(self.sandbox, "process", |s| b
+                    .weir_plugin_packed_operator()
+                    .call_process(s, &bytes));
                 self.scratch = bytes;
                 self.sandbox.unpack("process", &out?)
             }
         }
     }
 
-    /// The largest linear memory of this instance, in bytes.
+    /// The most memory (all memories and tables) this instance has held, in bytes.
     pub fn memory_bytes(&self) -> u64 {
         self.sandbox.memory_bytes()
     }
@@ -395,13 +577,16 @@ impl OperatorInstance {
     /// Event time advanced to `ts`.
     pub fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
         match &self.bindings {
-            Bound::List(b) => self.sandbox.call(b, "on-watermark", |b, s| {
-                b.weir_plugin_operator().call_on_watermark(s, ts)
-            }),
+            Bound::List(b) => {
+                let out = guarded!(self.sandbox, "on-watermark", |s| b
+                    .weir_plugin_operator()
+                    .call_on_watermark(s, ts))?;
+                self.sandbox.check("on-watermark", out)
+            }
             Bound::Packed(b) => {
-                let out = self.sandbox.call(b, "on-watermark", |b, s| {
-                    b.weir_plugin_packed_operator().call_on_watermark(s, ts)
-                })?;
+                let out = guarded!(self.sandbox, "on-watermark", |s| b
+                    .weir_plugin_packed_operator()
+                    .call_on_watermark(s, ts))?;
                 self.sandbox.unpack("on-watermark", &out)
             }
         }
@@ -425,11 +610,11 @@ pub struct SinkInstance {
 macro_rules! sink_call {
     ($self:ident, $call:literal, |$i:ident, $s:ident| $e:expr) => {
         match &$self.bindings {
-            Bound::List(b) => $self.sandbox.call(b, $call, |b, $s| {
+            Bound::List(b) => guarded!($self.sandbox, $call, |$s| {
                 let $i = b.weir_plugin_sink();
                 $e
             }),
-            Bound::Packed(b) => $self.sandbox.call(b, $call, |b, $s| {
+            Bound::Packed(b) => guarded!($self.sandbox, $call, |$s| {
                 let $i = b.weir_plugin_packed_sink();
                 $e
             }),
@@ -451,14 +636,12 @@ impl SinkInstance {
         config: &[(String, String)],
     ) -> Result<Self, PluginError> {
         let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        let (c, l) = (&plugin.component, host.linker());
-        let bindings = if plugin.packed {
-            bindings::packed::sink::PackedSinkPlugin::instantiate(&mut sb.store, c, l)
-                .map(Bound::Packed)
-        } else {
-            bindings::sink::SinkPlugin::instantiate(&mut sb.store, c, l).map(Bound::List)
-        }
-        .map_err(|e| sb.instantiate_error(e))?;
+        let bindings = bind!(
+            sb,
+            plugin,
+            bindings::sink::SinkPluginPre<HostState>,
+            bindings::packed::sink::PackedSinkPluginPre<HostState>
+        )?;
         let ctx = sb.context(parallelism);
         let config = config.to_vec();
         let mut me = SinkInstance {
@@ -473,14 +656,14 @@ impl SinkInstance {
     /// Consume one batch.
     pub fn write(&mut self, batch: &[Record]) -> Result<(), PluginError> {
         match &self.bindings {
-            Bound::List(b) => self
-                .sandbox
-                .call(b, "write", |b, s| b.weir_plugin_sink().call_write(s, batch)),
+            Bound::List(b) => guarded!(self.sandbox, "write", |s| b
+                .weir_plugin_sink()
+                .call_write(s, batch)),
             Bound::Packed(b) => {
                 let bytes = packed::encode(batch, std::mem::take(&mut self.scratch));
-                let out = self.sandbox.call(b, "write", |b, s| {
-                    b.weir_plugin_packed_sink().call_write(s, &bytes)
-                });
+                let out = guarded!(self.sandbox, "write", |s| b
+                    .weir_plugin_packed_sink()
+                    .call_write(s, &bytes));
                 self.scratch = bytes;
                 out
             }
@@ -504,7 +687,9 @@ impl SinkInstance {
 
     /// Discard what was prepared for `checkpoint`.
     pub fn abort(&mut self, checkpoint: u64) -> Result<(), PluginError> {
-        sink_call!(self, "abort", |i, s| i.call_abort(s, checkpoint).map(Ok))
+        sink_call!(self, "abort", |i, s| async move {
+            i.call_abort(s, checkpoint).await.map(Ok)
+        })
     }
 
     state_calls!();

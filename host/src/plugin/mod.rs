@@ -9,10 +9,13 @@ mod cache;
 mod instance;
 mod packed;
 mod sandbox;
+pub mod text;
 
 pub use bindings::{Header, Record};
-pub use instance::{Cause, Limits, OperatorInstance, Polled, SinkInstance, SourceInstance};
-pub use sandbox::SandboxSpec;
+pub use instance::{
+    Cause, Limits, OperatorInstance, Polled, ReplyLimits, SinkInstance, SourceInstance,
+};
+pub use sandbox::{DEFAULT_HANDLES, SandboxSpec};
 
 use crate::config::NodeKind;
 use sandbox::HostState;
@@ -20,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Config, Engine};
 
 /// How often the epoch advances; time budgets are counted in these ticks.
@@ -69,6 +72,13 @@ pub enum PluginError {
         origin: PluginOrigin,
         exports: String,
     },
+    #[error(
+        "{origin} imports what weir does not provide, so it cannot run here: {message} (weir provides WASI 0.2 and weir:plugin/host-log; build the plugin for wasm32-wasip2 against this weir's WIT)"
+    )]
+    Imports {
+        origin: PluginOrigin,
+        message: String,
+    },
     #[error("node `{node}` ({origin}) could not start: {message}")]
     Instantiate {
         node: String,
@@ -103,6 +113,8 @@ pub struct LoadedPlugin {
     pub kind: NodeKind,
     /// Exports the `packed-*` interface of its kind: batches cross as one buffer.
     pub packed: bool,
+    /// Linked against the host: every import resolved and type-checked.
+    pub pre: InstancePre<HostState>,
 }
 
 /// What `weir inspect` shows of a component.
@@ -122,6 +134,8 @@ pub struct PluginHost {
     linker: Linker<HostState>,
     cache: cache::ComponentCache,
     ticker_stop: Arc<AtomicBool>,
+    /// Runs plugin calls made outside any tokio runtime (e.g. a re-commit before a job starts).
+    fallback: std::sync::OnceLock<tokio::runtime::Runtime>,
 }
 
 impl PluginHost {
@@ -132,7 +146,7 @@ impl PluginHost {
         config.epoch_interruption(true);
         let engine = Engine::new(&config).map_err(|e| PluginError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
         bindings::host_log::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
@@ -156,6 +170,7 @@ impl PluginHost {
             linker,
             cache,
             ticker_stop,
+            fallback: std::sync::OnceLock::new(),
         })
     }
 
@@ -188,11 +203,19 @@ impl PluginHost {
                 description.exports.join(", ")
             },
         })?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::Imports {
+                origin: origin.clone(),
+                message: text::escape(&format!("{e:#}"), text::MAX_TEXT),
+            })?;
         Ok(LoadedPlugin {
             origin: origin.clone(),
             component,
             kind,
             packed: description.packed,
+            pre,
         })
     }
 
@@ -247,17 +270,39 @@ impl PluginHost {
             })
     }
 
+    /// Where compiled components are cached, if anywhere: no grant may reach it.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.cache.dir()
+    }
+
     pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
 
-    pub(crate) fn linker(&self) -> &Linker<HostState> {
-        &self.linker
+    /// The runtime plugin calls run on: the caller's, else one of the host's own.
+    pub(crate) fn runtime(&self) -> tokio::runtime::Handle {
+        tokio::runtime::Handle::try_current().unwrap_or_else(|_| {
+            self.fallback
+                .get_or_init(|| {
+                    tokio::runtime::Builder::new_multi_thread()
+                        .worker_threads(1)
+                        .thread_name("weir-plugin-io")
+                        .enable_all()
+                        .build()
+                        .expect("a tokio runtime for plugin calls")
+                })
+                .handle()
+                .clone()
+        })
     }
 }
 
 impl Drop for PluginHost {
     fn drop(&mut self) {
         self.ticker_stop.store(true, Ordering::Relaxed);
+        // The host may be dropped inside another runtime, where a blocking shutdown panics.
+        if let Some(rt) = self.fallback.take() {
+            rt.shutdown_background();
+        }
     }
 }

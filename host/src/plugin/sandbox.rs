@@ -1,28 +1,67 @@
 //! The sandbox of one plugin instance: its WASI context (only what the pipeline grants), its
-//! memory ceiling and what it logged.
+//! memory ceiling, its handle limit and what it says.
 //!
-//! Invariant: a plugin gets no directory, environment variable, stdout or TCP address unless its
-//! node's `grants` name it (`connect` allows exactly the listed IP:port pairs, nothing else); growing memory past the ceiling is refused and remembered, so the trap that
-//! follows is reported as out-of-memory rather than as an anonymous `unreachable`.
+//! Invariants: a plugin gets no directory, environment variable, stdout, stderr or TCP address
+//! unless its node's `grants` name it (`connect` allows exactly the listed IP:port pairs, nothing
+//! else; no UDP, no name lookup); all its memories and tables together stay under one ceiling,
+//! and a refused growth is remembered so the trap that follows is reported as out-of-memory;
+//! everything it logs or writes to stderr reaches the host log escaped, attributed and rate
+//! limited ([`super::text`]).
 
 use super::bindings::host_log;
+use super::text::{self, LogBudget, StderrLines};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+/// Most bytes of randomness one `get-random-bytes` call may ask for (wasmtime's default is
+/// 64 MiB of host memory per call).
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
+
 /// What the pipeline grants one node.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct SandboxSpec {
     /// (host dir, guest path, writable)
     pub dirs: Vec<(PathBuf, String, bool)>,
     /// Environment variables passed through (name, value).
     pub env: Vec<(String, String)>,
     pub stdout: bool,
+    /// Raw standard error; without it stderr becomes warning lines in the host log.
+    pub stderr: bool,
     /// TCP addresses the plugin may connect to.
     pub connect: Vec<std::net::SocketAddr>,
-    /// Memory ceiling in bytes, per instance.
+    /// Memory ceiling in bytes, per instance, all memories and tables together.
     pub memory: u64,
+    /// Most WASI handles (files, directories, sockets, streams, pollables) held at once.
+    pub handles: usize,
+    /// The node's log line budget, shared by its subtasks.
+    pub log: LogBudget,
+    /// The job's cancel flag: once set, every call into the plugin stops at its next epoch
+    /// tick or, when blocked in the host, at once.
+    pub cancel: Arc<AtomicBool>,
+}
+
+/// Default WASI handles an instance may hold at once.
+pub const DEFAULT_HANDLES: usize = 256;
+
+impl Default for SandboxSpec {
+    fn default() -> Self {
+        SandboxSpec {
+            dirs: Vec::new(),
+            env: Vec::new(),
+            stdout: false,
+            stderr: false,
+            connect: Vec::new(),
+            memory: super::instance::Limits::default().memory,
+            handles: DEFAULT_HANDLES,
+            log: LogBudget::default(),
+            cancel: Arc::default(),
+        }
+    }
 }
 
 /// The data of one plugin's `Store`.
@@ -32,14 +71,25 @@ pub struct HostState {
     pub limiter: MemoryCeiling,
     /// `node[subtask]`, for log lines.
     pub label: String,
-    /// The last panic message the guest logged, attached to the trap that follows it.
+    log: LogBudget,
+    stderr: Option<StderrLines>,
+    /// The panic message the guest logged during the current call, escaped.
     pub panic: Option<String>,
+    /// When the current call began (the epoch callback measures the time budget from it).
+    pub call_started: Instant,
 }
 
 impl HostState {
     pub fn new(spec: &SandboxSpec, label: String) -> anyhow::Result<Self> {
         let mut b = WasiCtxBuilder::new();
-        b.inherit_stderr();
+        let stderr = if spec.stderr {
+            b.inherit_stderr();
+            None
+        } else {
+            let lines = StderrLines::new(&label, spec.log.clone());
+            b.stderr(lines.clone());
+            Some(lines)
+        };
         if spec.stdout {
             b.inherit_stdout();
         }
@@ -57,6 +107,7 @@ impl HostState {
             })?;
         }
         b.allow_udp(false).allow_ip_name_lookup(false);
+        b.max_random_size(MAX_RANDOM_BYTES);
         if spec.connect.is_empty() {
             b.allow_tcp(false);
         } else {
@@ -71,17 +122,58 @@ impl HostState {
                 Box::pin(async move { ok })
             });
         }
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(spec.handles);
         Ok(HostState {
             wasi: b.build(),
-            table: ResourceTable::new(),
+            table,
             limiter: MemoryCeiling {
                 max: spec.memory,
+                in_use: 0,
                 refused: None,
                 grown_to: 0,
             },
             label,
+            log: spec.log.clone(),
+            stderr,
             panic: None,
+            call_started: Instant::now(),
         })
+    }
+
+    /// A call into the plugin begins: forget what the previous one left.
+    pub fn begin_call(&mut self) {
+        self.panic = None;
+        self.limiter.refused = None;
+        self.call_started = Instant::now();
+    }
+
+    /// A call ended without the trap a panic causes: a "panic" it logged was only words, and is
+    /// shown as the plugin's own error line.
+    pub fn unclaimed_panic(&mut self) {
+        if let Some(p) = self.panic.take() {
+            text::log_line(
+                &self.label,
+                &self.log,
+                text::Level::Error,
+                &format!("panic: {p}"),
+            );
+        }
+        if let Some(s) = &self.stderr {
+            s.flush();
+        }
+    }
+}
+
+impl Drop for HostState {
+    fn drop(&mut self) {
+        if let Some(s) = &self.stderr {
+            s.flush();
+        }
+        let dropped = self.log.take_dropped();
+        if dropped > 0 {
+            text::report_dropped(&self.label, &self.log, dropped);
+        }
     }
 }
 
@@ -96,30 +188,98 @@ impl WasiView for HostState {
 
 impl host_log::Host for HostState {
     fn log(&mut self, level: host_log::Level, msg: String) {
-        let who = &self.label;
-        match level {
-            host_log::Level::Trace => tracing::trace!(target: "weir::plugin", "{who}: {msg}"),
-            host_log::Level::Debug => tracing::debug!(target: "weir::plugin", "{who}: {msg}"),
-            host_log::Level::Info => tracing::info!(target: "weir::plugin", "{who}: {msg}"),
-            host_log::Level::Warn => tracing::warn!(target: "weir::plugin", "{who}: {msg}"),
+        let level = match level {
+            host_log::Level::Trace => text::Level::Trace,
+            host_log::Level::Debug => text::Level::Debug,
+            host_log::Level::Info => text::Level::Info,
+            host_log::Level::Warn => text::Level::Warn,
             host_log::Level::Error => {
+                // The SDKs' panic hooks log "panic: <message>" just before the instance traps;
+                // it is held for the trap (and shown as a plain line if no trap follows).
                 if let Some(p) = msg.strip_prefix("panic: ") {
-                    self.panic = Some(p.to_owned());
-                } else {
-                    tracing::error!(target: "weir::plugin", "{who}: {msg}");
+                    if self.panic.is_none() {
+                        self.panic = Some(text::escape(p, text::MAX_TEXT));
+                        return;
+                    }
                 }
+                text::Level::Error
             }
-        }
+        };
+        text::log_line(&self.label, &self.log, level, &msg);
     }
 }
 
-/// A memory ceiling that remembers the growth it refused.
+impl wasmtime_wasi::cli::IsTerminal for StderrLines {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for StderrLines {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for StderrLines {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.write(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.flush();
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Bytes one table element is counted as against the memory ceiling (a function reference or
+/// a resource handle is a pointer or two on the host).
+pub const TABLE_ELEMENT_BYTES: u64 = 16;
+/// Most core instances, linear memories and tables one plugin instance may create. A Rust,
+/// C, Python or JavaScript component needs a handful of each; the format allows far more.
+pub const MAX_CORE_INSTANCES: usize = 200;
+pub const MAX_MEMORIES: usize = 32;
+pub const MAX_TABLES: usize = 64;
+
+/// One memory ceiling for a whole plugin instance: every linear memory and every table of every
+/// core instance inside the component counts against it, and the growth it refused is
+/// remembered so the trap that follows is reported as out-of-memory.
 pub struct MemoryCeiling {
     pub max: u64,
-    /// (current, desired) bytes of the first refused growth.
-    pub refused: Option<(usize, usize)>,
-    /// The largest size a memory of this instance has grown to.
+    /// Bytes of all memories and tables together.
+    pub in_use: u64,
+    /// (in use, asked for) bytes of the first refused growth since [`MemoryCeiling::clear`].
+    pub refused: Option<(u64, u64)>,
+    /// The most this instance has held at once, in bytes.
     pub grown_to: u64,
+}
+
+impl MemoryCeiling {
+    fn grow(&mut self, current: u64, desired: u64) -> bool {
+        let after = self.in_use - current.min(self.in_use) + desired;
+        if after > self.max {
+            self.refused.get_or_insert((self.in_use, after));
+            return false;
+        }
+        self.in_use = after;
+        self.grown_to = self.grown_to.max(after);
+        true
+    }
 }
 
 impl ResourceLimiter for MemoryCeiling {
@@ -129,20 +289,54 @@ impl ResourceLimiter for MemoryCeiling {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.max {
-            self.refused.get_or_insert((current, desired));
-            return Ok(false);
-        }
-        self.grown_to = self.grown_to.max(desired as u64);
-        Ok(true)
+        Ok(self.grow(current as u64, desired as u64))
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        Ok(self.grow(
+            current as u64 * TABLE_ELEMENT_BYTES,
+            desired as u64 * TABLE_ELEMENT_BYTES,
+        ))
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ceiling_counts_every_memory_and_table_together() {
+        let mut m = MemoryCeiling {
+            max: 64 << 20,
+            in_use: 0,
+            refused: None,
+            grown_to: 0,
+        };
+        // Twelve memories of 5 MiB fit under 64 MiB; a thirteenth growth past it does not.
+        for _ in 0..12 {
+            assert!(m.memory_growing(0, 5 << 20, None).unwrap());
+        }
+        assert!(!m.memory_growing(5 << 20, 10 << 20, None).unwrap());
+        assert_eq!(m.refused, Some((60 << 20, 65 << 20)));
+        assert!(m.table_growing(0, 1000, None).unwrap());
+        assert!(!m.table_growing(1000, 1 << 20, None).unwrap());
+        assert_eq!(m.in_use, (60 << 20) + 1000 * TABLE_ELEMENT_BYTES);
     }
 }

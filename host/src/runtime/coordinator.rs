@@ -37,6 +37,9 @@ pub struct RunOptions {
     pub restore: Option<RestorePoint>,
     /// Show live progress on stderr.
     pub progress: bool,
+    /// After a stop is asked for, the longest the job may take to finish its savepoint before
+    /// it is cancelled without one (every plugin call cut short).
+    pub stop_grace: Duration,
 }
 
 impl Default for RunOptions {
@@ -50,6 +53,7 @@ impl Default for RunOptions {
             first_id: 1,
             restore: None,
             progress: false,
+            stop_grace: Duration::from_secs(60),
         }
     }
 }
@@ -118,7 +122,7 @@ pub async fn run(
     mut stop: Option<StopSignal>,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    let cancel = Arc::new(AtomicBool::new(false));
+    let cancel = job.cancel.clone();
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let metrics: Vec<Arc<NodeMetrics>> = job
         .nodes
@@ -251,6 +255,7 @@ pub async fn run(
     let mut sources_ended = 0usize;
     let mut final_id: Option<u64> = None;
     let mut savepoint: Option<u64> = None;
+    let mut stop_asked: Option<Instant> = None;
     let mut final_commits = 0usize;
     let mut finished = false;
     let mut error: Option<RunError> = None;
@@ -318,12 +323,18 @@ pub async fn run(
                 next_id += 1;
                 final_id = Some(id);
                 savepoint = Some(id);
+                stop_asked = Some(Instant::now());
                 tracing::info!("stopping with savepoint {id}");
                 if let Err(e) = trigger(id, true, true, &mut pending, &source_controls, hooks) {
                     fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
                 }
             }
+            // Expire checkpoints past their timeout; cancel a stop past its grace.
             _ = housekeeping.tick() => {
+                if stop_asked.is_some_and(|t| t.elapsed() > options.stop_grace) && error.is_none() {
+                    tracing::warn!("the savepoint did not complete within {:?}: cancelling the job", options.stop_grace);
+                    fail(&mut error, RunError::StopTimedOut(options.stop_grace), &cancel, &mut source_controls, &mut sink_controls);
+                }
                 let expired: Vec<u64> = pending
                     .iter()
                     .filter(|(_, p)| p.started_at.elapsed() > options.timeout)

@@ -83,6 +83,9 @@ pub struct Job {
     pub nodes: Vec<JobNode>,
     pub batch_size: u32,
     pub channel_capacity: usize,
+    /// Set when the job is being torn down: subtasks stop, and calls into plugins are cut
+    /// short (also ones blocked in a host call).
+    pub cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Job {
@@ -91,6 +94,7 @@ impl Job {
         graph: &crate::graph::JobGraph,
         host: Arc<crate::plugin::PluginHost>,
     ) -> Self {
+        let cancel: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         Job {
             name: graph.name.clone(),
             nodes: graph
@@ -104,11 +108,12 @@ impl Job {
                         .iter()
                         .map(|e| (e.from, e.partition, e.port))
                         .collect(),
-                    factory: NodeFactory::of(host.clone(), n),
+                    factory: NodeFactory::cancellable(host.clone(), n, cancel.clone()),
                 })
                 .collect(),
             batch_size: graph.batch_size,
             channel_capacity: graph.channel_capacity,
+            cancel,
         }
     }
 }
@@ -117,13 +122,31 @@ impl Job {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Plugin(#[from] PluginError),
+    Plugin(PluginError),
     #[error("checkpoint storage: {0}")]
     Checkpoint(String),
     #[error("the job was cancelled")]
     Cancelled,
+    #[error(
+        "the stop with savepoint did not complete within {0:?} (a plugin call still running?): the job was cancelled without a savepoint; its latest complete checkpoint is kept (raise --stop-grace to wait longer)"
+    )]
+    StopTimedOut(std::time::Duration),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<PluginError> for RunError {
+    /// A call cut short because the job was cancelled is the cancellation, not the plugin's
+    /// failure: it must not hide the error that caused it.
+    fn from(e: PluginError) -> Self {
+        match e {
+            PluginError::Call {
+                cause: crate::plugin::Cause::Cancelled,
+                ..
+            } => RunError::Cancelled,
+            e => RunError::Plugin(e),
+        }
+    }
 }
 
 /// What a finished run reports.

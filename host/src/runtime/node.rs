@@ -10,6 +10,7 @@ use crate::plugin::{
     SourceInstance,
 };
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 /// A running source subtask.
 pub trait SourceNode: Send {
@@ -118,19 +119,31 @@ pub enum NodeFactory {
 }
 
 impl NodeFactory {
-    /// The factory of a graph node, Wasm or native.
+    /// The factory of a graph node, Wasm or native, outside any job.
     pub fn of(host: Arc<PluginHost>, node: &Node) -> Self {
+        Self::cancellable(host, node, Arc::default())
+    }
+
+    /// The factory of a graph node of a job whose cancel flag is `cancel`: setting it stops
+    /// every call into the node's plugins.
+    pub fn cancellable(host: Arc<PluginHost>, node: &Node, cancel: Arc<AtomicBool>) -> Self {
         match &node.plugin {
-            crate::graph::Plugin::Wasm(plugin) => Self::wasm(host, node, plugin.clone()),
+            crate::graph::Plugin::Wasm(plugin) => Self::wasm(host, node, plugin.clone(), cancel),
             crate::graph::Plugin::Native(native) => native.factory(&node.uid, node.parallelism),
         }
     }
 
     /// The factory of a Wasm-backed graph node running `plugin` (its `node.plugin`).
-    fn wasm(host: Arc<PluginHost>, node: &Node, plugin: LoadedPlugin) -> Self {
+    fn wasm(
+        host: Arc<PluginHost>,
+        node: &Node,
+        plugin: LoadedPlugin,
+        cancel: Arc<AtomicBool>,
+    ) -> Self {
         let uid = node.uid.clone();
         let parallelism = node.parallelism;
-        let sandbox = node.sandbox.clone();
+        let mut sandbox = node.sandbox.clone();
+        sandbox.cancel = cancel;
         let limits = node.limits;
         let config = node.config.clone();
         match node.kind {
