@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The demo: a streaming word count over examples/wordcount/input.txt, through a Wasm operator
+# The demo: a streaming word count over examples/wordcount/data/input.txt, through a Wasm operator
 # written with the Rust guest SDK, printed to stdout. Needs only Rust (rustup) on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -18,6 +18,7 @@ const GUESTS: &[&str] = &[
     "wordcount",
     "tokenize",
     "misbehave",
+    "hostile",
     "wordcount-v2",
     "stall-sink",
     "garbage-batch",

@@ -4,6 +4,7 @@
 mod checkpoints;
 mod common;
 mod connectors;
+mod hostile;
 mod kafka;
 mod languages;
 mod sandbox;

@@ -115,7 +115,8 @@ fn the_example_runs_from_a_copy_with_another_input() {
     std::fs::copy(example.join("pipeline.toml"), copy.join("pipeline.toml")).unwrap();
     std::fs::copy(guest("wordcount"), copy.join("wordcount.wasm")).unwrap();
     let text = "Hello hello HELLO, world!\nworld of weir\n";
-    std::fs::write(copy.join("input.txt"), text).unwrap();
+    std::fs::create_dir_all(copy.join("data")).unwrap();
+    std::fs::write(copy.join("data/input.txt"), text).unwrap();
     // Run from an unrelated working directory: paths resolve against the pipeline file.
     let o = run_weir(
         &["run", copy.join("pipeline.toml").to_str().unwrap()],

@@ -339,4 +339,41 @@ mod tests {
         assert!(!m.table_growing(1000, 1 << 20, None).unwrap());
         assert_eq!(m.in_use, (60 << 20) + 1000 * TABLE_ELEMENT_BYTES);
     }
+
+    /// In a real engine: a module with 13 memories, each asking for 60 MiB, gets one 60 MiB
+    /// memory under a 64 MiB ceiling; the rest are refused (memory.grow returns -1).
+    #[test]
+    fn many_memories_share_one_ceiling_in_wasmtime() {
+        let mut wat = String::from("(module\n");
+        for i in 0..13 {
+            wat.push_str(&format!("(memory $m{i} 0)\n"));
+        }
+        wat.push_str("(func (export \"grow\") (result i32) (local $ok i32)\n");
+        for i in 0..13 {
+            wat.push_str(&format!(
+                "(local.set $ok (i32.add (local.get $ok) (i32.ne (memory.grow $m{i} (i32.const 960)) (i32.const -1))))\n"
+            ));
+        }
+        wat.push_str("(local.get $ok)))");
+        let engine = wasmtime::Engine::default();
+        let module = wasmtime::Module::new(&engine, wat::parse_str(&wat).unwrap()).unwrap();
+        let spec = SandboxSpec {
+            memory: 64 << 20,
+            ..SandboxSpec::default()
+        };
+        let mut store =
+            wasmtime::Store::new(&engine, HostState::new(&spec, "t[0]".into()).unwrap());
+        store.limiter(|s| &mut s.limiter);
+        let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+        let grow = instance
+            .get_typed_func::<(), i32>(&mut store, "grow")
+            .unwrap();
+        assert_eq!(
+            grow.call(&mut store, ()).unwrap(),
+            1,
+            "only one 60 MiB memory fits"
+        );
+        assert!(store.data().limiter.in_use <= 64 << 20);
+        assert!(store.data().limiter.refused.is_some());
+    }
 }

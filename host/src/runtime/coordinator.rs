@@ -314,16 +314,21 @@ pub async fn run(
                 }
             }
             // Stop with a savepoint: a last barrier that drains the pipeline.
-            changed = async { stop.as_mut().expect("guarded").changed().await }, if stop.is_some() && final_id.is_none() && error.is_none() => {
+            // A stop asked while the job is already finishing only starts the grace period.
+            changed = async { stop.as_mut().expect("guarded").changed().await }, if stop.is_some() && stop_asked.is_none() && error.is_none() => {
                 if changed.is_err() {
                     stop = None;
+                    continue;
+                }
+                stop_asked = Some(Instant::now());
+                if final_id.is_some() {
+                    tracing::info!("stop asked while the job is finishing: it has {:?} to finish", options.stop_grace);
                     continue;
                 }
                 let id = next_id;
                 next_id += 1;
                 final_id = Some(id);
                 savepoint = Some(id);
-                stop_asked = Some(Instant::now());
                 tracing::info!("stopping with savepoint {id}");
                 if let Err(e) = trigger(id, true, true, &mut pending, &source_controls, hooks) {
                     fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);

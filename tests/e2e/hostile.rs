@@ -1,0 +1,339 @@
+//! A plugin may be malicious. Each test plays one trick a hostile plugin author would try and
+//! asserts that the host stays up (exit 1, no panic), names the right node and cause, and that
+//! nothing outside the grants changed. See docs/security.md.
+
+use crate::common::*;
+use std::path::Path;
+
+/// sequence (`count` numbers, batches of 10) → hostile (`config`, `extra` node keys) as node
+/// `bad` → stdout
+fn hostile_pipeline(count: u32, config: &str, extra: &str) -> String {
+    format!(
+        r#"
+[pipeline]
+batch_size = 10
+
+[restart]
+strategy = "none"
+
+[node.numbers]
+kind = "source"
+plugin = "sequence"
+config = {{ count = {count} }}
+
+[node.bad]
+kind = "operator"
+plugin = "{plugin}"
+input = "numbers"
+config = {{ {config} }}
+{extra}
+
+[node.out]
+kind = "sink"
+plugin = "stdout"
+input = "bad"
+"#,
+        plugin = guest("hostile").display()
+    )
+}
+
+fn run_in(dir: &Path, text: &str) -> std::process::Output {
+    std::fs::write(dir.join("p.toml"), text).unwrap();
+    run_weir(&["run", "p.toml"], dir)
+}
+
+/// Every line of weir's stderr; none may carry raw control characters from a plugin.
+fn assert_no_raw_control(err: &str) {
+    for c in ['\x1b', '\r', '\u{202e}', '\u{9b}'] {
+        assert!(!err.contains(c), "raw {c:?} reached stderr:\n{err:?}");
+    }
+}
+
+/// 1. A grant that reaches the job's state directory (or, read-write, the pipeline file) is
+/// refused before anything runs; a savepoint is never written through a planted link.
+#[test]
+fn grants_cannot_reach_the_hosts_own_files_and_planted_links_are_not_followed() {
+    let dir = scratch();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("data")).unwrap();
+    // The pipeline's own directory (holds .weir/ and p.toml), read-write or read.
+    for mode in ["read-write", "read"] {
+        let text = hostile_pipeline(
+            10,
+            "mode = \"pass\"",
+            &format!("grants.dirs = [{{ host = \".\", guest = \"/p\", mode = \"{mode}\" }}]"),
+        );
+        std::fs::write(d.join("p.toml"), &text).unwrap();
+        for cmd in ["validate", "run"] {
+            let o = run_weir(&[cmd, "p.toml"], d);
+            assert_clean_failure(
+                &o,
+                &["node.bad.grants.dirs[0].host", "state directory", ".weir"],
+            );
+        }
+    }
+    // A link to the state directory from inside a harmless-looking grant.
+    std::fs::create_dir_all(d.join(".weir/p")).unwrap();
+    std::os::unix::fs::symlink(d.join(".weir"), d.join("data/state")).unwrap();
+    let o = run_in(
+        d,
+        &hostile_pipeline(
+            10,
+            "mode = \"pass\"",
+            "grants.dirs = [{ host = \"data/state\", guest = \"/s\", mode = \"read-write\" }]",
+        ),
+    );
+    assert_clean_failure(&o, &["node.bad.grants.dirs[0].host", "state directory"]);
+
+    // Links planted (by anyone) where savepoints will go are never followed: a stop with a
+    // savepoint leaves their targets alone and writes a fresh directory.
+    let victim = d.join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let savepoints = d.join(".weir/p/savepoints");
+    for id in 1..=40 {
+        let planted = savepoints.join(format!("savepoint-{id}"));
+        std::fs::create_dir_all(&planted).unwrap();
+        for f in [
+            "numbers.0.state",
+            "bad.0.state",
+            "out.0.state",
+            "_metadata.json",
+        ] {
+            std::os::unix::fs::symlink(&victim, planted.join(f)).unwrap();
+        }
+        std::os::unix::fs::symlink(d.join(format!("new-{id}")), planted.join("x.state")).unwrap();
+    }
+    let text = hostile_pipeline(10_000_000, "mode = \"pass\"", "").replace(
+        "batch_size = 10",
+        "batch_size = 10\n[checkpoint]\ninterval = \"200ms\"",
+    );
+    std::fs::write(d.join("p.toml"), &text).unwrap();
+    let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, 0);
+    wait_for_a_checkpoint(&mut child, d, 0);
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(d.join("attempt-0.err")).unwrap();
+    assert!(status.success(), "{err}");
+    assert!(err.contains("stopped with savepoint"), "{err}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    for id in 1..=40 {
+        assert!(
+            !d.join(format!("new-{id}")).exists(),
+            "a planted link was followed"
+        );
+    }
+}
+
+/// 2. Time blocked in a host call counts against the budget, and a stop does not wait on it
+/// past its grace.
+#[test]
+fn a_plugin_blocked_in_the_host_is_stopped_by_its_budget_and_by_a_stop() {
+    let dir = scratch();
+    let o = run_in(
+        dir.path(),
+        &hostile_pipeline(100, "mode = \"sleep\"", "time_budget = \"2s\""),
+    );
+    assert_clean_failure(
+        &o,
+        &["node `bad`", "timed out", "2s", "blocked in a host call"],
+    );
+
+    // With a budget of an hour, a SIGTERM ends the job after the stop grace, without a
+    // savepoint but cleanly.
+    let text = hostile_pipeline(100, "mode = \"sleep\"", "time_budget = \"1h\"");
+    std::fs::write(dir.path().join("p.toml"), text).unwrap();
+    let mut child = spawn_weir(&["run", "--stop-grace", "2s", "p.toml"], dir.path(), 0);
+    let log = dir.path().join("attempt-0.err");
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("sleeping for an hour")
+    {
+        assert!(child.try_wait().unwrap().is_none(), "weir ended early");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    let err = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(err.contains("did not complete within 2s"), "{err}");
+    assert!(!err.contains("panicked at"), "{err}");
+}
+
+/// 3. The memory ceiling is per instance, all memories and tables together: a component with
+/// many memories is covered by the unit test `many_memories_share_one_ceiling_in_wasmtime`
+/// (a real engine, 13 memories of 60 MiB under 64 MiB). Here: a plugin building a reply past its
+/// ceiling is stopped by name, before the host sees the reply.
+#[test]
+fn the_memory_ceiling_holds_for_the_whole_instance() {
+    let dir = scratch();
+    let o = run_in(
+        dir.path(),
+        &hostile_pipeline(
+            100,
+            "mode = \"flood-reply\", records = 3000000",
+            "memory = \"64MiB\"",
+        ),
+    );
+    assert_clean_failure(
+        &o,
+        &["node `bad`", "ran out of memory", "ceiling is 64 MiB"],
+    );
+}
+
+/// 4. What a plugin returns is bounded while it is decoded, and the producer is blamed.
+#[test]
+fn oversized_replies_are_refused_and_blamed_on_their_producer() {
+    let dir = scratch();
+    let o = run_in(
+        dir.path(),
+        &hostile_pipeline(100, "mode = \"flood-reply\", records = 200000", ""),
+    );
+    assert_clean_failure(
+        &o,
+        &[
+            "node `bad`",
+            "returned too much",
+            "200000 records (limit 100000)",
+        ],
+    );
+    assert!(!stderr(&o).contains("node `out`"), "{}", stderr(&o));
+    let o = run_in(
+        dir.path(),
+        &hostile_pipeline(
+            100,
+            "mode = \"flood-reply\", records = 2, headers = 600",
+            "max_reply_headers = 1000",
+        ),
+    );
+    assert_clean_failure(&o, &["node `bad`", "returned too much", "headers"]);
+}
+
+/// 5. A plugin cannot take the process's descriptors: its own handle limit stops it, by name.
+#[test]
+fn holding_descriptors_hits_the_plugins_own_limit() {
+    let dir = scratch();
+    std::fs::create_dir_all(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/f"), "x").unwrap();
+    let o = run_in(
+        dir.path(),
+        &hostile_pipeline(
+            100,
+            "mode = \"hold-files\", path = \"/data/f\"",
+            "max_handles = 64\ngrants.dirs = [{ host = \"data\", guest = \"/data\" }]",
+        ),
+    );
+    assert_clean_failure(
+        &o,
+        &["node `bad`", "more than 64 open handles", "max_handles"],
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/f")).unwrap(),
+        "x"
+    );
+}
+
+/// 6. A plugin's words never pass for the host's diagnosis or reach the terminal raw.
+#[test]
+fn plugin_text_is_escaped_attributed_and_rate_limited() {
+    let dir = scratch();
+    // A forged "panic" followed by an endless loop is reported as the timeout it is.
+    let o = run_in(
+        dir.path(),
+        &hostile_pipeline(100, "mode = \"forge-panic\"", "time_budget = \"500ms\""),
+    );
+    assert_clean_failure(&o, &["node `bad`", "timed out"]);
+    assert!(!stderr(&o).contains("panicked: forged"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("bad[0]: panic: forged by the plugin"));
+
+    // An error message with newlines, a forged error line and escape sequences.
+    let o = run_in(
+        dir.path(),
+        &hostile_pipeline(100, "mode = \"forge-error\"", ""),
+    );
+    assert_clean_failure(&o, &["node `bad`", "failed: one\\nerror: node `out`"]);
+    let err = stderr(&o);
+    assert_no_raw_control(&err);
+    assert!(
+        !err.lines().any(|l| l.starts_with("error: node `out`")),
+        "a forged line stands alone:\n{err}"
+    );
+
+    // Raw stderr is not granted: it becomes an escaped, attributed warning.
+    let dir = scratch();
+    let o = run_in(dir.path(), &hostile_pipeline(100, "mode = \"stderr\"", ""));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_no_raw_control(&err);
+    assert!(
+        err.contains("bad[0]: \\u{1b}[31merror: node `out` failed"),
+        "{err}"
+    );
+
+    // A million lines and one of 16 MiB: a bounded number reach the log, the rest are counted.
+    let dir = scratch();
+    let o = run_in(
+        dir.path(),
+        &hostile_pipeline(100, "mode = \"flood\", lines = 1000000", "log_rate = 50"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let shown = err.lines().filter(|l| l.contains("flood line")).count();
+    assert!(shown <= 600, "{shown} flood lines reached the log");
+    assert!(
+        err.contains("log line(s) dropped"),
+        "no count of dropped lines"
+    );
+    assert!(err.len() < 1 << 20, "stderr grew to {} bytes", err.len());
+    assert_eq!(stdout(&o).lines().count(), 100, "the job went on");
+}
+
+/// 7. `weir validate` refuses a component that imports what the host does not provide.
+#[test]
+fn validate_refuses_a_component_with_imports_weir_does_not_provide() {
+    let dir = scratch();
+    let component = wat::parse_str(
+        r#"(component
+            (import "acme:evil/backdoor@1.0.0" (instance (export "open" (func))))
+            (instance $state)
+            (instance $op)
+            (export "weir:plugin/state@0.1.0" (instance $state))
+            (export "weir:plugin/packed-operator@0.1.0" (instance $op)))"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("evil.wasm"), component).unwrap();
+    let text = hostile_pipeline(10, "mode = \"pass\"", "")
+        .replace(&guest("hostile").display().to_string(), "evil.wasm");
+    std::fs::write(dir.path().join("p.toml"), text).unwrap();
+    for cmd in ["validate", "run"] {
+        let o = run_weir(&[cmd, "p.toml"], dir.path());
+        assert_clean_failure(
+            &o,
+            &[
+                "node.bad.plugin",
+                "evil.wasm",
+                "imports what weir does not provide",
+                "acme:evil/backdoor",
+            ],
+        );
+    }
+}
+
+/// More: sockets beyond the grants (UDP, ungranted TCP) are refused, quickly.
+#[test]
+fn udp_and_ungranted_connects_are_refused() {
+    let dir = scratch();
+    let o = run_in(dir.path(), &hostile_pipeline(10, "mode = \"udp\"", ""));
+    assert_clean_failure(&o, &["node `bad`", "udp refused"]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let o = run_in(
+        dir.path(),
+        &hostile_pipeline(10, &format!("mode = \"connect\", addr = \"{addr}\""), ""),
+    );
+    assert_clean_failure(&o, &["node `bad`", "refused"]);
+    listener.set_nonblocking(true).unwrap();
+    assert!(
+        listener.accept().is_err(),
+        "the plugin reached the listener"
+    );
+}
