@@ -159,12 +159,99 @@ fn a_plugin_blocked_in_the_host_is_stopped_by_its_budget_and_by_a_stop() {
     assert!(!err.contains("panicked at"), "{err}");
 }
 
-/// 3. The memory ceiling is per instance, all memories and tables together: a component with
-/// many memories is covered by the unit test `many_memories_share_one_ceiling_in_wasmtime`
-/// (a real engine, 13 memories of 60 MiB under 64 MiB). Here: a plugin building a reply past its
-/// ceiling is stopped by name, before the host sees the reply.
+/// The hostile guest with a core module of `memories` memories of `pages` 64 KiB pages each
+/// appended, instantiated when the component is: a component with many linear memories.
+fn with_extra_memories(memories: usize, pages: u32) -> Vec<u8> {
+    let component = std::fs::read(guest("hostile")).unwrap();
+    assert_eq!(
+        &component[4..8],
+        &[0x0d, 0x00, 0x01, 0x00],
+        "not a component"
+    );
+    // Count the core modules already defined (top-level section 1): ours gets the next index.
+    let (mut at, mut modules) = (8, 0u32);
+    while at < component.len() {
+        let id = component[at];
+        let (size, n) = leb(&component[at + 1..]);
+        if id == 1 {
+            modules += 1;
+        }
+        at += 1 + n + size as usize;
+    }
+    let module = wat::parse_str(format!(
+        "(module {})",
+        (0..memories)
+            .map(|_| format!("(memory {pages})"))
+            .collect::<String>()
+    ))
+    .unwrap();
+    let mut out = component;
+    section(&mut out, 1, &module);
+    // One core instance: (instantiate <modules> with no arguments).
+    let mut instance = vec![1, 0x00];
+    push_leb(&mut instance, modules as u64);
+    instance.push(0);
+    section(&mut out, 2, &instance);
+    out
+}
+
+fn section(out: &mut Vec<u8>, id: u8, body: &[u8]) {
+    out.push(id);
+    push_leb(out, body.len() as u64);
+    out.extend_from_slice(body);
+}
+
+fn push_leb(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let byte = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn leb(bytes: &[u8]) -> (u64, usize) {
+    let (mut v, mut shift) = (0u64, 0);
+    for (i, b) in bytes.iter().enumerate() {
+        v |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return (v, i + 1);
+        }
+        shift += 7;
+    }
+    panic!("truncated LEB128");
+}
+
+/// 3. The memory ceiling is per instance, all memories and tables together: 13 memories of
+/// 60 MiB each (each under a 64 MiB ceiling on its own) are refused together, by name; the
+/// same component with small memories runs.
 #[test]
-fn the_memory_ceiling_holds_for_the_whole_instance() {
+fn the_memory_ceiling_holds_for_all_memories_of_an_instance() {
+    let dir = scratch();
+    std::fs::write(dir.path().join("big.wasm"), with_extra_memories(13, 960)).unwrap();
+    std::fs::write(dir.path().join("small.wasm"), with_extra_memories(4, 1)).unwrap();
+    let pipeline = |file: &str| {
+        hostile_pipeline(100, "mode = \"pass\"", "memory = \"64MiB\"")
+            .replace(&guest("hostile").display().to_string(), file)
+    };
+    let o = run_in(dir.path(), &pipeline("big.wasm"));
+    assert_clean_failure(
+        &o,
+        &[
+            "node `bad`",
+            "ran out of memory",
+            "ceiling is 64 MiB",
+            "in `instantiate`",
+        ],
+    );
+    let o = run_in(dir.path(), &pipeline("small.wasm"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 100);
+
+    // Building a reply past the ceiling stops the plugin before the host sees the reply.
     let dir = scratch();
     let o = run_in(
         dir.path(),
