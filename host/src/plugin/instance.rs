@@ -143,14 +143,26 @@ impl Guard {
         &self,
         call: impl std::future::Future<Output = wasmtime::Result<R>>,
     ) -> wasmtime::Result<R> {
+        use std::task::{Context, Poll, Waker};
+        let started = std::time::Instant::now();
+        let mut call = std::pin::pin!(call);
+        // Fast path: a call that never waits on the host completes in its first poll, with no
+        // timer to arm (a computing guest is bounded by the epoch callback meanwhile).
+        {
+            let _rt = self.rt.enter();
+            if let Poll::Ready(r) = call.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+                return r;
+            }
+        }
+        let left = self.budget.saturating_sub(started.elapsed());
         let cancel = &self.cancel;
         self.rt.block_on(async {
             tokio::select! {
                 // The call ended (or trapped) by itself.
-                r = call => r,
+                r = call.as_mut() => r,
                 // Blocked in the host past the budget (a computing guest is stopped by the epoch
                 // callback first; this catches time spent in WASI calls).
-                () = tokio::time::sleep(self.budget) => Err(Interrupted::Timeout.into()),
+                () = tokio::time::sleep(left) => Err(Interrupted::Timeout.into()),
                 // The job is going away: do not keep it waiting on this call.
                 () = async {
                     while !cancel.load(Ordering::Relaxed) {
