@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error(
-        "cannot open the checkpoint store in {dir}: {source} (is another `weir run` of this pipeline still running?)"
+        "cannot open the checkpoint store in {dir}: {source}. It is damaged: resume from a savepoint (weir run --from-savepoint DIR), or start over with weir run --fresh --yes (which deletes it)"
     )]
     Open { dir: PathBuf, source: sled::Error },
     #[error("checkpoint store {dir}: {source}")]

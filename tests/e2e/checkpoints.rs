@@ -333,8 +333,8 @@ fn with_checkpointing_off_nothing_is_kept_and_the_sinks_still_commit() {
 }
 
 #[test]
-fn fresh_needs_a_confirmation_when_not_on_a_terminal() {
-    let (dir, _) = setup(
+fn fresh_needs_a_confirmation_when_not_on_a_terminal_and_replaces_the_output() {
+    let (dir, text) = setup(
         100,
         &wordcount_pipeline("", &guest("wordcount"), "", "lines"),
     );
@@ -343,6 +343,8 @@ fn fresh_needs_a_confirmation_when_not_on_a_terminal() {
     assert_clean_failure(&o, &["--fresh would delete 1 checkpoint(s)", "--yes"]);
     let o = run_weir(&["run", "--fresh", "--yes", "p.toml"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
+    // Started over from the beginning: the output is replaced, not appended a second time.
+    assert_same(&output(dir.path()), &expected_updates(&text));
 }
 
 #[test]

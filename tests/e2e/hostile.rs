@@ -49,7 +49,7 @@ fn assert_no_raw_control(err: &str) {
     }
 }
 
-/// 1. A grant that reaches the job's state directory (or, read-write, the pipeline file) is
+/// Trick 1: A grant that reaches the job's state directory (or, read-write, the pipeline file) is
 /// refused before anything runs; a savepoint is never written through a planted link.
 #[test]
 fn grants_cannot_reach_the_hosts_own_files_and_planted_links_are_not_followed() {
@@ -124,7 +124,7 @@ fn grants_cannot_reach_the_hosts_own_files_and_planted_links_are_not_followed() 
     }
 }
 
-/// 2. Time blocked in a host call counts against the budget, and a stop does not wait on it
+/// Trick 2: Time blocked in a host call counts against the budget, and a stop does not wait on it
 /// past its grace.
 #[test]
 fn a_plugin_blocked_in_the_host_is_stopped_by_its_budget_and_by_a_stop() {
@@ -225,7 +225,7 @@ fn leb(bytes: &[u8]) -> (u64, usize) {
     panic!("truncated LEB128");
 }
 
-/// 3. The memory ceiling is per instance, all memories and tables together: 13 memories of
+/// Trick 3: The memory ceiling is per instance, all memories and tables together: 13 memories of
 /// 60 MiB each (each under a 64 MiB ceiling on its own) are refused together, by name; the
 /// same component with small memories runs.
 #[test]
@@ -267,7 +267,7 @@ fn the_memory_ceiling_holds_for_all_memories_of_an_instance() {
     );
 }
 
-/// 4. What a plugin returns is bounded while it is decoded, and the producer is blamed.
+/// Trick 4: What a plugin returns is bounded while it is decoded, and the producer is blamed.
 #[test]
 fn oversized_replies_are_refused_and_blamed_on_their_producer() {
     let dir = scratch();
@@ -295,7 +295,7 @@ fn oversized_replies_are_refused_and_blamed_on_their_producer() {
     assert_clean_failure(&o, &["node `bad`", "returned too much", "headers"]);
 }
 
-/// 5. A plugin cannot take the process's descriptors: its own handle limit stops it, by name.
+/// Trick 5: A plugin cannot take the process's descriptors: its own handle limit stops it, by name.
 #[test]
 fn holding_descriptors_hits_the_plugins_own_limit() {
     let dir = scratch();
@@ -319,7 +319,7 @@ fn holding_descriptors_hits_the_plugins_own_limit() {
     );
 }
 
-/// 6. A plugin's words never pass for the host's diagnosis or reach the terminal raw.
+/// Trick 6: A plugin's words never pass for the host's diagnosis or reach the terminal raw.
 #[test]
 fn plugin_text_is_escaped_attributed_and_rate_limited() {
     let dir = scratch();
@@ -374,7 +374,7 @@ fn plugin_text_is_escaped_attributed_and_rate_limited() {
     assert_eq!(stdout(&o).lines().count(), 100, "the job went on");
 }
 
-/// 7. `weir validate` refuses a component that imports what the host does not provide.
+/// Trick 7: `weir validate` refuses a component that imports what the host does not provide.
 #[test]
 fn validate_refuses_a_component_with_imports_weir_does_not_provide() {
     let dir = scratch();
@@ -405,7 +405,7 @@ fn validate_refuses_a_component_with_imports_weir_does_not_provide() {
     }
 }
 
-/// More: sockets beyond the grants (UDP, ungranted TCP) are refused, quickly.
+/// Trick 8: sockets beyond the grants (UDP, ungranted TCP) are refused, quickly.
 #[test]
 fn udp_and_ungranted_connects_are_refused() {
     let dir = scratch();

@@ -5,6 +5,7 @@ mod checkpoints;
 mod common;
 mod connectors;
 mod hostile;
+mod identity;
 mod kafka;
 mod languages;
 mod sandbox;

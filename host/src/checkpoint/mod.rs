@@ -4,6 +4,7 @@
 //! Invariant: state is matched to nodes by uid; a restore never silently drops state (a uid with
 //! no node is an error unless explicitly allowed) and never splits it (parallelism must match).
 
+pub mod identity;
 pub mod savepoint;
 pub mod settings;
 
@@ -16,6 +17,9 @@ use std::path::PathBuf;
 /// The runtime's checkpoint hooks, backed by the sled store (and savepoint directories).
 pub struct StoreHooks<'a> {
     pub store: &'a StateStore,
+    /// The job; marked as having checkpointed once its first checkpoint is durable.
+    pub job: identity::JobIdentity,
+    pub state_dir: PathBuf,
     pub retain: usize,
     pub pipeline: String,
     pub savepoint_dir: PathBuf,
@@ -32,8 +36,14 @@ impl CheckpointHooks for StoreHooks<'_> {
 
     fn complete(&mut self, cp: &CompletedCheckpoint) -> Result<(), String> {
         if cp.savepoint {
-            let dir = savepoint::write(&self.savepoint_dir, &self.pipeline, cp.id, &cp.states)
-                .map_err(|e| format!("cannot write savepoint {}: {e}", cp.id))?;
+            let dir = savepoint::write(
+                &self.savepoint_dir,
+                &self.pipeline,
+                &self.job.id,
+                cp.id,
+                &cp.states,
+            )
+            .map_err(|e| format!("cannot write savepoint {}: {e}", cp.id))?;
             self.savepoint = Some(dir);
         }
         self.store
@@ -48,6 +58,10 @@ impl CheckpointHooks for StoreHooks<'_> {
             )
             .map_err(|e| e.to_string())?;
         self.store.prune(self.retain).map_err(|e| e.to_string())?;
+        if !self.job.checkpointed {
+            self.job.checkpointed = true;
+            identity::write(&self.state_dir, &self.job).map_err(|e| e.to_string())?;
+        }
         tracing::debug!(
             "checkpoint {} stored ({} bytes, {:?})",
             cp.id,

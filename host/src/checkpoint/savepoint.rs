@@ -17,6 +17,9 @@ const METADATA: &str = "_metadata.json";
 pub struct SavepointMeta {
     pub format: u32,
     pub pipeline: String,
+    /// The job's identity (missing in savepoints of weir before job identities).
+    #[serde(default)]
+    pub job: Option<String>,
     pub checkpoint: u64,
     pub created_ms: u64,
     pub blobs: Vec<BlobFile>,
@@ -47,6 +50,7 @@ pub struct Savepoint {
 pub fn write(
     parent: &Path,
     pipeline: &str,
+    job: &str,
     id: u64,
     states: &[(String, u32, Vec<u8>)],
 ) -> std::io::Result<PathBuf> {
@@ -73,6 +77,7 @@ pub fn write(
     let meta = SavepointMeta {
         format: 1,
         pipeline: pipeline.to_owned(),
+        job: Some(job.to_owned()),
         checkpoint: id,
         created_ms: crate::state::unix_ms(std::time::SystemTime::now()),
         blobs,
@@ -135,7 +140,7 @@ mod tests {
     fn a_savepoint_round_trips_and_detects_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let states = vec![("count".to_string(), 0, b"state bytes".to_vec())];
-        let sp = write(dir.path(), "wc", 7, &states).unwrap();
+        let sp = write(dir.path(), "wc", "j", 7, &states).unwrap();
         let back = read(&sp).unwrap();
         assert_eq!(back.meta.checkpoint, 7);
         assert_eq!(back.states[&("count".to_string(), 0)], b"state bytes");
@@ -143,7 +148,7 @@ mod tests {
         assert!(read(&sp).unwrap_err().contains("checksum"));
         assert!(read(dir.path()).unwrap_err().contains("not a savepoint"));
         // The same id again keeps the first savepoint and writes beside it.
-        let again = write(dir.path(), "wc", 7, &states).unwrap();
+        let again = write(dir.path(), "wc", "j", 7, &states).unwrap();
         assert_ne!(again, sp);
         assert_eq!(
             std::fs::read(sp.join("count.0.state")).unwrap(),
@@ -165,7 +170,7 @@ mod tests {
         std::os::unix::fs::symlink(root.path().join("new.txt"), planted.join("_metadata.json"))
             .unwrap();
         let states = vec![("count".to_string(), 0, b"plugin bytes".to_vec())];
-        let sp = write(&parent, "wc", 3, &states).unwrap();
+        let sp = write(&parent, "wc", "j", 3, &states).unwrap();
         assert_ne!(sp, std::path::absolute(&planted).unwrap());
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert!(!root.path().join("new.txt").exists());
@@ -176,6 +181,6 @@ mod tests {
         // A link in place of the savepoints directory itself is refused.
         let linked = root.path().join("linked");
         std::os::unix::fs::symlink(root.path(), &linked).unwrap();
-        assert!(write(&linked, "wc", 4, &states).is_err());
+        assert!(write(&linked, "wc", "j", 4, &states).is_err());
     }
 }

@@ -354,6 +354,14 @@ impl<'a> Timed<'a> {
         Timed {
             inner: StoreHooks {
                 store,
+                job: crate::checkpoint::identity::load_or_create(
+                    dir,
+                    "bench",
+                    std::path::Path::new("bench.toml"),
+                )
+                .expect("a job identity in the bench's own directory")
+                .0,
+                state_dir: dir.to_owned(),
                 retain: 2,
                 pipeline: "bench".into(),
                 savepoint_dir: dir.join("savepoints"),

@@ -166,8 +166,15 @@ config = {{ bootstrap_servers = "{servers}", topic = "{to}", semantic = "exactly
     let graph = JobGraph::build(&spec, &host)?;
     let job = Job::from_graph(&graph, host);
     let store = StateStore::open(&dir.path().join("state"))?;
+    let (job_identity, _) = crate::checkpoint::identity::load_or_create(
+        &dir.path().join("state"),
+        "bench",
+        std::path::Path::new("bench.toml"),
+    )?;
     let mut hooks = StoreHooks {
         store: &store,
+        job: job_identity,
+        state_dir: dir.path().join("state"),
         retain: 3,
         pipeline: "bench".into(),
         savepoint_dir: dir.path().join("savepoints"),

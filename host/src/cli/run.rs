@@ -6,7 +6,7 @@
 //! before it; a restart never goes back further than the savepoint a run started from.
 
 use crate::checkpoint::settings::{CheckpointSettings, RestartStrategy, RestartTracker};
-use crate::checkpoint::{StoreHooks, restore_point, savepoint};
+use crate::checkpoint::{StoreHooks, identity, restore_point, savepoint};
 use crate::config::PipelineSpec;
 use crate::graph::JobGraph;
 use crate::plugin::PluginHost;
@@ -38,6 +38,10 @@ pub struct RunArgs {
     /// Drop the saved state of nodes the pipeline no longer has instead of refusing to start.
     #[arg(long)]
     pub allow_non_restored_state: bool,
+    /// With --from-savepoint: take the state of another job's savepoint on purpose (nodes are
+    /// matched by uid; parallelism must fit).
+    #[arg(long, requires = "from_savepoint")]
+    pub allow_other_job: bool,
     /// On SIGTERM/SIGINT, how long the savepoint may take before the job is cancelled without
     /// one (every plugin call cut short), e.g. "30s".
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_grace)]
@@ -63,6 +67,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let host = Arc::new(PluginHost::new()?);
     let graph = JobGraph::build(&spec, &host)?;
 
+    // One run per state directory, checkpoints on or off.
+    let _lock = identity::lock(&settings.dir)?;
+    if args.fresh {
+        start_over(&settings.dir, args.yes)?;
+    }
     let store = if settings.enabled {
         Some(StateStore::open(&settings.dir)?)
     } else {
@@ -74,12 +83,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None
     };
-    if let (true, Some(store)) = (args.fresh, &store) {
-        start_over(store, args.yes)?;
-    }
+    let (mut job, created) = identity::load_or_create(&settings.dir, &spec.name, &spec.path)?;
     let from_savepoint = match &args.from_savepoint {
         Some(path) => {
             let sp = savepoint::read(path).map_err(anyhow::Error::msg)?;
+            check_savepoint_owner(
+                &sp.meta,
+                &mut job,
+                created,
+                &spec.name,
+                &settings.dir,
+                args.allow_other_job,
+                path,
+            )?;
             eprintln!(
                 "resuming from savepoint {} (checkpoint {})",
                 path.display(),
@@ -126,6 +142,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     )
                     .map_err(anyhow::Error::msg)?,
                 );
+            } else if from_savepoint.is_none() && job.checkpointed {
+                bail!(
+                    "{}: the checkpoint store in {} holds no intact checkpoint, but this job ({}) completed checkpoints before: the store was lost or damaged. Starting over would replay the input into outputs that already hold committed data. Resume from a savepoint (weir run --from-savepoint DIR {}; savepoints are kept in {}), or start over with --fresh --yes (exactly-once file outputs are then replaced)",
+                    spec.name,
+                    store.dir().display(),
+                    job.id,
+                    args.pipeline.display(),
+                    settings.dir.join("savepoints").display()
+                );
             } else if let Some(sp) = &from_savepoint {
                 restore = Some(
                     restore_point(
@@ -156,6 +181,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         };
         let mut store_hooks = store.as_ref().map(|s| StoreHooks {
             store: s,
+            job: job.clone(),
+            state_dir: settings.dir.clone(),
             retain: settings.retain,
             pipeline: spec.name.clone(),
             savepoint_dir: settings.dir.join("savepoints"),
@@ -166,8 +193,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Some(h) => h,
             None => &mut none,
         };
-        let job = Job::from_graph(&graph, host.clone());
-        match rt.block_on(runtime::run(job, options, hooks, Some(stop_rx.clone()))) {
+        let job_run = Job::from_graph(&graph, host.clone());
+        let outcome = rt.block_on(runtime::run(job_run, options, hooks, Some(stop_rx.clone())));
+        if let Some(h) = &store_hooks {
+            job.checkpointed |= h.job.checkpointed;
+        }
+        match outcome {
             Ok(report) => {
                 if !args.quiet {
                     eprintln!(
@@ -254,23 +285,30 @@ fn recommit_sinks(
     Ok(())
 }
 
-/// `--fresh`: delete every checkpoint, after asking on a terminal unless `--yes`.
-fn start_over(store: &StateStore, yes: bool) -> anyhow::Result<()> {
-    let n = store.list()?.len();
-    if n == 0 {
+/// `--fresh`: delete the checkpoint store (whatever state it is in) and the job's identity,
+/// after asking on a terminal unless `--yes`. Savepoints are kept.
+fn start_over(dir: &std::path::Path, yes: bool) -> anyhow::Result<()> {
+    let db = dir.join("db");
+    let had_job = identity::read(dir).ok().flatten().is_some();
+    if !db.exists() && !had_job {
         return Ok(());
     }
+    let what = if !db.exists() {
+        "the job's identity".to_string()
+    } else {
+        match StateStore::open(dir).and_then(|s| s.list()) {
+            Ok(list) => format!("{} checkpoint(s)", list.len()),
+            Err(e) => format!("the damaged checkpoint store ({e})"),
+        }
+    };
     if !yes {
         if !std::io::stdin().is_terminal() {
             bail!(
-                "--fresh would delete {n} checkpoint(s) in {}: add --yes to confirm",
-                store.dir().display()
+                "--fresh would delete {what} in {}: add --yes to confirm",
+                dir.display()
             );
         }
-        eprint!(
-            "delete {n} checkpoint(s) in {} and start over? [y/N] ",
-            store.dir().display()
-        );
+        eprint!("delete {what} in {} and start over? [y/N] ", dir.display());
         std::io::stderr().flush()?;
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
@@ -278,8 +316,54 @@ fn start_over(store: &StateStore, yes: bool) -> anyhow::Result<()> {
             bail!("not deleted; nothing was run");
         }
     }
-    store.clear()?;
+    if db.exists() {
+        std::fs::remove_dir_all(&db)
+            .with_context(|| format!("cannot delete the checkpoint store {}", db.display()))?;
+    }
+    identity::forget(dir)?;
     Ok(())
+}
+
+/// Refuse a savepoint of another job unless asked to take it; a new state directory resumed
+/// from a savepoint of a job of the same name continues that job (it was moved).
+fn check_savepoint_owner(
+    meta: &savepoint::SavepointMeta,
+    job: &mut identity::JobIdentity,
+    created: bool,
+    pipeline: &str,
+    dir: &std::path::Path,
+    allow_other_job: bool,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let same_name = meta.pipeline == pipeline;
+    match &meta.job {
+        Some(j) if *j == job.id => return Ok(()),
+        Some(j) if created && same_name && !allow_other_job => {
+            job.id = j.clone();
+            identity::write(dir, job)?;
+            return Ok(());
+        }
+        None if same_name => return Ok(()),
+        _ => {}
+    }
+    if allow_other_job {
+        eprintln!(
+            "taking the state of savepoint {} (pipeline {:?}, job {}) into job {} on purpose",
+            path.display(),
+            meta.pipeline,
+            meta.job.as_deref().unwrap_or("unknown"),
+            job.id
+        );
+        return Ok(());
+    }
+    bail!(
+        "savepoint {} belongs to another job (pipeline {:?}, job {}), not to this one (pipeline {:?}, job {}): resuming from it would replace this job's progress and outputs with another's. Pass --allow-other-job to take its state on purpose",
+        path.display(),
+        meta.pipeline,
+        meta.job.as_deref().unwrap_or("unknown"),
+        pipeline,
+        job.id
+    )
 }
 
 /// The first SIGTERM or SIGINT asks the job to stop with a savepoint; a second one exits at once.

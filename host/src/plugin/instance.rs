@@ -346,10 +346,10 @@ impl Sandboxed {
             data.unclaimed_panic();
             return Cause::TooManyHandles(self.handles);
         }
-        if code == Some(wasmtime::Trap::UnreachableCodeReached) {
-            if let Some(msg) = data.panic.take() {
-                return Cause::Panic(msg);
-            }
+        if code == Some(wasmtime::Trap::UnreachableCodeReached)
+            && let Some(msg) = data.panic.take()
+        {
+            return Cause::Panic(msg);
         }
         data.unclaimed_panic();
         Cause::Trap(escape(&format!("{trap:#}"), MAX_TEXT))

@@ -196,11 +196,11 @@ impl host_log::Host for HostState {
             host_log::Level::Error => {
                 // The SDKs' panic hooks log "panic: <message>" just before the instance traps;
                 // it is held for the trap (and shown as a plain line if no trap follows).
-                if let Some(p) = msg.strip_prefix("panic: ") {
-                    if self.panic.is_none() {
-                        self.panic = Some(text::escape(p, text::MAX_TEXT));
-                        return;
-                    }
+                if let Some(p) = msg.strip_prefix("panic: ")
+                    && self.panic.is_none()
+                {
+                    self.panic = Some(text::escape(p, text::MAX_TEXT));
+                    return;
                 }
                 text::Level::Error
             }

@@ -1,6 +1,8 @@
 //! Built-in `file` sink: appends each record's value as a line to a file in a granted directory.
 //!
-//! Delivery: exactly-once, by two-phase commit with the host's checkpoints.
+//! Delivery: exactly-once, by two-phase commit with the host's checkpoints. A fresh start (no
+//! restored state) replaces the output file at its first commit: running a job again from the
+//! beginning never appends a second copy.
 //! - `write` appends to `<path>.inprogress` (never visible as output);
 //! - `prepare(n)` flushes it, syncs it and renames it to `<path>.pending.<n>`;
 //! - `commit(n)` appends every pending file up to `n`, in order, to `<path>` and deletes it.
@@ -26,6 +28,11 @@ struct FileSink {
     committed_len: u64,
     /// Prepared, not yet committed: (checkpoint id, bytes).
     pending: Vec<(u64, u64)>,
+    /// Opened fresh, not restored: the first commit replaces whatever `path` held, so a job
+    /// run again from the beginning never appends a second copy of its output. (A restored
+    /// sink instead cuts `path` back to its state's `committed_len`.)
+    #[serde(skip)]
+    replace: bool,
     #[serde(skip)]
     writer: Option<BufWriter<File>>,
     #[serde(skip)]
@@ -130,11 +137,11 @@ impl Sink for FileSink {
         if ctx.parallelism > 1 {
             path = PathBuf::from(format!("{}.{}", path.display(), ctx.subtask));
         }
-        let committed_len = file_len(&path)?;
         let mut sink = FileSink {
             path,
-            committed_len,
+            committed_len: 0,
             pending: Vec::new(),
+            replace: true,
             writer: None,
             written: 0,
             settled: false,
@@ -177,6 +184,15 @@ impl Sink for FileSink {
     }
 
     fn commit(&mut self, checkpoint: u64) -> Result<()> {
+        if self.replace {
+            if file_len(&self.path)? > 0 {
+                OpenOptions::new()
+                    .write(true)
+                    .open(&self.path)?
+                    .set_len(0)?;
+            }
+            self.replace = false;
+        }
         while let Some(&(id, len)) = self.pending.first() {
             if id > checkpoint {
                 break;
@@ -231,6 +247,7 @@ impl Sink for FileSink {
         let saved: FileSink = weir_sdk::state::decode(state)?;
         self.committed_len = saved.committed_len;
         self.pending = saved.pending;
+        self.replace = false;
         self.trim_after_commit = true;
         self.discard_in_progress()?;
         self.discard_unknown_pending()
