@@ -908,8 +908,16 @@ fn transactions_a_larger_earlier_run_left_open_are_aborted_at_start() {
     for (topic, factor, freed) in [("held", 1, false), ("freed", 5, true)] {
         b.create(topic, 1);
         let prefix = format!("lin-{topic}");
-        // Subtask 3 of an earlier run with 4 sink subtasks crashed mid-transaction.
-        b.client(&["leave-open", &format!("{prefix}-out-3"), topic, "0", "3"]);
+        // Subtask 3 of an earlier run of this job with 4 sink subtasks crashed mid-transaction
+        // (transactional ids are `<prefix>-<job id>-<uid>-<subtask>`).
+        let job = "00c0ffee00c0ffee";
+        b.client(&[
+            "leave-open",
+            &format!("{prefix}-{job}-out-3"),
+            topic,
+            "0",
+            "3",
+        ]);
         b.client(&["produce-one", topic, "0", "control"]);
         assert!(
             b.read(topic, 1).is_empty(),
@@ -917,6 +925,12 @@ fn transactions_a_larger_earlier_run_left_open_are_aborted_at_start() {
         );
 
         let dir = setup(&fencing_pipeline(&b, topic, &prefix, factor));
+        std::fs::create_dir_all(dir.path().join(".weir/p")).unwrap();
+        std::fs::write(
+            dir.path().join(".weir/p/job.json"),
+            format!(r#"{{"id":"{job}","pipeline":"p","file":"p.toml","created_ms":0}}"#),
+        )
+        .unwrap();
         let o = run_weir(&["run", "p.toml"], dir.path());
         assert!(o.status.success(), "{}", stderr(&o));
         let values: Vec<String> = b

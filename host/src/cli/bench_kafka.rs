@@ -164,13 +164,13 @@ config = {{ bootstrap_servers = "{servers}", topic = "{to}", semantic = "exactly
     let spec = PipelineSpec::parse(&dir.path().join("bench.toml"), &text)?;
     let host = Arc::new(PluginHost::new()?);
     let graph = JobGraph::build(&spec, &host)?;
-    let job = Job::from_graph(&graph, host);
     let store = StateStore::open(&dir.path().join("state"))?;
     let (job_identity, _) = crate::checkpoint::identity::load_or_create(
         &dir.path().join("state"),
         "bench",
         std::path::Path::new("bench.toml"),
     )?;
+    let job = Job::from_graph(&graph, host, &job_identity.id);
     let mut hooks = StoreHooks {
         store: &store,
         job: job_identity,

@@ -123,7 +123,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             if let Some(r) = ours {
                 if r.meta.finished {
                     // The run that finished may have died before every sink committed.
-                    recommit_sinks(&graph, &host, r.meta.id, &r.states)?;
+                    recommit_sinks(&graph, &host, &job.id, r.meta.id, &r.states)?;
                     eprintln!(
                         "{}: the job already finished (checkpoint {}); its output is complete. Run with --fresh to start over.",
                         spec.name, r.meta.id
@@ -193,7 +193,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Some(h) => h,
             None => &mut none,
         };
-        let job_run = Job::from_graph(&graph, host.clone());
+        let job_run = Job::from_graph(&graph, host.clone(), &job.id);
         let outcome = rt.block_on(runtime::run(job_run, options, hooks, Some(stop_rx.clone())));
         if let Some(h) = &store_hooks {
             job.checkpointed |= h.job.checkpointed;
@@ -261,6 +261,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 fn recommit_sinks(
     graph: &JobGraph,
     host: &Arc<PluginHost>,
+    job: &str,
     id: u64,
     states: &std::collections::HashMap<(String, u32), Vec<u8>>,
 ) -> anyhow::Result<()> {
@@ -270,7 +271,7 @@ fn recommit_sinks(
         .filter(|n| n.kind == crate::config::NodeKind::Sink)
     {
         let crate::runtime::NodeFactory::Sink(start) =
-            crate::runtime::NodeFactory::of(host.clone(), node)
+            crate::runtime::NodeFactory::for_job(host.clone(), node, Default::default(), job)
         else {
             unreachable!("a sink node has a sink factory");
         };

@@ -90,8 +90,11 @@ impl Native {
         }))
     }
 
-    /// The factory of this connector's subtasks.
-    pub fn factory(&self, uid: &str, parallelism: u32) -> NodeFactory {
+    /// The factory of this connector's subtasks in job `job` (its identity; empty outside a
+    /// job, e.g. in benchmarks). A Kafka sink's transactional ids, and so its commit markers,
+    /// include the job: `--fresh` or a same-named job elsewhere never fences its transactions
+    /// or reads its markers.
+    pub fn factory(&self, uid: &str, parallelism: u32, job: &str) -> NodeFactory {
         let uid = uid.to_owned();
         match self {
             Native::KafkaSource(cfg) => {
@@ -102,7 +105,13 @@ impl Native {
                 }))
             }
             Native::KafkaSink(cfg) => {
-                let cfg = cfg.clone();
+                let cfg = if job.is_empty() {
+                    cfg.clone()
+                } else {
+                    let mut c = (**cfg).clone();
+                    c.transactional_id_prefix = format!("{}-{job}", c.transactional_id_prefix);
+                    Arc::new(c)
+                };
                 NodeFactory::Sink(Arc::new(move |subtask| {
                     let s = kafka::KafkaSink::start(cfg.clone(), &uid, subtask, parallelism)?;
                     Ok(Box::new(s) as Box<dyn crate::runtime::SinkNode>)

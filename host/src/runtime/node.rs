@@ -121,15 +121,17 @@ pub enum NodeFactory {
 impl NodeFactory {
     /// The factory of a graph node, Wasm or native, outside any job.
     pub fn of(host: Arc<PluginHost>, node: &Node) -> Self {
-        Self::cancellable(host, node, Arc::default())
+        Self::for_job(host, node, Arc::default(), "")
     }
 
-    /// The factory of a graph node of a job whose cancel flag is `cancel`: setting it stops
-    /// every call into the node's plugins.
-    pub fn cancellable(host: Arc<PluginHost>, node: &Node, cancel: Arc<AtomicBool>) -> Self {
+    /// The factory of a graph node of job `job` (its identity) whose cancel flag is `cancel`:
+    /// setting it stops every call into the node's plugins.
+    pub fn for_job(host: Arc<PluginHost>, node: &Node, cancel: Arc<AtomicBool>, job: &str) -> Self {
         match &node.plugin {
             crate::graph::Plugin::Wasm(plugin) => Self::wasm(host, node, plugin.clone(), cancel),
-            crate::graph::Plugin::Native(native) => native.factory(&node.uid, node.parallelism),
+            crate::graph::Plugin::Native(native) => {
+                native.factory(&node.uid, node.parallelism, job)
+            }
         }
     }
 
