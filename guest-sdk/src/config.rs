@@ -26,6 +26,26 @@ impl Config {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Refuse keys not in `known`, naming the first unknown one and the known ones: a typo
+    /// in a pipeline file must not pass silently. Call it first in `open`.
+    pub fn only(&self, known: &[&str]) -> Result<()> {
+        match self
+            .entries
+            .iter()
+            .find(|(k, _)| !known.contains(&k.as_str()))
+        {
+            None => Ok(()),
+            Some((k, _)) => Err(anyhow!(
+                "unknown config key `{k}` (known keys: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )),
+        }
+    }
+
     /// The value of `key`, or an error that says the node's config needs it.
     pub fn require(&self, key: &str) -> Result<&str> {
         self.get(key).ok_or_else(|| {

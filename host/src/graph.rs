@@ -376,6 +376,15 @@ fn resolve_plugin(
     if path.is_file() {
         return Ok(PluginOrigin::File(path));
     }
+    if path.is_dir() {
+        return Err(spec.invalid(
+            format!("node.{uid}.plugin"),
+            format!(
+                "{} is a directory, not a .wasm component file (name the built component, e.g. target/wasm32-wasip2/release/<crate>.wasm)",
+                path.display()
+            ),
+        ));
+    }
     let looks_like_path = plugin.contains('/') || plugin.ends_with(".wasm");
     let builtins = crate::builtin::names(kind).join(", ");
     Err(spec.invalid(

@@ -194,3 +194,64 @@ fn help_is_there_for_every_command() {
         assert!(stdout(&o).contains("Usage"), "{cmd:?}: {}", stdout(&o));
     }
 }
+
+/// Whatever `weir run` refuses at start, `weir validate` refuses too: settings included.
+#[test]
+fn validate_refuses_what_run_refuses() {
+    let out = "\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\n";
+    for (settings, needle) in [
+        ("[checkpoint]\ninterval = \"0s\"\n", "checkpoint.interval"),
+        ("[checkpoint]\ninterval = \"soon\"\n", "checkpoint.interval"),
+        (
+            "[checkpoint]\nmax_concurrent = 0\n",
+            "checkpoint.max_concurrent",
+        ),
+        (
+            "[restart]\nstrategy = \"none\"\ndelay = \"1s\"\n",
+            "restart.delay",
+        ),
+        (
+            "[restart]\nstrategy = \"fixed-delay\"\ninterval = \"1m\"\n",
+            "restart.interval",
+        ),
+    ] {
+        let text = format!("{settings}{SOURCE}{out}");
+        let o = validate(&text);
+        assert_clean_failure(&o, &[needle]);
+        let dir = scratch();
+        std::fs::write(dir.path().join("p.toml"), &text).unwrap();
+        assert_clean_failure(&run_weir(&["run", "p.toml"], dir.path()), &[needle]);
+    }
+}
+
+#[test]
+fn a_plugin_path_that_is_a_directory_says_so() {
+    let dir = scratch();
+    std::fs::create_dir_all(dir.path().join("op.wasm")).unwrap();
+    let text = format!(
+        "{SOURCE}\n[node.op]\nkind = \"operator\"\nplugin = \"op.wasm\"\ninput = \"src\"\n"
+    );
+    std::fs::write(dir.path().join("p.toml"), text).unwrap();
+    assert_clean_failure(
+        &run_weir(&["validate", "p.toml"], dir.path()),
+        &["node.op.plugin", "is a directory"],
+    );
+}
+
+/// Every built-in refuses config keys it does not know, naming the key and the known ones.
+#[test]
+fn a_built_in_refuses_an_unknown_config_key() {
+    let dir = scratch();
+    let text = "[restart]\nstrategy = \"none\"\n\n[node.src]\nkind = \"source\"\nplugin = \"sequence\"\nconfig = { count = 10, rate = 5 }\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\nconfig = { with_key = true }\n";
+    std::fs::write(dir.path().join("p.toml"), text).unwrap();
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    assert_clean_failure(
+        &o,
+        &[
+            "node `src`",
+            "unknown config key `rate`",
+            "known keys: count, values, value_size",
+        ],
+    );
+    assert!(stdout(&o).is_empty(), "records flowed despite the typo");
+}

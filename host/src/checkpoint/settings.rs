@@ -107,14 +107,24 @@ impl RestartStrategy {
         };
         Ok(match r.strategy {
             RestartKind::None => {
-                if r.attempts.is_some() {
-                    return Err(unexpected("attempts", "none"));
+                for (key, set) in [
+                    ("attempts", r.attempts.is_some()),
+                    ("delay", r.delay.is_some()),
+                    ("max_failures", r.max_failures.is_some()),
+                    ("interval", r.interval.is_some()),
+                ] {
+                    if set {
+                        return Err(unexpected(key, "none"));
+                    }
                 }
                 RestartStrategy::None
             }
             RestartKind::FixedDelay => {
                 if r.max_failures.is_some() {
                     return Err(unexpected("max_failures", "fixed-delay"));
+                }
+                if r.interval.is_some() {
+                    return Err(unexpected("interval", "fixed-delay"));
                 }
                 RestartStrategy::FixedDelay {
                     attempts: r.attempts.unwrap_or(3),

@@ -1,4 +1,5 @@
-//! `weir validate PIPELINE`: parse the file, build the graph, load and kind-check every plugin.
+//! `weir validate PIPELINE`: parse the file, check the checkpoint and restart settings, build the
+//! graph, load, link and kind-check every plugin: whatever `weir run` would refuse at start.
 
 use crate::config::PipelineSpec;
 use crate::graph::JobGraph;
@@ -8,6 +9,9 @@ use std::process::ExitCode;
 
 pub fn validate(pipeline: &Path) -> anyhow::Result<ExitCode> {
     let spec = PipelineSpec::load(pipeline)?;
+    // Everything `weir run` checks before it starts: settings too, not only the graph.
+    let settings = crate::checkpoint::settings::CheckpointSettings::from_spec(&spec)?;
+    crate::checkpoint::settings::RestartStrategy::from_spec(&spec, settings.enabled)?;
     let host = PluginHost::new()?;
     let graph = JobGraph::build(&spec, &host)?;
     let subtasks: u32 = graph.nodes.iter().map(|n| n.parallelism).sum();

@@ -300,6 +300,19 @@ impl BucketSink {
 #[sink]
 impl Sink for BucketSink {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
+        config.only(&[
+            "path",
+            "bucket",
+            "format",
+            "part_prefix",
+            "part_suffix",
+            "timezone",
+            "gzip",
+            "roll_size",
+            "roll_interval",
+            "inactivity",
+            "check_interval",
+        ])?;
         let format = match config.get("format").unwrap_or("line") {
             "line" => Format::Line,
             "length-prefixed" => Format::LengthPrefixed,

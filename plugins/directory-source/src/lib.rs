@@ -93,6 +93,7 @@ impl DirectorySource {
 #[source]
 impl Source for DirectorySource {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
+        config.only(&["path", "pattern", "end_when_empty", "rate", "scan_ms"])?;
         let s = DirectorySource {
             dir: PathBuf::from(config.require("path")?),
             pattern: config.get("pattern").unwrap_or("*").to_owned(),

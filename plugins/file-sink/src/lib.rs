@@ -133,6 +133,7 @@ fn file_len(path: &Path) -> io::Result<u64> {
 #[sink]
 impl Sink for FileSink {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
+        config.only(&["path"])?;
         let mut path = PathBuf::from(config.require("path")?);
         if ctx.parallelism > 1 {
             path = PathBuf::from(format!("{}.{}", path.display(), ctx.subtask));

@@ -36,6 +36,14 @@ impl FileSource {
                     self.path
                 )
             })?;
+            let len = file.metadata()?.len();
+            if len < self.offset {
+                weir_sdk::bail!(
+                    "{} has {len} bytes, fewer than the {} this job already read from it: the file was truncated or replaced since the checkpoint, so resuming would skip or repeat lines. Restore the file, or start over with --fresh",
+                    self.path,
+                    self.offset
+                );
+            }
             file.seek(SeekFrom::Start(self.offset))?;
             self.input = Some(BufReader::with_capacity(256 * 1024, file));
         }
@@ -46,6 +54,7 @@ impl FileSource {
 #[source]
 impl Source for FileSource {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
+        config.only(&["path", "rate"])?;
         let mut source = FileSource {
             path: config.require("path")?.to_owned(),
             offset: 0,

@@ -17,6 +17,7 @@ struct FilterMap {
 #[operator]
 impl Operator for FilterMap {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
+        config.only(&["state_bytes"])?;
         let n: usize = config.parse_or("state_bytes", 0)?;
         Ok(FilterMap {
             ballast: (0..n).map(|i| i as u8).collect(),

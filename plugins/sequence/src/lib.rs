@@ -24,6 +24,7 @@ struct Sequence {
 #[source]
 impl Source for Sequence {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
+        config.only(&["count", "values", "value_size"])?;
         let values: Vec<String> = match config.get("values") {
             Some(v) => v.lines().map(str::to_owned).collect(),
             None => Vec::new(),

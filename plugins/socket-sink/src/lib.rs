@@ -78,6 +78,7 @@ impl SocketSink {
 #[sink]
 impl Sink for SocketSink {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
+        config.only(&["address", "backoff_ms", "connect_attempts"])?;
         Ok(SocketSink {
             address: config.require("address")?.to_owned(),
             connect_attempts: config.parse_or("connect_attempts", 10u32)?,

@@ -72,6 +72,7 @@ impl SocketSource {
 #[source]
 impl Source for SocketSource {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
+        config.only(&["address", "backoff_ms", "max_backoff_ms", "max_connections"])?;
         let backoff_ms = config.parse_or("backoff_ms", 100u64)?;
         Ok(SocketSource {
             address: config.require("address")?.to_owned(),

@@ -16,6 +16,7 @@ struct Stdout {
 #[sink]
 impl Sink for Stdout {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
+        config.only(&["with_key"])?;
         Ok(Stdout {
             with_key: config.parse_or("with_key", false)?,
         })
