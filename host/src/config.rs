@@ -157,7 +157,7 @@ fn default_channel_capacity() -> usize {
 }
 
 /// The kind of a node, which must match its plugin's world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
     Source,

@@ -35,7 +35,7 @@ pub const WIT_PACKAGE: &str = "weir:plugin";
 pub const WIT_VERSION: &str = "0.1.0";
 
 /// Where a plugin comes from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PluginOrigin {
     /// Compiled into this binary (see [`crate::builtin`]).
     Builtin { kind: NodeKind, name: &'static str },
@@ -136,6 +136,8 @@ pub struct PluginHost {
     ticker_stop: Arc<AtomicBool>,
     /// Runs plugin calls made outside any tokio runtime (e.g. a re-commit before a job starts).
     fallback: std::sync::OnceLock<tokio::runtime::Runtime>,
+    /// Plugins loaded by this host, by origin.
+    loaded: std::sync::Mutex<std::collections::HashMap<PluginOrigin, LoadedPlugin>>,
 }
 
 impl PluginHost {
@@ -171,11 +173,24 @@ impl PluginHost {
             cache,
             ticker_stop,
             fallback: std::sync::OnceLock::new(),
+            loaded: Default::default(),
         })
     }
 
-    /// Load (from the cache, or compile) the component at `origin` and tell its kind.
+    /// Load (from the cache, or compile) the component at `origin` and tell its kind. A run
+    /// loads each origin once, however many nodes use it (a large graph of one plugin holds
+    /// one compiled copy).
     pub fn load(&self, origin: &PluginOrigin) -> Result<LoadedPlugin, PluginError> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(p) = loaded.get(origin) {
+            return Ok(p.clone());
+        }
+        let plugin = self.load_uncached(origin)?;
+        loaded.insert(origin.clone(), plugin.clone());
+        Ok(plugin)
+    }
+
+    fn load_uncached(&self, origin: &PluginOrigin) -> Result<LoadedPlugin, PluginError> {
         let bytes: std::borrow::Cow<'static, [u8]> = match origin {
             PluginOrigin::Builtin { kind, name } => crate::builtin::bytes(*kind, name)
                 .expect("built-in origins are only made for known names")

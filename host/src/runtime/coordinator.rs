@@ -220,24 +220,42 @@ pub async fn run(
                     })
                 }
             };
-            handles.push(tokio::task::spawn_blocking(move || {
-                // A bug in host code must end the job with an error, not leave the coordinator
-                // waiting for a subtask that will never report.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&ctx)))
-                    .unwrap_or_else(|panic| {
-                        let msg = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "unknown panic".into());
-                        Err(RunError::Internal(format!("subtask panicked: {msg}")))
+            // One OS thread per subtask (not tokio's blocking pool, whose 512 threads would
+            // leave the rest of a large job waiting forever), inside this runtime's context so
+            // plugin calls can wait on host I/O and timers.
+            let rt = tokio::runtime::Handle::current();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{}[{s}]", node.uid))
+                .spawn(move || {
+                    let _rt = rt.enter();
+                    // A bug in host code must end the job with an error, not leave the coordinator
+                    // waiting for a subtask that will never report.
+                    let result =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&ctx)))
+                            .unwrap_or_else(|panic| {
+                                let msg = panic
+                                    .downcast_ref::<&str>()
+                                    .map(|s| s.to_string())
+                                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                                    .unwrap_or_else(|| "unknown panic".into());
+                                Err(RunError::Internal(format!("subtask panicked: {msg}")))
+                            });
+                    let _ = ctx.events.send(Event::Exited {
+                        node: ctx.node,
+                        subtask: ctx.subtask,
+                        result,
                     });
-                let _ = ctx.events.send(Event::Exited {
-                    node: ctx.node,
-                    subtask: ctx.subtask,
-                    result,
                 });
-            }));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    cancel.store(true, Ordering::Relaxed);
+                    return Err(RunError::Internal(format!(
+                        "cannot start a thread for subtask {}[{s}]: {e} (too many subtasks for this machine's thread limit?)",
+                        node.uid
+                    )));
+                }
+            }
         }
     }
     drop(events_tx);
@@ -429,9 +447,12 @@ pub async fn run(
         }
     }
     cancel.store(true, Ordering::Relaxed);
-    for h in handles {
-        let _ = h.await;
-    }
+    // Every subtask reported `Exited`; its thread is returning.
+    tokio::task::block_in_place(|| {
+        for h in handles {
+            let _ = h.join();
+        }
+    });
     if let Some(p) = progress {
         let _ = p.await;
     }

@@ -1,4 +1,4 @@
-//! The runtime: one blocking tokio task per subtask, bounded channels between them, in-band
+//! The runtime: one OS thread per subtask (in the runtime's context), bounded channels between them, in-band
 //! control messages, and a coordinator that drives barriers and ends the job.
 //!
 //! Data path: source subtask ─poll→ Batch ─chan→ operator ─process→ ... ─chan→ sink ─write.
@@ -89,10 +89,11 @@ pub struct Job {
 }
 
 impl Job {
-    /// The job of a validated graph, every node backed by its Wasm plugin.
+    /// The job of a validated graph (`job`: its identity, empty outside a state directory).
     pub fn from_graph(
         graph: &crate::graph::JobGraph,
         host: Arc<crate::plugin::PluginHost>,
+        job: &str,
     ) -> Self {
         let cancel: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         Job {
@@ -108,7 +109,7 @@ impl Job {
                         .iter()
                         .map(|e| (e.from, e.partition, e.port))
                         .collect(),
-                    factory: NodeFactory::cancellable(host.clone(), n, cancel.clone()),
+                    factory: NodeFactory::for_job(host.clone(), n, cancel.clone(), job),
                 })
                 .collect(),
             batch_size: graph.batch_size,
