@@ -205,16 +205,18 @@ fn stop_with_savepoint_then_resume_with_a_new_plugin_build_keeps_the_state() {
     let settings = "[checkpoint]\ninterval = \"500ms\"";
     let pipeline = wordcount_pipeline(settings, &guest("wordcount"), "", "lines");
     let (dir, text) = setup(300_000, &throttled(&pipeline, 100_000));
-    let child = spawn_weir(&["run", "p.toml"], dir.path(), 1);
-    // Stop once a first checkpoint has published output, so the stop lands mid-stream.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut child = spawn_weir(&["run", "p.toml"], dir.path(), 1);
+    // Stop once a first checkpoint has published output, so the stop lands mid-stream: wait for
+    // that event (no deadline a loaded machine could miss), unless the run ends first.
     while std::fs::read_to_string(dir.path().join("out/counts.txt")).map_or(true, |s| s.is_empty())
-        && std::time::Instant::now() < deadline
     {
+        if let Some(status) = child.try_wait().unwrap() {
+            let err = std::fs::read_to_string(dir.path().join("attempt-1.err"));
+            panic!("weir ended ({status}) before publishing anything: {err:?}");
+        }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     sigterm(&child);
-    let mut child = child;
     let status = child.wait().unwrap();
     let out = std::fs::read_to_string(dir.path().join("attempt-1.out")).unwrap();
     let err = std::fs::read_to_string(dir.path().join("attempt-1.err")).unwrap();
@@ -241,13 +243,25 @@ fn stop_with_savepoint_then_resume_with_a_new_plugin_build_keeps_the_state() {
     std::fs::remove_dir_all(&savepoint).unwrap();
     let savepoint = copy.display().to_string();
 
-    // A uid the savepoint knows is gone: refused unless explicitly allowed.
+    // A uid the savepoint knows is gone: refused unless explicitly allowed. (Another pipeline
+    // file is another job: its savepoint is taken on purpose.)
     let renamed = wordcount_pipeline(settings, &guest("wordcount-v2"), "", "lines")
         .replace("[node.count]", "[node.tally]")
         .replace("input = \"count\"", "input = \"tally\"");
     std::fs::write(dir.path().join("renamed.toml"), renamed).unwrap();
     let o = run_weir(
         &["run", "--from-savepoint", &savepoint, "renamed.toml"],
+        dir.path(),
+    );
+    assert_clean_failure(&o, &["belongs to another job", "--allow-other-job"]);
+    let o = run_weir(
+        &[
+            "run",
+            "--from-savepoint",
+            &savepoint,
+            "--allow-other-job",
+            "renamed.toml",
+        ],
         dir.path(),
     );
     assert_clean_failure(&o, &["`count`", "--allow-non-restored-state"]);
@@ -321,8 +335,9 @@ fn with_checkpointing_off_nothing_is_kept_and_the_sinks_still_commit() {
     let o = run_weir(&["run", "p.toml"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     assert_same(&output(dir.path()), &expected_updates(&text));
+    // The state directory holds only the run's lock and the job's identity: no checkpoints.
     assert!(
-        !dir.path().join(".weir").exists(),
+        !dir.path().join(".weir/p/db").exists() && !dir.path().join(".weir/p/savepoints").exists(),
         "state was kept with checkpointing off"
     );
     let o = run_weir(
@@ -387,4 +402,40 @@ grants.dirs = [{{ host = "marker", guest = "/marker", mode = "read-write" }}]
         log, "commit 1\n",
         "the finished checkpoint was not committed by the second run"
     );
+}
+
+/// A source file cut below the offset a checkpoint holds is an error naming the file, never a
+/// silent "finished with 0 records".
+#[test]
+fn a_source_file_truncated_below_its_checkpointed_offset_is_an_error() {
+    let settings = "[checkpoint]\ninterval = \"200ms\"\n[restart]\nstrategy = \"none\"";
+    let pipeline = wordcount_pipeline(settings, &guest("wordcount"), "", "lines");
+    let (dir, _) = setup(200_000, &throttled(&pipeline, 50_000));
+    let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], dir.path(), 1);
+    wait_for_a_checkpoint(&mut child, dir.path(), 1);
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::write(dir.path().join("in/input.txt"), "short\n").unwrap();
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    assert_clean_failure(
+        &o,
+        &[
+            "node `lines`",
+            "/in/input.txt has 6 bytes, fewer than the",
+            "truncated or replaced",
+        ],
+    );
+}
+
+/// More subtasks than tokio's blocking pool holds (512) all run: each subtask has its own thread.
+#[test]
+fn a_job_of_more_than_512_subtasks_runs_to_the_end() {
+    let dir = scratch();
+    let text = "[checkpoint]\ninterval = \"200ms\"\n\n[node.src]\nkind = \"source\"\nplugin = \"sequence\"\nparallelism = 300\nconfig = { count = 3000 }\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\nparallelism = 300\n";
+    std::fs::write(dir.path().join("p.toml"), text).unwrap();
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut got: Vec<u64> = stdout(&o).lines().map(|l| l.parse().unwrap()).collect();
+    got.sort_unstable();
+    assert_eq!(got, (0..3000).collect::<Vec<u64>>());
 }

@@ -459,10 +459,12 @@ grants.dirs = [{ host = "out", guest = "/out", mode = "read-write" }]
     }
     let want: String = ["a", "b", "c", "d"].iter().map(|n| file(n, 1000)).collect();
     let out = dir.path().join("out/lines.txt");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::fs::read_to_string(&out).unwrap_or_default().len() < want.len()
-        && Instant::now() < deadline
-    {
+    // Wait for every file's lines to be published (an event, not a deadline), unless the run
+    // ends first.
+    while std::fs::read_to_string(&out).unwrap_or_default().len() < want.len() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("weir ended ({status}) before publishing every file");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     sigterm(&child);

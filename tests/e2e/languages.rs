@@ -80,15 +80,17 @@ fn every_build_continues_identically_after_snapshot_and_restore_into_a_fresh_ins
             20_000,
         );
         let dir = setup(&text, &p);
-        let child = spawn_weir(&["run", "p.toml"], dir.path(), 1);
-        // Stop once a first checkpoint has published something (start-up time varies by build
-        // and by machine load).
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while output(dir.path()).is_empty() && std::time::Instant::now() < deadline {
+        let mut child = spawn_weir(&["run", "p.toml"], dir.path(), 1);
+        // Stop once a first checkpoint has published something: wait for that event, however
+        // long start-up takes on a loaded machine (no deadline), unless the run ends first.
+        while output(dir.path()).is_empty() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let err = std::fs::read_to_string(dir.path().join("attempt-1.err"));
+                panic!("{lang}: weir ended ({status}) before publishing anything: {err:?}");
+            }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         sigterm(&child);
-        let mut child = child;
         assert!(
             child.wait().unwrap().success(),
             "{lang}: stop with savepoint failed"
