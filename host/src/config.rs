@@ -175,6 +175,19 @@ impl std::fmt::Display for NodeKind {
     }
 }
 
+/// What to do with a record an operator fails on (`on_error` on the node).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnError {
+    /// Fail the job (and let the restart strategy decide).
+    #[default]
+    Fail,
+    /// Drop the record, count it and log why.
+    Skip,
+    /// Send the record, with headers naming the failure, to `<node>.dead-letter`.
+    DeadLetter,
+}
+
 /// How records travel from an input node to this node's subtasks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -226,6 +239,9 @@ pub struct NodeSection {
     /// Most lines per second the node's plugins may log (stderr included), with bursts of ten
     /// times as many; the rest are dropped and counted. Default 100.
     pub log_rate: Option<u32>,
+    /// Operators only: what to do with a record the plugin fails on: "fail" (the default),
+    /// "skip" or "dead-letter" (to `<node>.dead-letter`).
+    pub on_error: Option<OnError>,
     /// Operators only: replace the instance (snapshot → fresh instance → restore) when its
     /// memory passes this, e.g. "128MiB". For runtimes whose heap only grows. Default: never.
     pub recycle_above: Option<String>,

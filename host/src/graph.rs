@@ -5,7 +5,7 @@
 //! is no cycle, every plugin is a component of its node's kind, every granted directory exists,
 //! and `forward` edges join nodes of equal parallelism.
 
-use crate::config::{ConfigError, DirMode, Inputs, NodeKind, Partition, PipelineSpec};
+use crate::config::{ConfigError, DirMode, Inputs, NodeKind, OnError, Partition, PipelineSpec};
 use crate::plugin::{Limits, LoadedPlugin, PluginHost, PluginOrigin, SandboxSpec};
 use crate::protected::{Protected, Why};
 use crate::runtime::Port;
@@ -34,6 +34,8 @@ pub struct Node {
     pub limits: Limits,
     /// Recycle operator instances whose memory passes this many bytes.
     pub recycle_above: Option<u64>,
+    /// Operators: what to do with a record the plugin fails on.
+    pub on_error: OnError,
 }
 
 /// What runs a node: a Wasm component, or a connector native to the host.
@@ -85,8 +87,13 @@ impl JobGraph {
             if crate::connector::routes_dead_letters(section)
                 && !inputs.values().flatten().any(|i| *i == wanted)
             {
+                let key = if section.kind == NodeKind::Operator {
+                    format!("node.{uid}.on_error")
+                } else {
+                    format!("node.{uid}.config.on_corrupt")
+                };
                 return Err(spec.invalid(
-                    format!("node.{uid}.config.on_corrupt"),
+                    key,
                     format!(
                         "\"dead-letter\" needs a node that takes the dead letters: add a sink with input = \"{wanted}\" (or use \"skip\" or \"fail\")"
                     ),
@@ -115,6 +122,7 @@ impl JobGraph {
                     sandbox: SandboxSpec::default(),
                     limits: Limits::default(),
                     recycle_above: None,
+                    on_error: OnError::Fail,
                 });
                 continue;
             }
@@ -188,6 +196,16 @@ impl JobGraph {
                 }
             };
             let sandbox = sandbox_for(spec, uid, &origin, limits.memory, &protected)?;
+            let on_error = section.on_error.unwrap_or_default();
+            if on_error != OnError::Fail && section.kind != NodeKind::Operator {
+                return Err(spec.invalid(
+                    key("on_error"),
+                    format!(
+                        "applies to operators only (this node is {}): a source or sink cannot replay a record without side effects",
+                        a(section.kind)
+                    ),
+                ));
+            }
             nodes.push(Node {
                 uid: uid.clone(),
                 kind: section.kind,
@@ -198,6 +216,7 @@ impl JobGraph {
                 sandbox,
                 limits,
                 recycle_above,
+                on_error,
             });
         }
         Ok(JobGraph {
@@ -286,7 +305,7 @@ fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, Con
                 return Err(spec.invalid(
                     key("input"),
                     format!(
-                        "{name:?} has no dead-letter output: only a kafka source with on_corrupt = \"dead-letter\" has one"
+                        "{name:?} has no dead-letter output: only an operator with on_error = \"dead-letter\" or a kafka source with on_corrupt = \"dead-letter\" has one"
                     ),
                 ));
             }

@@ -14,6 +14,8 @@ pub struct NodeMetrics {
     pub parallelism: u32,
     records_in: AtomicU64,
     records_out: AtomicU64,
+    /// Poison records skipped or dead-lettered (`on_error`).
+    isolated: AtomicU64,
 }
 
 impl NodeMetrics {
@@ -23,6 +25,7 @@ impl NodeMetrics {
             parallelism,
             records_in: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
+            isolated: AtomicU64::new(0),
         }
     }
 
@@ -32,6 +35,16 @@ impl NodeMetrics {
 
     pub fn add_out(&self, n: usize) {
         self.records_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_isolated(&self, n: u64) {
+        if n > 0 {
+            self.isolated.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn isolated(&self) -> u64 {
+        self.isolated.load(Ordering::Relaxed)
     }
 
     pub fn records_in(&self) -> u64 {
@@ -124,6 +137,13 @@ pub fn summary(metrics: &[Arc<NodeMetrics>], elapsed: Duration) -> String {
             ),
             m.records_in(),
             m.records_out()
+        ));
+    }
+    for m in metrics.iter().filter(|m| m.isolated() > 0) {
+        s.push_str(&format!(
+            "{}: {} poison record(s) skipped or dead-lettered (on_error)\n",
+            m.uid,
+            m.isolated()
         ));
     }
     s.push_str(&format!("wall time {:.3}s", elapsed.as_secs_f64()));

@@ -251,6 +251,12 @@ fn the_memory_ceiling_holds_for_all_memories_of_an_instance() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o).lines().count(), 100);
 
+    // Many tiny memories: the count is capped too (32 per instance), whatever their size.
+    let dir = scratch();
+    std::fs::write(dir.path().join("many.wasm"), with_extra_memories(40, 0)).unwrap();
+    let o = run_in(dir.path(), &pipeline("many.wasm"));
+    assert_clean_failure(&o, &["node `bad`", "could not start", "memory"]);
+
     // Building a reply past the ceiling stops the plugin before the host sees the reply.
     let dir = scratch();
     let o = run_in(
@@ -423,4 +429,88 @@ fn udp_and_ungranted_connects_are_refused() {
         listener.accept().is_err(),
         "the plugin reached the listener"
     );
+}
+
+/// sequence (`count`) → hostile poison operator `bad` (`on_error`, failing as `how` on 13 and
+/// 500) → file sink out/out.txt, and (dead-letter) `bad.dead-letter` → file sink out/dead.txt
+fn poison_pipeline(count: u32, on_error: &str, how: &str) -> String {
+    let dead = if on_error == "dead-letter" {
+        "\n[node.dead]\nkind = \"sink\"\nplugin = \"file\"\ninput = \"bad.dead-letter\"\nconfig = { path = \"/out/dead.txt\" }\ngrants.dirs = [{ host = \"out\", guest = \"/out\", mode = \"read-write\" }]\n"
+    } else {
+        ""
+    };
+    format!(
+        r#"
+[pipeline]
+batch_size = 64
+
+[checkpoint]
+interval = "100ms"
+
+[node.numbers]
+kind = "source"
+plugin = "sequence"
+config = {{ count = {count} }}
+
+[node.bad]
+kind = "operator"
+plugin = "{plugin}"
+input = "numbers"
+on_error = "{on_error}"
+time_budget = "300ms"
+config = {{ mode = "poison", poison = "13,500", how = "{how}" }}
+
+[node.out]
+kind = "sink"
+plugin = "file"
+input = "bad"
+config = {{ path = "/out/out.txt" }}
+grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
+{dead}"#,
+        plugin = guest("hostile").display()
+    )
+}
+
+/// Poison records: with `dead-letter` the records an operator fails on (error, panic or
+/// endless loop) go to `<node>.dead-letter` and the rest flow exactly once, in order; with
+/// `skip` they are dropped and counted; with the default `fail` the job fails by name.
+#[test]
+fn poison_records_are_isolated_instead_of_failing_the_job_forever() {
+    let want: String = (0..2000)
+        .filter(|n| *n != 13 && *n != 500)
+        .map(|n| format!("{n}\n"))
+        .collect();
+    for how in ["error", "panic", "spin"] {
+        let dir = scratch();
+        std::fs::create_dir_all(dir.path().join("out")).unwrap();
+        let o = run_in(dir.path(), &poison_pipeline(2000, "dead-letter", how));
+        assert!(o.status.success(), "{how}: {}", stderr(&o));
+        let out = std::fs::read_to_string(dir.path().join("out/out.txt")).unwrap();
+        assert!(
+            out == want,
+            "{how}: the output is not every other record once, in order"
+        );
+        let dead = std::fs::read_to_string(dir.path().join("out/dead.txt")).unwrap();
+        assert_eq!(dead, "13\n500\n", "{how}");
+        assert!(
+            stderr(&o).contains("bad: 2 poison record(s) skipped or dead-lettered"),
+            "{how}: {}",
+            stderr(&o)
+        );
+    }
+    let dir = scratch();
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    let o = run_in(dir.path(), &poison_pipeline(2000, "skip", "panic"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(std::fs::read_to_string(dir.path().join("out/out.txt")).unwrap() == want);
+    assert!(stderr(&o).contains("skipped a record"), "{}", stderr(&o));
+
+    let dir = scratch();
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    let text = poison_pipeline(2000, "fail", "error").replace(
+        "batch_size = 64",
+        "batch_size = 64\n[restart]\nstrategy = \"none\"",
+    );
+    let o = run_in(dir.path(), &text);
+    assert_clean_failure(&o, &["node `bad`", "poisoned by 13"]);
 }

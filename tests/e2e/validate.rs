@@ -242,7 +242,8 @@ fn a_plugin_path_that_is_a_directory_says_so() {
 #[test]
 fn a_built_in_refuses_an_unknown_config_key() {
     let dir = scratch();
-    let text = "[restart]\nstrategy = \"none\"\n\n[node.src]\nkind = \"source\"\nplugin = \"sequence\"\nconfig = { count = 10, rate = 5 }\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\nconfig = { with_key = true }\n";
+    // The default restart strategy: a config error is not restarted (it would fail again).
+    let text = "[node.src]\nkind = \"source\"\nplugin = \"sequence\"\nconfig = { count = 10, rate = 5 }\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\nconfig = { with_key = true }\n";
     std::fs::write(dir.path().join("p.toml"), text).unwrap();
     let o = run_weir(&["run", "p.toml"], dir.path());
     assert_clean_failure(
@@ -251,7 +252,9 @@ fn a_built_in_refuses_an_unknown_config_key() {
             "node `src`",
             "unknown config key `rate`",
             "known keys: count, values, value_size",
+            "not restarted",
         ],
     );
+    assert!(!stderr(&o).contains("restart 1"), "{}", stderr(&o));
     assert!(stdout(&o).is_empty(), "records flowed despite the typo");
 }

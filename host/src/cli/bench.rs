@@ -91,6 +91,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         },
         limits: Limits::default(),
         recycle_above: None,
+        on_error: crate::config::OnError::Fail,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -233,6 +234,7 @@ fn compare_operators(
                 ..Limits::default()
             },
             recycle_above: None,
+            on_error: crate::config::OnError::Fail,
         };
         let factory = NodeFactory::of(host.clone(), &node);
         let (rate, _) = pipeline_with(
@@ -308,6 +310,7 @@ fn checkpoint_costs(
             sandbox: node.sandbox.clone(),
             limits: node.limits,
             recycle_above: None,
+            on_error: crate::config::OnError::Fail,
         };
         stateful.limits.memory = (bytes * 4).max(256 << 20);
         stateful.sandbox.memory = stateful.limits.memory;

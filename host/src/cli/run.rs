@@ -227,6 +227,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 if *stop_rx.borrow() {
                     return Err(e).context("the job failed while stopping");
                 }
+                if let Some(why) = e.incurable() {
+                    return Err(e).with_context(|| {
+                        format!(
+                            "the job failed and was not restarted ({why}: a restart cannot cure it)"
+                        )
+                    });
+                }
                 let Some(delay) = tracker.on_failure() else {
                     let restarts = tracker.failures() - 1;
                     return if restarts > 0 {

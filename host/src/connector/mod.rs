@@ -121,9 +121,12 @@ impl Native {
     }
 }
 
-/// Whether node `section` sends corrupt input to its `<node>.dead-letter` output.
+/// Whether node `section` has a `<node>.dead-letter` output: a Kafka source sends corrupt input
+/// there, an operator with `on_error = "dead-letter"` the records it fails on.
 pub fn routes_dead_letters(section: &NodeSection) -> bool {
-    section.kind == NodeKind::Source
-        && section.plugin == "kafka"
-        && section.config.get("on_corrupt").and_then(|v| v.as_str()) == Some("dead-letter")
+    (section.kind == NodeKind::Operator
+        && section.on_error == Some(crate::config::OnError::DeadLetter))
+        || section.kind == NodeKind::Source
+            && section.plugin == "kafka"
+            && section.config.get("on_corrupt").and_then(|v| v.as_str()) == Some("dead-letter")
 }

@@ -12,6 +12,7 @@ mod coordinator;
 mod input;
 pub mod node;
 mod output;
+mod poison;
 mod subtask;
 
 pub use coordinator::{
@@ -19,6 +20,7 @@ pub use coordinator::{
 };
 pub use node::{NodeFactory, OperatorNode, SinkNode, SourceNode};
 pub use output::stable_hash;
+pub use poison::Isolating;
 
 use crate::config::Partition;
 use crate::metrics::NodeMetrics;
@@ -134,6 +136,33 @@ pub enum RunError {
     StopTimedOut(std::time::Duration),
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl RunError {
+    /// Why a restart cannot cure this failure, if it cannot: the same plugin, config and
+    /// components fail the same way every time. Restarting those only repeats the error.
+    pub fn incurable(&self) -> Option<&'static str> {
+        use crate::plugin::Cause;
+        match self {
+            RunError::Plugin(PluginError::Call {
+                call: "open" | "instantiate",
+                cause: Cause::Error(_) | Cause::OutOfMemory { .. } | Cause::TooLarge(_),
+                ..
+            }) => Some("the plugin refuses to start with this config or ceiling"),
+            RunError::Plugin(
+                PluginError::Read { .. }
+                | PluginError::Compile { .. }
+                | PluginError::NotAPlugin { .. }
+                | PluginError::Imports { .. }
+                | PluginError::Instantiate { .. },
+            ) => Some("the plugin cannot be loaded or started"),
+            RunError::Plugin(PluginError::Call {
+                cause: Cause::BadBatch(_),
+                ..
+            }) => Some("the plugin does not speak this weir's batch format"),
+            _ => None,
+        }
+    }
 }
 
 impl From<PluginError> for RunError {

@@ -4,6 +4,8 @@
 //! Invariant: every hook a checkpoint needs (`snapshot`, `restore`, `prepare`, `commit`, `abort`)
 //! exists on every node; a node with nothing to save returns empty state.
 
+use super::poison::Isolating;
+use crate::config::OnError;
 use crate::graph::Node;
 use crate::plugin::{
     LoadedPlugin, OperatorInstance, PluginError, PluginHost, Polled, Record, SinkInstance,
@@ -38,6 +40,14 @@ pub trait OperatorNode: Send {
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError>;
     /// Linear memory in use, for recycling; 0 when unknown.
     fn memory_bytes(&self) -> u64 {
+        0
+    }
+    /// Poison records the last `process` isolated for `<node>.dead-letter`.
+    fn take_dead_letters(&mut self) -> Vec<Record> {
+        Vec::new()
+    }
+    /// How many records were skipped or dead-lettered since the last call.
+    fn take_isolated(&mut self) -> u64 {
         0
     }
 }
@@ -164,6 +174,7 @@ impl NodeFactory {
             })),
             crate::config::NodeKind::Operator => {
                 let recycle_above = node.recycle_above;
+                let on_error = node.on_error;
                 NodeFactory::Operator(Arc::new(move |subtask| {
                     let start = {
                         let (host, plugin, uid) = (host.clone(), plugin.clone(), uid.clone());
@@ -182,15 +193,27 @@ impl NodeFactory {
                             Ok(Box::new(i))
                         }
                     };
-                    let first = start()?;
-                    Ok(match recycle_above {
-                        None => first,
-                        Some(high_water) => Box::new(Recycling {
-                            current: first,
-                            fresh: Box::new(start),
-                            high_water,
-                            label: format!("{uid}[{subtask}]"),
-                        }),
+                    let label = format!("{uid}[{subtask}]");
+                    // One instance as the node runs it: plain, or recycled past its mark.
+                    let build = {
+                        let label = label.clone();
+                        move || -> Result<Box<dyn OperatorNode>, PluginError> {
+                            let first = start()?;
+                            Ok(match recycle_above {
+                                None => first,
+                                Some(high_water) => Box::new(Recycling {
+                                    current: first,
+                                    fresh: Box::new(start.clone()),
+                                    high_water,
+                                    label: label.clone(),
+                                }),
+                            })
+                        }
+                    };
+                    let node = build()?;
+                    Ok(match on_error {
+                        OnError::Fail => node,
+                        mode => Box::new(Isolating::new(node, Box::new(build), mode, label)),
                     })
                 }))
             }

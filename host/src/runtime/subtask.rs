@@ -183,6 +183,12 @@ pub fn run_operator(
                 let produced = node.process(b)?;
                 ctx.metrics.add_out(produced.len());
                 out.send_batch(produced)?;
+                // Poison records isolated from this batch, between the same barriers.
+                let dead = node.take_dead_letters();
+                if !dead.is_empty() {
+                    out.send_port(Port::DeadLetter, dead)?;
+                }
+                ctx.metrics.add_isolated(node.take_isolated());
             }
             Step::Watermark(t) => {
                 let produced = node.on_watermark(t)?;

@@ -68,10 +68,14 @@ impl FileSink {
                 .append(true)
                 .open(&path)
                 .map_err(|e| {
-                    anyhow!(
-                        "cannot write {}: {e} (is its directory granted read-write?)",
-                        path.display()
-                    )
+                    // The grant hint only where a missing grant is a possible cause.
+                    let hint = match e.kind() {
+                        io::ErrorKind::PermissionDenied | io::ErrorKind::NotFound => {
+                            " (is its directory granted read-write?)"
+                        }
+                        _ => "",
+                    };
+                    anyhow!("cannot write {}: {e}{hint}", path.display())
                 })?;
             self.written = file.metadata()?.len();
             self.writer = Some(BufWriter::with_capacity(256 * 1024, file));

@@ -10,7 +10,9 @@
 //! - `forge-error`: fails with a message holding newlines, a forged `error:` line and ANSI codes;
 //! - `hold-files`: opens the file at `path` again and again, keeping every handle;
 //! - `flood-reply`: returns `records` records with `headers` headers each;
-//! - `udp`: tries to bind a UDP socket; `connect`: tries a TCP connect to `addr`.
+//! - `udp`: tries to bind a UDP socket; `connect`: tries a TCP connect to `addr`;
+//! - `poison`: passes every record through except those whose value is in `poison` (comma
+//!   separated), on which it fails as `how` says (`error`, `panic` or `spin`).
 
 use serde::{Deserialize, Serialize};
 use weir_sdk::{Config, Context, Operator, Record, Result, anyhow, bail, operator};
@@ -24,6 +26,9 @@ struct Hostile {
     lines: u64,
     records: usize,
     headers: usize,
+    poison: Vec<String>,
+    how: String,
+    passed: u64,
 }
 
 impl Hostile {
@@ -91,10 +96,34 @@ impl Operator for Hostile {
             lines: config.parse_or("lines", 1_000_000u64)?,
             records: config.parse_or("records", 200_000usize)?,
             headers: config.parse_or("headers", 0usize)?,
+            poison: config
+                .get("poison")
+                .unwrap_or("")
+                .split(',')
+                .map(str::to_owned)
+                .collect(),
+            how: config.get("how").unwrap_or("error").to_owned(),
+            passed: 0,
         })
     }
 
     fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>> {
+        if self.mode == "poison" {
+            for r in &batch {
+                let v = String::from_utf8_lossy(&r.value);
+                if self.poison.iter().any(|p| *p == v) {
+                    match self.how.as_str() {
+                        "panic" => panic!("hostile: poisoned by {v}"),
+                        "spin" => loop {
+                            std::hint::black_box(&self.passed);
+                        },
+                        _ => bail!("hostile: poisoned by {v}"),
+                    }
+                }
+                self.passed += 1;
+            }
+            return Ok(batch);
+        }
         if self.acted && self.mode == "forge-panic" {
             let mut x = 0u64;
             loop {
