@@ -13,12 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Failure of the checkpoint store.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error(
-        "cannot open the checkpoint store in {dir}: {source}. It is damaged: resume from a savepoint (weir run --from-savepoint DIR), or start over with weir run --fresh --yes (which deletes it)"
-    )]
-    Open { dir: PathBuf, source: sled::Error },
-    #[error("checkpoint store {dir}: {source}")]
-    Io { dir: PathBuf, source: sled::Error },
+    #[error("cannot open the checkpoint store in {dir}: {reason}")]
+    Open { dir: PathBuf, reason: String },
+    #[error("checkpoint store {dir}: {reason}")]
+    Io { dir: PathBuf, reason: String },
     #[error("checkpoint store {dir}: metadata of checkpoint {id} is unreadable: {message}")]
     Meta {
         dir: PathBuf,
@@ -92,6 +90,27 @@ fn blob_key(id: u64, node: &str, subtask: u32) -> Vec<u8> {
     k
 }
 
+/// What went wrong with the store in `dir`, and what to do: sled's own text carries debug
+/// output (`backtrace ()`, `Os { code: .. }`), and one hint does not fit every cause.
+fn explain(e: &sled::Error, dir: &Path) -> String {
+    match e {
+        sled::Error::Corruption { .. } => format!(
+            "its files are damaged. Resume from a savepoint (weir run --from-savepoint DIR; savepoints are kept in {}), or start over with weir run --fresh --yes (which deletes the store)",
+            dir.join("savepoints").display()
+        ),
+        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => format!(
+            "permission denied ({io}): the user running weir must be able to read and write {}",
+            dir.display()
+        ),
+        sled::Error::Io(io) => match io.raw_os_error() {
+            Some(28) => format!("{io}: the disk is full; free space and run again"),
+            _ => io.to_string(),
+        },
+        sled::Error::Unsupported(m) | sled::Error::ReportableBug(m) => m.clone(),
+        sled::Error::CollectionNotFound(_) => "a tree of the store is missing".into(),
+    }
+}
+
 /// ms since the Unix epoch.
 pub fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -102,9 +121,9 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 impl StateStore {
     /// Open (or create) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
-        let open_err = |source| StateError::Open {
+        let open_err = |source: sled::Error| StateError::Open {
             dir: dir.to_owned(),
-            source,
+            reason: explain(&source, dir),
         };
         crate::protected::ensure_real_dir(dir).map_err(|e| open_err(sled::Error::Io(e)))?;
         let db = sled::Config::new()
@@ -129,7 +148,7 @@ impl StateStore {
     fn io(&self, source: sled::Error) -> StateError {
         StateError::Io {
             dir: self.dir.clone(),
-            source,
+            reason: explain(&source, &self.dir),
         }
     }
 
@@ -346,6 +365,23 @@ impl StateStore {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn store_errors_say_what_to_do_without_debug_text() {
+        let dir = Path::new("/x/.weir/p");
+        let denied = explain(
+            &sled::Error::Io(std::io::Error::from(std::io::ErrorKind::PermissionDenied)),
+            dir,
+        );
+        assert!(
+            denied.contains("permission denied") && denied.contains("/x/.weir/p"),
+            "{denied}"
+        );
+        assert!(!denied.contains("another weir run"), "{denied}");
+        let full = explain(&sled::Error::Io(std::io::Error::from_raw_os_error(28)), dir);
+        assert!(full.contains("the disk is full"), "{full}");
+        assert!(!full.contains("Os {"), "{full}");
+    }
+
     use super::*;
 
     fn states(tag: u8) -> Vec<(String, u32, Vec<u8>)> {
