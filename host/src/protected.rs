@@ -108,6 +108,18 @@ pub fn ensure_real_dir(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// Create `path` with `bytes`, synced to disk. The file must not exist yet, not even as a
+/// link (`O_EXCL`): a name a plugin prepared is never written through.
+pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -281,15 +281,6 @@ impl StateStore {
         Ok(())
     }
 
-    /// Delete every checkpoint (start over).
-    pub fn clear(&self) -> Result<usize, StateError> {
-        let n = self.meta.len();
-        self.meta.clear().map_err(|e| self.io(e))?;
-        self.blobs.clear().map_err(|e| self.io(e))?;
-        self.db.flush().map_err(|e| self.io(e))?;
-        Ok(n)
-    }
-
     /// Read checkpoint `meta`'s blobs and check each against its length and CRC-32.
     pub fn read(&self, meta: &CheckpointMeta) -> Result<Restorable, String> {
         let mut states = HashMap::new();

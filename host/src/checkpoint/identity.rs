@@ -8,7 +8,6 @@
 //! (`job.json` lives beside the store, written once per job and on its first checkpoint).
 
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const FILE: &str = "job.json";
@@ -140,14 +139,8 @@ pub fn write(dir: &Path, id: &JobIdentity) -> Result<(), IdentityError> {
     };
     let tmp = dir.join(format!("{FILE}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(io)?;
-    f.write_all(&serde_json::to_vec_pretty(id).expect("identity serialises"))
-        .map_err(io)?;
-    f.sync_all().map_err(io)?;
+    let json = serde_json::to_vec_pretty(id).expect("identity serialises");
+    crate::protected::write_new(&tmp, &json).map_err(io)?;
     std::fs::rename(&tmp, dir.join(FILE)).map_err(io)?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())

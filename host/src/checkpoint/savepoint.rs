@@ -6,9 +6,9 @@
 //! appears whole (built under a temporary name, renamed into place) and is never written through
 //! a name or link that existed before; every blob is verified against the metadata when read.
 
+use crate::protected::write_new;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const METADATA: &str = "_metadata.json";
@@ -65,7 +65,7 @@ pub fn write(
     let mut blobs = Vec::new();
     for (node, subtask, bytes) in states {
         let file = format!("{node}.{subtask}.state");
-        create_new(&tmp.join(&file), bytes)?;
+        write_new(&tmp.join(&file), bytes)?;
         blobs.push(BlobFile {
             node: node.clone(),
             subtask: *subtask,
@@ -83,7 +83,7 @@ pub fn write(
         blobs,
     };
     let json = serde_json::to_vec_pretty(&meta).expect("metadata serialises");
-    create_new(&tmp.join(METADATA), &json)?;
+    write_new(&tmp.join(METADATA), &json)?;
     let dir = (0..)
         .map(|n| match n {
             0 => parent.join(format!("savepoint-{id}")),
@@ -94,16 +94,6 @@ pub fn write(
     std::fs::rename(&tmp, &dir)?;
     std::fs::File::open(parent)?.sync_all()?;
     Ok(std::path::absolute(&dir).unwrap_or(dir))
-}
-
-/// Create `path`, which must not exist (not even as a link), with `bytes`, synced to disk.
-fn create_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 /// Read and verify the savepoint in `dir`.

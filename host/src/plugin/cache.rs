@@ -67,7 +67,9 @@ impl ComponentCache {
                 self.engine_key,
                 std::process::id()
             ));
-            if write_new(&tmp, &serialized).is_ok() && std::fs::rename(&tmp, &path).is_err() {
+            if crate::protected::write_new(&tmp, &serialized).is_ok()
+                && std::fs::rename(&tmp, &path).is_err()
+            {
                 let _ = std::fs::remove_file(&tmp);
             }
         }
@@ -78,16 +80,6 @@ impl ComponentCache {
 /// A regular file, not a link to one: a planted link is never loaded as compiled code.
 fn is_plain_file(path: &std::path::Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file())
-}
-
-/// Write `bytes` to a file that must not exist yet (so a planted link is never followed).
-fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
-    f.write_all(bytes)
 }
 
 #[allow(unsafe_code)]

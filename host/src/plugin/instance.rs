@@ -181,7 +181,6 @@ struct Sandboxed {
     node: String,
     subtask: u32,
     origin: PluginOrigin,
-    budget: Duration,
     reply: ReplyLimits,
     handles: usize,
 }
@@ -191,8 +190,7 @@ struct Sandboxed {
 macro_rules! guarded {
     (instantiate $sb:expr, $plugin:expr, $pre:ty) => {{
         let sb: &mut Sandboxed = &mut $sb;
-        sb.store.data_mut().begin_call();
-        sb.store.set_epoch_deadline(1);
+        sb.begin();
         let pre = $plugin.pre.clone();
         let outcome = {
             let store = &mut sb.store;
@@ -203,8 +201,7 @@ macro_rules! guarded {
     }};
     ($sb:expr, $call:expr, |$s:ident| $e:expr) => {{
         let sb: &mut Sandboxed = &mut $sb;
-        sb.store.data_mut().begin_call();
-        sb.store.set_epoch_deadline(1);
+        sb.begin();
         let outcome = {
             let $s = &mut sb.store;
             sb.guard.wait($e)
@@ -255,10 +252,16 @@ impl Sandboxed {
             node: node.to_owned(),
             subtask,
             origin: plugin.origin.clone(),
-            budget,
             reply: limits.reply,
             handles: sandbox.handles,
         })
+    }
+
+    /// A call (or instantiation) starts: the store forgets the previous call and the epoch
+    /// callback looks at it from the next tick.
+    fn begin(&mut self) {
+        self.store.data_mut().begin_call();
+        self.store.set_epoch_deadline(1);
     }
 
     /// Instantiation failed: a limit the host enforces (memory, time), or a component that
@@ -292,12 +295,12 @@ impl Sandboxed {
     ) -> Result<T, PluginError> {
         let cause = match outcome {
             Ok(Ok(v)) => {
-                self.store.data_mut().unclaimed_panic();
+                self.store.data_mut().end_call();
                 return Ok(v);
             }
             Ok(Err(msg)) => {
                 let data = self.store.data_mut();
-                data.unclaimed_panic();
+                data.end_call();
                 match data.limiter.refused.take() {
                     // A runtime that survives a refused allocation (CPython's MemoryError, say)
                     // reports it as an error: it is still the ceiling that stopped it.
@@ -324,16 +327,16 @@ impl Sandboxed {
     fn classify(&mut self, trap: wasmtime::Error) -> Cause {
         match trap.downcast_ref::<Interrupted>() {
             Some(Interrupted::Cancelled) => return Cause::Cancelled,
-            Some(Interrupted::Timeout) => return Cause::Timeout(self.budget),
+            Some(Interrupted::Timeout) => return Cause::Timeout(self.guard.budget),
             None => {}
         }
         let code = trap.downcast_ref::<wasmtime::Trap>().copied();
         if code == Some(wasmtime::Trap::Interrupt) {
-            return Cause::Timeout(self.budget);
+            return Cause::Timeout(self.guard.budget);
         }
         let data = self.store.data_mut();
         if let Some((_, desired)) = data.limiter.refused.take() {
-            data.unclaimed_panic();
+            data.end_call();
             return Cause::OutOfMemory {
                 requested: desired,
                 ceiling: data.limiter.max,
@@ -343,7 +346,7 @@ impl Sandboxed {
             .downcast_ref::<wasmtime::component::ResourceTableError>()
             .is_some_and(|e| matches!(e, wasmtime::component::ResourceTableError::Full))
         {
-            data.unclaimed_panic();
+            data.end_call();
             return Cause::TooManyHandles(self.handles);
         }
         if code == Some(wasmtime::Trap::UnreachableCodeReached)
@@ -351,7 +354,7 @@ impl Sandboxed {
         {
             return Cause::Panic(msg);
         }
-        data.unclaimed_panic();
+        data.end_call();
         Cause::Trap(escape(&format!("{trap:#}"), MAX_TEXT))
     }
 

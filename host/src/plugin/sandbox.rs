@@ -148,14 +148,14 @@ impl HostState {
         self.call_started = Instant::now();
     }
 
-    /// A call ended without the trap a panic causes: a "panic" it logged was only words, and is
-    /// shown as the plugin's own error line.
-    pub fn unclaimed_panic(&mut self) {
+    /// A call ended other than by the trap a panic causes: a "panic" it logged was only words,
+    /// and is shown as the plugin's own error line; a partial stderr line is shown too.
+    pub fn end_call(&mut self) {
         if let Some(p) = self.panic.take() {
             text::log_line(
                 &self.label,
                 &self.log,
-                text::Level::Error,
+                host_log::Level::Error,
                 &format!("panic: {p}"),
             );
         }
@@ -188,23 +188,15 @@ impl WasiView for HostState {
 
 impl host_log::Host for HostState {
     fn log(&mut self, level: host_log::Level, msg: String) {
-        let level = match level {
-            host_log::Level::Trace => text::Level::Trace,
-            host_log::Level::Debug => text::Level::Debug,
-            host_log::Level::Info => text::Level::Info,
-            host_log::Level::Warn => text::Level::Warn,
-            host_log::Level::Error => {
-                // The SDKs' panic hooks log "panic: <message>" just before the instance traps;
-                // it is held for the trap (and shown as a plain line if no trap follows).
-                if let Some(p) = msg.strip_prefix("panic: ")
-                    && self.panic.is_none()
-                {
-                    self.panic = Some(text::escape(p, text::MAX_TEXT));
-                    return;
-                }
-                text::Level::Error
-            }
-        };
+        // The SDKs' panic hooks log "panic: <message>" just before the instance traps; it is
+        // held for the trap (and shown as a plain line if no trap follows).
+        if level == host_log::Level::Error
+            && let Some(p) = msg.strip_prefix("panic: ")
+            && self.panic.is_none()
+        {
+            self.panic = Some(text::escape(p, text::MAX_TEXT));
+            return;
+        }
         text::log_line(&self.label, &self.log, level, &msg);
     }
 }

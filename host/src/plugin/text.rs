@@ -6,6 +6,7 @@
 //! its node (`node[subtask]: ...`), and within the node's line budget; what the budget drops is
 //! counted and the count is logged.
 
+use super::bindings::host_log::Level;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -107,16 +108,6 @@ impl Default for LogBudget {
     fn default() -> Self {
         LogBudget::new(LogRate::default())
     }
-}
-
-/// Severity of a plugin's line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Level {
-    Trace,
-    Debug,
-    Info,
-    Warn,
-    Error,
 }
 
 /// Show one line a plugin of `who` (`node[subtask]`) logged, if the node's budget allows.

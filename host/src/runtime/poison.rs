@@ -6,8 +6,9 @@
 //! Invariants: the output is exactly what the operator produces for the batch without the
 //! poison records, in order, and its state afterwards is the state after exactly those records;
 //! dead letters travel on the node's `<node>.dead-letter` output between the same barriers as
-//! the batch, so exactly-once holds for them too. Costs: a snapshot before every batch (cheap
-//! for small state), and on a failure about 2·k·log2(batch) extra calls for k poison records.
+//! the batch, so exactly-once holds for them too. Costs: a snapshot and a copy of the batch
+//! before every batch (cheap for small state), and on a failure about 2·k·log2(batch) extra
+//! calls for k poison records.
 
 use super::node::OperatorNode;
 use crate::config::OnError;
