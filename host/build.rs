@@ -50,6 +50,11 @@ const BUILTINS: &[(&str, &str, &str)] = &[
         "weir-plugin-socket-sink",
         "weir_plugin_socket_sink",
     ),
+    (
+        "BENCH_STATE",
+        "weir-plugin-bench-state",
+        "weir_plugin_bench_state",
+    ),
 ];
 
 fn main() {

@@ -2,17 +2,18 @@
 # Build wordcount.wasm from wordcount.c: bindings from the WIT, then clang with the wasi-libc
 # sysroot, linked into a component by the wasm-component-ld that ships with Rust.
 # Needs: clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 (apt) and wit-bindgen-cli 0.63
-# (cargo install wit-bindgen-cli --version 0.63.0). Usage: build.sh [OUT.wasm]
+# (cargo install wit-bindgen-cli --version 0.63.0). Usage: build.sh [OUT.wasm] [SOURCE.c]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
 out="$(realpath -m "${1:-$here/wordcount.wasm}")"
+src="$(realpath "${2:-$here/wordcount.c}")"
 gen="$(mktemp -d)"
 trap 'rm -rf "$gen"' EXIT
 wit-bindgen c "$root/wit" --world operator-plugin --out-dir "$gen" > /dev/null
 linker="$(rustc --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/bin/wasm-component-ld"
 clang-19 --target=wasm32-wasi -mexec-model=reactor -O2 \
   -DWEIR_WORLD=operator_plugin -DWEIR_WORLD_H='"operator_plugin.h"' -I "$gen" -I "$root/guest-sdk/c" \
-  "$here/wordcount.c" "$root/guest-sdk/c/weir.c" "$gen/operator_plugin.c" \
+  "$src" "$root/guest-sdk/c/weir.c" "$gen/operator_plugin.c" \
   "$gen/operator_plugin_component_type.o" \
   -fuse-ld="$linker" -Wl,--wasi-adapter=reactor -o "$out"

@@ -5,8 +5,6 @@
  * `word<TAB>count` with the running count, keyed by the word. Bytes of multi-byte UTF-8
  * characters count as letters and only ASCII is lowercased (C has no Unicode tables here), which
  * agrees with the other builds for text whose non-ASCII characters are lowercase letters.
- * `weirfailnow` in the input makes it return an error; `weirhognow` makes it allocate
- * without bound (the host's memory ceiling must stop it).
  *
  * State: an open-addressing hash table word → count; snapshot = [count u64][len u64, bytes,
  * count u64]... in table order.
@@ -84,14 +82,14 @@ bool exports_weir_plugin_operator_open(weir_config_t *cfg, weir_plugin_types_con
 bool exports_weir_plugin_operator_process(exports_weir_plugin_operator_list_record_t *batch,
                                           exports_weir_plugin_operator_list_record_t *ret,
                                           weir_string_t *err) {
+    (void)err;
     size_t out_cap = 16, out_len = 0;
     weir_record_t *out = malloc(out_cap * sizeof *out);
     char word[1024];
-    bool ok = true;
-    for (size_t r = 0; r < batch->len && ok; r++) {
+    for (size_t r = 0; r < batch->len; r++) {
         const uint8_t *v = batch->ptr[r].value.ptr;
         size_t n = batch->ptr[r].value.len;
-        for (size_t i = 0; i <= n && ok; i++) {
+        for (size_t i = 0; i <= n; i++) {
             size_t start = i;
             while (i < n && is_word_byte(v[i])) i++;
             size_t len = i - start;
@@ -101,20 +99,6 @@ bool exports_weir_plugin_operator_process(exports_weir_plugin_operator_list_reco
                 uint8_t c = v[start + k];
                 word[k] = (char)(c >= 'A' && c <= 'Z' ? c + 32 : c);
             }
-            if (len == 11 && memcmp(word, "weirfailnow", 11) == 0) {
-                ok = weir_fail(err, "asked to fail by the input");
-                break;
-            }
-            if (len == 10 && memcmp(word, "weirhognow", 10) == 0) {
-                /* Keep every block reachable, so the compiler cannot drop the allocations. */
-                static char *volatile hoard[4096];
-                for (size_t k = 0;; k = (k + 1) % 4096) {
-                    char *p = malloc(16 << 20);
-                    if (!p) abort();
-                    memset(p, 1, 16 << 20);
-                    hoard[k] = p;
-                }
-            }
             uint64_t count = bump(word, len);
             char line[1100];
             int m = snprintf(line, sizeof line, "%.*s\t%llu", (int)len, word, (unsigned long long)count);
@@ -123,11 +107,6 @@ bool exports_weir_plugin_operator_process(exports_weir_plugin_operator_list_reco
         }
     }
     exports_weir_plugin_operator_list_record_free(batch);
-    if (!ok) {
-        for (size_t i = 0; i < out_len; i++) weir_plugin_types_record_free(&out[i]);
-        free(out);
-        return false;
-    }
     ret->ptr = out;
     ret->len = out_len;
     return true;

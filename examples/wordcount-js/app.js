@@ -1,9 +1,7 @@
 // Word count in JavaScript: the same operator as examples/wordcount, state and all.
 //
 // Words are maximal runs of alphanumeric characters, lowercased; for each word it emits
-// `word<TAB>count` with the running count, keyed by the word. The word `weirfailnow` makes it
-// throw (an error the host must report), `weirhognow` makes it allocate without bound (the
-// memory ceiling must stop it).
+// `word<TAB>count` with the running count, keyed by the word.
 
 import * as weir from './weir.js';
 
@@ -36,11 +34,6 @@ class WordCount {
     const out = [];
     for (const r of batch) {
       for (const w of words(weir.text(r))) {
-        if (w === 'weirfailnow') throw new Error('asked to fail by the input');
-        if (w === 'weirhognow') {
-          const hoard = [];
-          for (;;) hoard.push(new Uint8Array(16 << 20).fill(1));
-        }
         const n = (this.counts[w] ?? 0) + 1;
         this.counts[w] = n;
         out.push(weir.record(`${w}\t${n}`, w));

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Build wordcount.wasm from app.js with componentize-js (installed into guest-sdk/js by npm install).
-# Usage: build.sh [OUT.wasm]
+# Usage: build.sh [OUT.wasm] [SOURCE.js]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
 out="$(realpath -m "${1:-$here/wordcount.wasm}")"
+src="$(realpath "${2:-$here/app.js}")"
 js="$root/guest-sdk/js"
 [ -x "$js/node_modules/.bin/componentize-js" ] || (cd "$js" && npm install --no-audit --no-fund > /dev/null)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-cp "$here/app.js" "$js/weir.js" "$work/"
+cp "$src" "$work/app.js"
+cp "$js/weir.js" "$work/"
 cd "$work"
 "$js/node_modules/.bin/componentize-js" app.js --wit "$root/wit" --world-name operator-plugin \
   -d http -d fetch-event -o "$out" > /dev/null

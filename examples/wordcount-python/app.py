@@ -1,9 +1,7 @@
 """Word count in Python: the same operator as examples/wordcount, state and all.
 
 Words are maximal runs of alphanumeric characters, lowercased; for each word it emits
-`word<TAB>count` with the running count, keyed by the word. A line holding the word
-`weirfailnow` makes it raise (an error the host must report), `weirhognow` makes it
-allocate without bound (the memory ceiling must stop it).
+`word<TAB>count` with the running count, keyed by the word.
 """
 
 import weir
@@ -29,12 +27,6 @@ class WordCount(weir.Operator):
         out = []
         for r in batch:
             for w in words(r.value.decode("utf-8", "replace")):
-                if w == "weirfailnow":
-                    raise ValueError("asked to fail by the input")
-                if w == "weirhognow":
-                    hoard = []
-                    while True:
-                        hoard.append(bytearray(16 << 20))
                 n = self.counts.get(w, 0) + 1
                 self.counts[w] = n
                 out.append(weir.record(f"{w}\t{n}", key=w))

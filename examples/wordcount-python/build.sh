@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build wordcount.wasm from app.py with componentize-py (pip install componentize-py==0.25.1).
-# Usage: build.sh [OUT.wasm]
+# Usage: build.sh [OUT.wasm] [MODULE.py]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
 out="$(realpath -m "${1:-$here/wordcount.wasm}")"
-cd "$here"
-componentize-py -d "$root/wit" -w operator-plugin componentize app \
-  -p "$here" -p "$root/guest-sdk/python" -o "$out" > /dev/null
+src="$(realpath "${2:-$here/app.py}")"
+cd "$(dirname "$src")"
+componentize-py -d "$root/wit" -w operator-plugin componentize "$(basename "$src" .py)" \
+  -p "$(dirname "$src")" -p "$root/guest-sdk/python" -o "$out" > /dev/null

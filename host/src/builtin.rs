@@ -72,6 +72,15 @@ pub const BUILTINS: &[Builtin] = &[
     },
 ];
 
+/// Embedded for `weir bench` only, never found by [`find`] (pipelines cannot name it): a
+/// pass-through operator holding config `bytes` bytes of state (plugins/bench-state).
+pub const BENCH_STATE: Builtin = Builtin {
+    kind: NodeKind::Operator,
+    name: "bench-state",
+    about: "weir bench's checkpoint-cost operator",
+    bytes: include_bytes!(env!("WEIR_BUILTIN_BENCH_STATE")),
+};
+
 /// The built-in `name` of `kind`.
 pub fn find(kind: NodeKind, name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.kind == kind && b.name == name)
@@ -79,7 +88,9 @@ pub fn find(kind: NodeKind, name: &str) -> Option<&'static Builtin> {
 
 /// The component bytes of the built-in `name` of `kind`.
 pub fn bytes(kind: NodeKind, name: &str) -> Option<&'static [u8]> {
-    find(kind, name).map(|b| b.bytes)
+    find(kind, name)
+        .or((kind == BENCH_STATE.kind && name == BENCH_STATE.name).then_some(&BENCH_STATE))
+        .map(|b| b.bytes)
 }
 
 /// Names of the built-ins of `kind`, native connectors included, for error messages.

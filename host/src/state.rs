@@ -334,24 +334,6 @@ impl StateStore {
             .map(|m| m.id)
             .collect())
     }
-
-    /// Flip a byte of one stored blob. Only for tests of corruption handling.
-    #[doc(hidden)]
-    pub fn corrupt_blob(&self, id: u64, node: &str, subtask: u32) -> Result<bool, StateError> {
-        let key = blob_key(id, node, subtask);
-        let Some(v) = self.blobs.get(&key).map_err(|e| self.io(e))? else {
-            return Ok(false);
-        };
-        let mut v = v.to_vec();
-        if v.is_empty() {
-            v.push(1);
-        } else {
-            v[0] ^= 0xff;
-        }
-        self.blobs.insert(key, v).map_err(|e| self.io(e))?;
-        self.db.flush().map_err(|e| self.io(e))?;
-        Ok(true)
-    }
 }
 
 #[cfg(test)]
@@ -374,6 +356,19 @@ mod tests {
     }
 
     use super::*;
+
+    /// Flip the first byte of one stored blob, as a damaged disk would.
+    fn corrupt_blob(store: &StateStore, id: u64, node: &str, subtask: u32) {
+        let key = blob_key(id, node, subtask);
+        let mut v = store
+            .blobs
+            .get(&key)
+            .unwrap()
+            .expect("the blob exists")
+            .to_vec();
+        v[0] ^= 0xff;
+        store.blobs.insert(key, v).unwrap();
+    }
 
     fn states(tag: u8) -> Vec<(String, u32, Vec<u8>)> {
         vec![
@@ -426,7 +421,7 @@ mod tests {
                 )
                 .unwrap();
         }
-        assert!(store.corrupt_blob(2, "b", 1).unwrap());
+        corrupt_blob(&store, 2, "b", 1);
         let r = store.latest_restorable().unwrap().unwrap();
         assert_eq!(r.meta.id, 1);
     }

@@ -180,10 +180,9 @@ fn a_corrupted_checkpoint_falls_back_to_the_previous_one() {
             list.len() >= 2,
             "need an older checkpoint to fall back to: {list:?}"
         );
-        let last = list.last().unwrap().id;
-        assert!(store.corrupt_blob(last, "count", 0).unwrap());
-        last
+        list.last().unwrap().id
     };
+    corrupt_blob(&state_dir, last, "count");
     let show = run_weir(
         &["checkpoints", "show", "p.toml", &last.to_string()],
         dir.path(),
@@ -438,4 +437,29 @@ fn a_job_of_more_than_512_subtasks_runs_to_the_end() {
     let mut got: Vec<u64> = stdout(&o).lines().map(|l| l.parse().unwrap()).collect();
     got.sort_unstable();
     assert_eq!(got, (0..3000).collect::<Vec<u64>>());
+}
+
+/// Flip the first byte of node `node`'s state blobs in checkpoint `id`, in sled directly, as a
+/// damaged disk would (blob keys: the id big-endian, the node name, a NUL, the subtask).
+fn corrupt_blob(state_dir: &std::path::Path, id: u64, node: &str) {
+    let db = sled::open(state_dir.join("db")).unwrap();
+    let blobs = db.open_tree("blobs").unwrap();
+    let mut prefix = id.to_be_bytes().to_vec();
+    prefix.extend_from_slice(node.as_bytes());
+    prefix.push(0);
+    let keys: Vec<_> = blobs
+        .scan_prefix(&prefix)
+        .keys()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        !keys.is_empty(),
+        "checkpoint {id} holds no state of `{node}`"
+    );
+    for key in keys {
+        let mut v = blobs.get(&key).unwrap().unwrap().to_vec();
+        v[0] ^= 0xff;
+        blobs.insert(key, v).unwrap();
+    }
+    db.flush().unwrap();
 }

@@ -374,13 +374,34 @@ pub fn sigterm(child: &std::process::Child) {
 pub const LANGS: &[&str] = &["rust", "c", "python", "js"];
 
 /// The word-count component in `lang`. Rust comes from the guest build; C, Python and
-/// JavaScript from `examples/wordcount-<lang>/build.sh`, cached in target/lang/ and rebuilt
-/// only when a hash of their inputs (sources, guest support, WIT, build script) changes: the
-/// Python (18 MB) and JavaScript (12 MB) builds take tens of seconds.
+/// JavaScript from `examples/wordcount-<lang>/build.sh` (see [`lang_build`]).
 pub fn lang_plugin(lang: &str) -> PathBuf {
     if lang == "rust" {
         return guest("wordcount");
     }
+    lang_build(lang, None)
+}
+
+/// The failure-path test guest in C, Python or JavaScript (tests/lang-guests/faulty.*): passes
+/// records through, fails on a record `fail`, allocates without bound on `hog`. The Rust
+/// equivalent is the `misbehave` guest in mode `on-value`.
+pub fn faulty_plugin(lang: &str) -> PathBuf {
+    let ext = match lang {
+        "c" => "c",
+        "python" => "py",
+        "js" => "js",
+        _ => panic!("no faulty test guest in {lang}"),
+    };
+    lang_build(
+        lang,
+        Some(&root().join(format!("tests/lang-guests/faulty.{ext}"))),
+    )
+}
+
+/// `source` (default: the example's own) built with `examples/wordcount-<lang>/build.sh`, cached
+/// in target/lang/ and rebuilt only when a hash of the inputs (sources, guest support, WIT,
+/// build script) changes: the Python (18 MB) and JavaScript (12 MB) builds take tens of seconds.
+fn lang_build(lang: &str, source: Option<&Path>) -> PathBuf {
     static LOCKS: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
     let _one_at_a_time = LOCKS.get_or_init(Default::default).lock().unwrap();
     let example = root().join(format!("examples/wordcount-{lang}"));
@@ -394,6 +415,7 @@ pub fn lang_plugin(lang: &str) -> PathBuf {
             }
         }
     }
+    inputs.extend(source.map(Path::to_path_buf));
     inputs.sort();
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for p in &inputs {
@@ -403,20 +425,25 @@ pub fn lang_plugin(lang: &str) -> PathBuf {
     }
     let dir = root().join("target/lang").join(lang);
     std::fs::create_dir_all(&dir).unwrap();
-    let out = dir.join("wordcount.wasm");
-    let stamp = dir.join("inputs.hash");
+    let name = source.map_or("wordcount".into(), |s| {
+        s.file_stem().unwrap().to_string_lossy().into_owned()
+    });
+    let out = dir.join(format!("{name}.wasm"));
+    let stamp = dir.join(format!("{name}.hash"));
     if out.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&format!("{h:016x}"))
     {
         return out;
     }
-    let o = Command::new("bash")
-        .arg(example.join("build.sh"))
-        .arg(&out)
-        .output()
-        .expect("run the build script");
+    let mut build = Command::new("bash");
+    build.arg(example.join("build.sh")).arg(&out);
+    if let Some(source) = source {
+        build.arg(source);
+    }
+    let o = build.output().expect("run the build script");
     assert!(
         o.status.success(),
-        "building the {lang} word count failed:\n{}{}",
+        "building {} in {lang} failed:\n{}{}",
+        source.map_or("the word count".into(), |s| s.display().to_string()),
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );

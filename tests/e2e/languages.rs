@@ -142,14 +142,24 @@ fn every_build_recovers_exactly_from_sigkill() {
     }
 }
 
+/// The failure-path guest in `lang` as node `count`, with `extra` settings on the node.
+fn faulty(lang: &str, extra: &str) -> String {
+    let (plugin, config) = if lang == "rust" {
+        (guest("misbehave"), "config = { mode = \"on-value\" }")
+    } else {
+        (faulty_plugin(lang), "")
+    };
+    pipeline(
+        &plugin,
+        "[restart]\nstrategy = \"none\"",
+        &format!("{config}\n{extra}"),
+    )
+}
+
 #[test]
 fn a_guest_error_is_a_clear_host_error_naming_the_node() {
     for lang in LANGS {
-        let text = "some words\nthen weirfailnow please\n";
-        let dir = setup(
-            text,
-            &pipeline(&lang_plugin(lang), "[restart]\nstrategy = \"none\"", ""),
-        );
+        let dir = setup("some words\nfail\nmore\n", &faulty(lang, ""));
         let o = run_weir(&["run", "p.toml"], dir.path());
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{lang}: {err}");
@@ -163,15 +173,7 @@ fn a_guest_error_is_a_clear_host_error_naming_the_node() {
 #[test]
 fn the_memory_ceiling_is_enforced_in_every_build() {
     for lang in LANGS {
-        let text = "some words\nweirhognow\n";
-        let dir = setup(
-            text,
-            &pipeline(
-                &lang_plugin(lang),
-                "[restart]\nstrategy = \"none\"",
-                "memory = \"96MiB\"",
-            ),
-        );
+        let dir = setup("some words\nhog\n", &faulty(lang, "memory = \"96MiB\""));
         let o = run_weir(&["run", "p.toml"], dir.path());
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{lang}: {err}");

@@ -297,16 +297,20 @@ fn checkpoint_costs(
     println!(
         "checkpoint duration by operator state (trigger → all acked → stored in sled and flushed):"
     );
+    let stateful_plugin = host.load(&PluginOrigin::Builtin {
+        kind: crate::builtin::BENCH_STATE.kind,
+        name: crate::builtin::BENCH_STATE.name,
+    })?;
     for size in &args.state_sizes {
         let bytes = crate::config::parse_size(size)
             .ok_or_else(|| anyhow::anyhow!("--state-sizes: {size:?} is not a size such as 1MiB"))?;
         let mut stateful = Node {
-            uid: node.uid.clone(),
-            kind: node.kind,
-            plugin: node.plugin.clone(),
+            uid: "bench-state".into(),
+            kind: NodeKind::Operator,
+            plugin: crate::graph::Plugin::Wasm(stateful_plugin.clone()),
             parallelism: 1,
             inputs: Vec::new(),
-            config: vec![("state_bytes".into(), bytes.to_string())],
+            config: vec![("bytes".into(), bytes.to_string())],
             sandbox: node.sandbox.clone(),
             limits: node.limits,
             recycle_above: None,

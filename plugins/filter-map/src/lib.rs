@@ -1,6 +1,5 @@
 //! Built-in `filter-map` operator, the benchmark workload: drops the records whose first value
 //! byte is a multiple of 4 (a quarter of uniformly spread bytes) and upper-cases the rest.
-//! Config `state_bytes` gives it that much state to checkpoint (for checkpoint-cost benchmarks).
 //!
 //! Invariant: the same logic as `weir bench`'s native baseline, byte for byte, so the two
 //! throughputs compare like for like.
@@ -9,19 +8,13 @@ use serde::{Deserialize, Serialize};
 use weir_sdk::{Config, Context, Operator, Record, Result, operator};
 
 #[derive(Serialize, Deserialize)]
-struct FilterMap {
-    #[serde(with = "serde_bytes")]
-    ballast: Vec<u8>,
-}
+struct FilterMap;
 
 #[operator]
 impl Operator for FilterMap {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["state_bytes"])?;
-        let n: usize = config.parse_or("state_bytes", 0)?;
-        Ok(FilterMap {
-            ballast: (0..n).map(|i| i as u8).collect(),
-        })
+        config.only(&[])?;
+        Ok(FilterMap)
     }
 
     fn process(&mut self, mut batch: Vec<Record>) -> Result<Vec<Record>> {

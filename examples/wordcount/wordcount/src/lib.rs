@@ -3,9 +3,6 @@
 //! Words are maximal runs of alphanumeric characters, lowercased. For every word it sees, it
 //! emits `word<TAB>count` with the running count, keyed by the word. The counts are its state:
 //! they survive a snapshot and restore, so a resumed job counts on from the checkpoint.
-//!
-//! Conformance hooks (the same in the C, Python and JavaScript builds, see tests/e2e/languages.rs):
-//! the word `weirfailnow` makes it return an error, `weirhognow` makes it allocate without bound.
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -33,17 +30,6 @@ impl Operator for WordCount {
                 .filter(|w| !w.is_empty())
             {
                 let word = word.to_lowercase();
-                match word.as_str() {
-                    "weirfailnow" => weir_sdk::bail!("asked to fail by the input"),
-                    "weirhognow" => {
-                        let mut hoard: Vec<Vec<u8>> = Vec::new();
-                        loop {
-                            hoard.push(vec![1u8; 16 << 20]);
-                            std::hint::black_box(&hoard);
-                        }
-                    }
-                    _ => {}
-                }
                 let count = self.counts.entry(word.clone()).or_insert(0);
                 *count += 1;
                 let value = format!("{word}\t{count}");

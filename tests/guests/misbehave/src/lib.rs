@@ -1,7 +1,8 @@
 //! Test guest: an operator that misbehaves on purpose, to prove the host contains it.
 //!
 //! Config `mode`: `panic` (panics), `spin` (loops forever), `hog` (allocates without bound),
-//! `fail` (returns an error), `read` (reads the file at config `path` into one record), `write`
+//! `fail` (returns an error), `on-value` (a record whose value is `fail` or `hog` does that, as
+//! the C, Python and JavaScript guests in tests/lang-guests do), `read` (reads the file at config `path` into one record), `write`
 //! (writes the file at config `path`), or `pass`.
 //! It passes `after` records through first. With `once_marker = <guest path>` it misbehaves only
 //! if that file does not exist yet, and creates it first: a fault that happens once, mid-stream.
@@ -74,7 +75,16 @@ impl Operator for Misbehave {
     fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>> {
         let mut out = Vec::with_capacity(batch.len());
         for record in batch {
-            if self.seen == self.after {
+            if self.mode == "on-value" {
+                match record.value.as_slice() {
+                    b"fail" => bail!("asked to fail by the input"),
+                    b"hog" => {
+                        self.mode = "hog".into();
+                        self.misbehave()?;
+                    }
+                    _ => {}
+                }
+            } else if self.seen == self.after {
                 out.extend(self.misbehave()?);
             }
             self.seen += 1;
