@@ -12,10 +12,11 @@ use std::time::Duration;
 /// A problem with a pipeline file. `key` is the dotted path of the offending key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read pipeline file {path}: {source}")]
+    #[error("cannot read pipeline file {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        // Not `source`: the message already carries it, and a source would print it twice.
+        error: std::io::Error,
     },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
@@ -102,15 +103,24 @@ pub enum CheckpointMode {
     AtLeastOnce,
 }
 
-/// `[restart]`: what to do when an attempt of the job fails.
+/// `[restart]`: what to do when an attempt of the job fails (see [`crate::restart`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RestartSection {
     pub strategy: RestartKind,
-    /// fixed-delay: restarts before giving up.
+    /// fixed-delay, exponential-delay: restarts before giving up.
     pub attempts: Option<u32>,
-    /// Pause before each restart. Default "1s".
+    /// Pause before each restart (exponential-delay: before the first). Default "1s".
     pub delay: Option<String>,
+    /// exponential-delay: the longest pause. Default "1m".
+    pub max_delay: Option<String>,
+    /// exponential-delay: each pause is the previous one times this. Default 2.0.
+    pub multiplier: Option<f64>,
+    /// exponential-delay: an attempt that ran this long before failing starts the count and the
+    /// pauses over. Default "1h".
+    pub reset_after: Option<String>,
+    /// exponential-delay: each pause varies randomly by up to this fraction. Default 0.1.
+    pub jitter: Option<f64>,
     /// failure-rate: most failures within `interval`.
     pub max_failures: Option<u32>,
     /// failure-rate: the window failures are counted in. Default "1m".
@@ -122,6 +132,7 @@ pub struct RestartSection {
 pub enum RestartKind {
     None,
     FixedDelay,
+    ExponentialDelay,
     FailureRate,
 }
 
@@ -311,9 +322,9 @@ pub struct PipelineSpec {
 impl PipelineSpec {
     /// Read and parse `path`. Semantic checks live in [`crate::graph`].
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_owned(),
-            source,
+            error,
         })?;
         Self::parse(path, &text)
     }

@@ -29,5 +29,6 @@ pub mod graph;
 pub mod metrics;
 pub mod plugin;
 pub mod protected;
+pub mod restart;
 pub mod runtime;
 pub mod state;

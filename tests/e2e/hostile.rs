@@ -514,3 +514,71 @@ fn poison_records_are_isolated_instead_of_failing_the_job_forever() {
     let o = run_in(dir.path(), &text);
     assert_clean_failure(&o, &["node `bad`", "poisoned by 13"]);
 }
+
+/// A dead letter carries the record's own headers (here the file source's coordinates, with
+/// `with_metadata = true`) and headers naming the failure, node, plugin, time and backtrace.
+#[test]
+fn a_dead_letter_names_its_failure_and_where_the_record_came_from() {
+    let dir = scratch();
+    for d in ["in", "out"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    let input: String = (0..100).map(|n| format!("{n}\n")).collect();
+    std::fs::write(dir.path().join("in/numbers.txt"), input).unwrap();
+    let hostile = guest("hostile");
+    let o = run_in(
+        dir.path(),
+        &format!(
+            r#"
+[node.numbers]
+kind = "source"
+plugin = "file"
+config = {{ path = "/in/numbers.txt", with_metadata = true }}
+grants.dirs = [{{ host = "in", guest = "/in" }}]
+
+[node.bad]
+kind = "operator"
+plugin = "{plugin}"
+input = "numbers"
+on_error = "dead-letter"
+config = {{ mode = "poison", poison = "13", how = "panic" }}
+
+[node.show]
+kind = "operator"
+plugin = "{plugin}"
+input = "bad.dead-letter"
+config = {{ mode = "show-headers" }}
+
+[node.out]
+kind = "sink"
+plugin = "file"
+input = "bad"
+config = {{ path = "/out/out.txt" }}
+grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
+
+[node.dead]
+kind = "sink"
+plugin = "file"
+input = "show"
+config = {{ path = "/out/dead.txt" }}
+grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
+"#,
+            plugin = hostile.display()
+        ),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dead = std::fs::read_to_string(dir.path().join("out/dead.txt")).unwrap();
+    // "0\n".."9\n" take 20 bytes, "10\n".."12\n" 9 more: line 13 starts at byte 29.
+    for needle in [
+        "13|file.path=/in/numbers.txt|file.offset=29|",
+        "|weir.error=",
+        "hostile: poisoned by 13",
+        "|weir.node=bad",
+        &format!("|weir.plugin={}", hostile.display()),
+        "|weir.elapsed_ms=",
+        "|weir.backtrace=",
+    ] {
+        assert!(dead.contains(needle), "{needle:?} not in {dead:?}");
+    }
+    assert_eq!(dead.lines().count(), 1, "{dead}");
+}

@@ -31,6 +31,20 @@ fn bad_toml_is_reported_with_its_place() {
 }
 
 #[test]
+fn a_file_that_is_not_text_says_so_once() {
+    let dir = scratch();
+    std::fs::write(dir.path().join("p.toml"), b"name = \"caf\xe9\"\n").unwrap();
+    let o = run_weir(&["validate", "p.toml"], dir.path());
+    assert_clean_failure(&o, &["cannot read pipeline file p.toml", "valid UTF-8"]);
+    assert_eq!(
+        stderr(&o).matches("valid UTF-8").count(),
+        1,
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
 fn an_unknown_key_is_named() {
     let o = validate(&format!("{SOURCE}parallelsm = 2\n"));
     assert_clean_failure(&o, &["parallelsm"]);

@@ -46,10 +46,11 @@ pub enum IdentityError {
     },
     #[error("{path}: {message} (delete it to start over; checkpoints in the store stay)")]
     Unreadable { path: PathBuf, message: String },
-    #[error("state directory {dir}: {source}")]
+    #[error("state directory {dir}: {error}")]
     Io {
         dir: PathBuf,
-        source: std::io::Error,
+        // Not `source`: the message already carries it, and a source would print it twice.
+        error: std::io::Error,
     },
 }
 
@@ -61,9 +62,9 @@ pub struct StateLock {
 
 /// Lock `dir` (creating it), or say that another run holds it.
 pub fn lock(dir: &Path) -> Result<StateLock, IdentityError> {
-    let io = |source| IdentityError::Io {
+    let io = |error| IdentityError::Io {
         dir: dir.to_owned(),
-        source,
+        error,
     };
     crate::protected::ensure_real_dir(dir).map_err(io)?;
     let file = std::fs::OpenOptions::new()
@@ -94,9 +95,9 @@ pub fn read(dir: &Path) -> Result<Option<JobIdentity>, IdentityError> {
                 })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(IdentityError::Io {
+        Err(error) => Err(IdentityError::Io {
             dir: dir.to_owned(),
-            source,
+            error,
         }),
     }
 }
@@ -133,9 +134,9 @@ pub fn load_or_create(
 
 /// Store `id` in `dir` (whole or not at all: temporary file, synced, renamed).
 pub fn write(dir: &Path, id: &JobIdentity) -> Result<(), IdentityError> {
-    let io = |source| IdentityError::Io {
+    let io = |error| IdentityError::Io {
         dir: dir.to_owned(),
-        source,
+        error,
     };
     let tmp = dir.join(format!("{FILE}.tmp-{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
@@ -152,7 +153,7 @@ pub fn forget(dir: &Path) -> Result<(), IdentityError> {
     match std::fs::remove_file(dir.join(FILE)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(IdentityError::Io {
             dir: dir.to_owned(),
-            source: e,
+            error: e,
         }),
         _ => Ok(()),
     }

@@ -5,11 +5,12 @@
 //! Invariant: every attempt restores from the newest intact checkpoint taken by this run or
 //! before it; a restart never goes back further than the savepoint a run started from.
 
-use crate::checkpoint::settings::{CheckpointSettings, RestartStrategy, RestartTracker};
+use crate::checkpoint::settings::CheckpointSettings;
 use crate::checkpoint::{StoreHooks, identity, restore_point, savepoint};
 use crate::config::PipelineSpec;
 use crate::graph::JobGraph;
 use crate::plugin::PluginHost;
+use crate::restart::{RestartStrategy, RestartTracker};
 use crate::runtime::{self, CheckpointHooks, Job, NoCheckpointStore, RestorePoint, RunOptions};
 use crate::state::StateStore;
 use anyhow::{Context, bail};
@@ -235,7 +236,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     });
                 }
                 let Some(delay) = tracker.on_failure() else {
-                    let restarts = tracker.failures() - 1;
+                    let restarts = tracker.restarts();
                     return if restarts > 0 {
                         Err(e).with_context(|| {
                             format!("the job failed; gave up after {restarts} restart(s)")
@@ -245,8 +246,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     };
                 };
                 tracing::warn!(
-                    "the job failed: {e}; restart {} in {delay:?} from the latest checkpoint",
-                    tracker.failures()
+                    "the job failed: {e}; restart {} in {} from the latest checkpoint",
+                    tracker.restarts(),
+                    humantime::format_duration(std::time::Duration::from_millis(
+                        delay.as_millis() as u64
+                    ))
                 );
                 let mut stop = stop_rx.clone();
                 let stopped = rt.block_on(async {
@@ -258,6 +262,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 if stopped {
                     return Err(e).context("stopped while waiting to restart");
                 }
+                tracker.attempt_started();
             }
         }
     }

@@ -11,7 +11,7 @@ pub fn validate(pipeline: &Path) -> anyhow::Result<ExitCode> {
     let spec = PipelineSpec::load(pipeline)?;
     // Everything `weir run` checks before it starts: settings too, not only the graph.
     let settings = crate::checkpoint::settings::CheckpointSettings::from_spec(&spec)?;
-    crate::checkpoint::settings::RestartStrategy::from_spec(&spec, settings.enabled)?;
+    crate::restart::RestartStrategy::from_spec(&spec, settings.enabled)?;
     let host = PluginHost::new()?;
     let graph = JobGraph::build(&spec, &host)?;
     let subtasks: u32 = graph.nodes.iter().map(|n| n.parallelism).sum();

@@ -65,8 +65,9 @@ impl Default for Limits {
 pub enum Cause {
     /// The plugin returned an error.
     Error(String),
-    /// The plugin panicked (message from its panic hook).
-    Panic(String),
+    /// The plugin panicked (message from its panic hook; the WebAssembly backtrace of the trap
+    /// the panic ended in, for dead letters, not for the one-line message).
+    Panic { message: String, backtrace: Box<str> },
     /// The plugin asked for more memory than its ceiling.
     OutOfMemory { requested: u64, ceiling: u64 },
     /// One call ran longer than the time budget.
@@ -84,12 +85,24 @@ pub enum Cause {
     Cancelled,
 }
 
+impl Cause {
+    /// The WebAssembly backtrace of the trap that ended the call, where there is one (a trap's
+    /// message carries it too).
+    pub fn backtrace(&self) -> Option<&str> {
+        match self {
+            Cause::Panic { backtrace, .. } if !backtrace.is_empty() => Some(backtrace),
+            Cause::Trap(message) => message.find("wasm backtrace:").map(|at| &message[at..]),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         const MIB: u64 = 1 << 20;
         match self {
             Cause::Error(m) => write!(f, "failed: {m}"),
-            Cause::Panic(m) => write!(f, "panicked: {m}"),
+            Cause::Panic { message, .. } => write!(f, "panicked: {message}"),
             Cause::OutOfMemory { requested, ceiling } => write!(
                 f,
                 "ran out of memory: it asked for {} MiB (all its memories and tables together) but its ceiling is {} MiB (raise `memory` on the node if it really needs more)",
@@ -183,6 +196,8 @@ struct Sandboxed {
     origin: PluginOrigin,
     reply: ReplyLimits,
     handles: usize,
+    /// Host directories the plugin may write, for explaining its I/O errors.
+    writable: Vec<std::path::PathBuf>,
 }
 
 /// Run one call into the plugin on `$sb` (a [`Sandboxed`]): `$s` names its store inside `$e`,
@@ -254,6 +269,12 @@ impl Sandboxed {
             origin: plugin.origin.clone(),
             reply: limits.reply,
             handles: sandbox.handles,
+            writable: sandbox
+                .dirs
+                .iter()
+                .filter(|(_, _, writable)| *writable)
+                .map(|(host, _, _)| host.clone())
+                .collect(),
         })
     }
 
@@ -308,7 +329,10 @@ impl Sandboxed {
                         requested: desired,
                         ceiling: data.limiter.max,
                     },
-                    None => Cause::Error(escape(&msg, MAX_TEXT)),
+                    None => Cause::Error(escape(
+                        &super::errno::explain(&msg, &self.writable),
+                        MAX_TEXT,
+                    )),
                 }
             }
             Err(trap) => self.classify(trap),
@@ -350,9 +374,14 @@ impl Sandboxed {
             return Cause::TooManyHandles(self.handles);
         }
         if code == Some(wasmtime::Trap::UnreachableCodeReached)
-            && let Some(msg) = data.panic.take()
+            && let Some(message) = data.panic.take()
         {
-            return Cause::Panic(msg);
+            let backtrace = trap
+                .downcast_ref::<wasmtime::WasmBacktrace>()
+                .map(|b| escape(&b.to_string(), MAX_TEXT))
+                .unwrap_or_default()
+                .into();
+            return Cause::Panic { message, backtrace };
         }
         data.end_call();
         Cause::Trap(escape(&format!("{trap:#}"), MAX_TEXT))

@@ -6,6 +6,7 @@
 
 mod bindings;
 mod cache;
+mod errno;
 mod instance;
 mod packed;
 mod sandbox;
@@ -55,10 +56,11 @@ impl std::fmt::Display for PluginOrigin {
 /// Failure to load, check or run a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("cannot read plugin {path}: {source}")]
+    #[error("cannot read plugin {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        // Not `source`: the message already carries it, and a source would print it twice.
+        error: std::io::Error,
     },
     #[error("{origin} is not a usable WebAssembly component: {message}")]
     Compile {
@@ -196,9 +198,9 @@ impl PluginHost {
                 .expect("built-in origins are only made for known names")
                 .into(),
             PluginOrigin::File(path) => std::fs::read(path)
-                .map_err(|source| PluginError::Read {
+                .map_err(|error| PluginError::Read {
                     path: path.clone(),
-                    source,
+                    error,
                 })?
                 .into(),
         };

@@ -79,22 +79,31 @@ impl Isolating {
 
     /// `record` as a dead letter: itself, plus headers naming what happened.
     fn dead_letter(&self, mut record: Record, error: &PluginError, took: Duration) -> Record {
-        let (node, plugin, cause) = match error {
+        let (node, plugin, cause, backtrace) = match error {
             PluginError::Call {
                 node,
                 origin,
                 cause,
                 ..
-            } => (node.clone(), origin.to_string(), cause.to_string()),
-            other => (self.label.clone(), String::new(), other.to_string()),
+            } => (
+                node.clone(),
+                origin.to_string(),
+                cause.to_string(),
+                cause.backtrace().map(str::to_owned),
+            ),
+            other => (self.label.clone(), String::new(), other.to_string(), None),
         };
+        let backtrace = backtrace.map(|b| ("weir.backtrace", b));
         for (key, value) in [
             ("weir.error", error.to_string()),
             ("weir.cause", cause),
             ("weir.node", node),
             ("weir.plugin", plugin),
             ("weir.elapsed_ms", took.as_millis().to_string()),
-        ] {
+        ]
+        .into_iter()
+        .chain(backtrace)
+        {
             record.headers.push(Header {
                 key: key.into(),
                 value: value.into_bytes(),
@@ -186,7 +195,10 @@ mod tests {
                         subtask: 0,
                         origin: PluginOrigin::File(PathBuf::from("picky.wasm")),
                         call: "process",
-                        cause: Cause::Panic("thirteen".into()),
+                        cause: Cause::Panic {
+                            message: "thirteen".into(),
+                            backtrace: "".into(),
+                        },
                     });
                 }
                 self.seen += 1;

@@ -7,7 +7,8 @@
 //! byte offset just past the last line it emitted, so a restored source rewinds to exactly the
 //! first line no checkpoint covers. With `end_when_empty = true` it ends once every file present
 //! is read (for batch jobs); otherwise it keeps watching, every `scan_ms` (default 200).
-//! `rate` caps it at that many lines per second.
+//! `rate` caps it at that many lines per second. With `with_metadata = true` each record names
+//! its origin in headers `file.path` and `file.offset` (where its line starts).
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -15,7 +16,7 @@ use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use weir_sdk::lines::{Lines, read_lines};
+use weir_sdk::lines::{Lines, add_coordinates, read_lines};
 use weir_sdk::throttle::Throttle;
 use weir_sdk::{Config, Context, Poll, Result, Source, anyhow, source};
 
@@ -36,6 +37,9 @@ struct DirectorySource {
     /// Config `rate`: at most this many lines per second.
     #[serde(skip)]
     throttle: Throttle,
+    /// Config `with_metadata`: add `file.path` and `file.offset` headers.
+    #[serde(skip)]
+    with_metadata: bool,
 }
 
 /// `*` matches any run of characters, `?` any one character.
@@ -93,7 +97,14 @@ impl DirectorySource {
 #[source]
 impl Source for DirectorySource {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
-        config.only(&["path", "pattern", "end_when_empty", "rate", "scan_ms"])?;
+        config.only(&[
+            "path",
+            "pattern",
+            "end_when_empty",
+            "rate",
+            "scan_ms",
+            "with_metadata",
+        ])?;
         let s = DirectorySource {
             dir: PathBuf::from(config.require("path")?),
             pattern: config.get("pattern").unwrap_or("*").to_owned(),
@@ -105,6 +116,7 @@ impl Source for DirectorySource {
             input: None,
             next_scan: None,
             throttle: Throttle::new(Some(config.parse_or("rate", 0u64)?)),
+            with_metadata: config.parse_or("with_metadata", false)?,
         };
         if s.reader {
             s.next_file()?; // fail at open when the directory is not there or not granted
@@ -135,12 +147,18 @@ impl Source for DirectorySource {
         }
         self.open_current()?;
         let input = self.input.as_mut().expect("opened above");
+        let mut lines = read_lines(input, max)?;
+        let (name, offset) = self.current.as_mut().expect("set above");
+        if self.with_metadata {
+            let path = self.dir.join(&*name);
+            add_coordinates(&mut lines, &path.to_string_lossy(), *offset);
+        }
         let Lines {
             records: batch,
             consumed,
             at_end,
-        } = read_lines(input, max)?;
-        let (name, offset) = self.current.as_mut().expect("set above");
+            ..
+        } = lines;
         *offset += consumed;
         self.throttle.emitted(batch.len());
         if at_end {

@@ -1,5 +1,6 @@
 //! Built-in `file` source: the lines of one file in a directory the pipeline grants
-//! (`path`), optionally at most `rate` lines per second.
+//! (`path`), optionally at most `rate` lines per second. With `with_metadata = true` each record
+//! names its origin in headers `file.path` and `file.offset` (where its line starts).
 //!
 //! Invariant: its state is the byte offset just past the last line it emitted, so a restored
 //! source rewinds to exactly the first line that is not covered by the checkpoint. A final line
@@ -8,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
-use weir_sdk::lines::read_lines;
+use weir_sdk::lines::{add_coordinates, read_lines};
 use weir_sdk::throttle::Throttle;
 use weir_sdk::{Config, Context, Poll, Result, Source, anyhow, source};
 
@@ -25,6 +26,9 @@ struct FileSource {
     /// Config `rate`: at most this many lines per second.
     #[serde(skip)]
     throttle: Throttle,
+    /// Config `with_metadata`: add `file.path` and `file.offset` headers.
+    #[serde(skip)]
+    with_metadata: bool,
 }
 
 impl FileSource {
@@ -54,13 +58,14 @@ impl FileSource {
 #[source]
 impl Source for FileSource {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
-        config.only(&["path", "rate"])?;
+        config.only(&["path", "rate", "with_metadata"])?;
         let mut source = FileSource {
             path: config.require("path")?.to_owned(),
             offset: 0,
             reader: ctx.subtask == 0,
             input: None,
             throttle: Throttle::new(Some(config.parse_or("rate", 0u64)?)),
+            with_metadata: config.parse_or("with_metadata", false)?,
         };
         if source.reader {
             source.input()?; // fail at open, not at the first poll, when the file is missing
@@ -76,7 +81,10 @@ impl Source for FileSource {
         if max == 0 {
             return Ok(Poll::Idle);
         }
-        let lines = read_lines(self.input()?, max)?;
+        let mut lines = read_lines(self.input()?, max)?;
+        if self.with_metadata {
+            add_coordinates(&mut lines, &self.path, self.offset);
+        }
         let (batch, consumed) = (lines.records, lines.consumed);
         self.offset += consumed;
         self.throttle.emitted(batch.len());

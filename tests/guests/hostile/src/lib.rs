@@ -12,7 +12,9 @@
 //! - `flood-reply`: returns `records` records with `headers` headers each;
 //! - `udp`: tries to bind a UDP socket; `connect`: tries a TCP connect to `addr`;
 //! - `poison`: passes every record through except those whose value is in `poison` (comma
-//!   separated), on which it fails as `how` says (`error`, `panic` or `spin`).
+//!   separated), on which it fails as `how` says (`error`, `panic` or `spin`);
+//! - `show-headers`: replaces each record's value by `value|key=value|key=value...` of its
+//!   headers, so a test can read them from a file sink.
 
 use serde::{Deserialize, Serialize};
 use weir_sdk::{Config, Context, Operator, Record, Result, anyhow, bail, operator};
@@ -107,7 +109,19 @@ impl Operator for Hostile {
         })
     }
 
-    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>> {
+    fn process(&mut self, mut batch: Vec<Record>) -> Result<Vec<Record>> {
+        if self.mode == "show-headers" {
+            for r in &mut batch {
+                for (k, v) in &r.headers {
+                    r.value.push(b'|');
+                    r.value.extend_from_slice(k.as_bytes());
+                    r.value.push(b'=');
+                    r.value.extend_from_slice(v);
+                }
+                r.value.retain(|b| *b != b'\n');
+            }
+            return Ok(batch);
+        }
         if self.mode == "poison" {
             for r in &batch {
                 let v = String::from_utf8_lossy(&r.value);
