@@ -27,6 +27,7 @@ pub mod config;
 pub mod connector;
 pub mod graph;
 pub mod metrics;
+pub mod outputs;
 pub mod plugin;
 pub mod protected;
 pub mod restart;

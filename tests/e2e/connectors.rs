@@ -142,16 +142,14 @@ fn bucketed_sink_rolls_by_time_and_writes_gzip() {
             "roll_interval = \"150ms\", check_interval = \"10ms\", gzip = true, part_suffix = \".gz\"",
         ),
     );
-    let started = Instant::now();
     let o = run_weir(&["run", "p.toml"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));
     let parts: Vec<PathBuf> = finished_parts_gz(&dir.path().join("out"));
-    let expected_min = (started.elapsed().as_millis() / 600) as usize;
+    // Three million records take many roll intervals of 150 ms on any machine we run on.
     assert!(
-        parts.len() >= 2.max(expected_min),
-        "{} parts in {:?}",
-        parts.len(),
-        started.elapsed()
+        parts.len() >= 2,
+        "{} parts: nothing rolled by time",
+        parts.len()
     );
     let mut all = String::new();
     for p in &parts {
@@ -380,8 +378,8 @@ fn socket_sink_resends_after_the_peer_drops_the_connection() {
         drop(r);
         // Later connections: read to the end.
         listener.set_nonblocking(false).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
+        let stuck = Instant::now() + STUCK;
+        while Instant::now() < stuck {
             let (s, _) = listener.accept().unwrap();
             let mut r = BufReader::new(s);
             let mut line = String::new();
@@ -447,7 +445,15 @@ grants.dirs = [{ host = "out", guest = "/out", mode = "read-write" }]
     std::fs::write(watch.join("b.log"), file("b", 1000)).unwrap();
     std::fs::write(watch.join("ignored.txt"), "not a log\n").unwrap();
     let mut child = spawn_weir(&["run", "p.toml"], dir.path(), 1);
-    std::thread::sleep(Duration::from_millis(500));
+    let out = dir.path().join("out/lines.txt");
+    // Running: the files present at the start are published (an event, not a pause).
+    let first = file("a", 1000).len() + file("b", 1000).len();
+    while std::fs::read_to_string(&out).unwrap_or_default().len() < first {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("weir ended ({status}) before publishing the first files");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     for name in ["c", "d"] {
         // Written under a dot-name, then renamed: the source never sees half a file.
         std::fs::write(watch.join(format!(".{name}.log")), file(name, 1000)).unwrap();
@@ -458,7 +464,6 @@ grants.dirs = [{ host = "out", guest = "/out", mode = "read-write" }]
         .unwrap();
     }
     let want: String = ["a", "b", "c", "d"].iter().map(|n| file(n, 1000)).collect();
-    let out = dir.path().join("out/lines.txt");
     // Wait for every file's lines to be published (an event, not a deadline), unless the run
     // ends first.
     while std::fs::read_to_string(&out).unwrap_or_default().len() < want.len() {

@@ -89,6 +89,48 @@ fn a_second_run_of_one_pipeline_is_refused_with_checkpoints_off() {
     assert_clean_failure(&o, &["another `weir run` of this pipeline holds"]);
 }
 
+/// Two different pipelines (own names, own state) on one output file: the second is refused
+/// before it writes a byte, checkpoints on or off; once the first ends, the output is free.
+#[test]
+fn two_jobs_never_write_one_output_at_once() {
+    let dir = scratch();
+    let d = dir.path();
+    prepare(d);
+    std::fs::write(
+        d.join("p.toml"),
+        numbers_pipeline("p", 100_000_000, "shared.txt", "enabled = false"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("q.toml"),
+        numbers_pipeline("q", 10, "shared.txt", ""),
+    )
+    .unwrap();
+    let mut first = spawn_weir(&["run", "p.toml"], d, 0);
+    // The first run holds its output's lock before its sink writes anything.
+    while !d.join("out/shared.txt.inprogress").exists() {
+        assert!(first.try_wait().unwrap().is_none(), "the first run ended");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let o = run_weir(&["run", "q.toml"], d);
+    assert_clean_failure(
+        &o,
+        &[
+            "node `out` writes",
+            "shared.txt",
+            "another weir run is writing",
+        ],
+    );
+    let _ = first.kill();
+    let _ = first.wait();
+    let o = run_weir(&["run", "q.toml"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(d.join("out/shared.txt")).unwrap(),
+        numbers(10)
+    );
+}
+
 #[test]
 fn a_savepoint_of_another_job_is_refused_unless_taken_on_purpose() {
     let dir = scratch();

@@ -86,9 +86,12 @@ impl Broker {
             .stderr(log)
             .spawn()
             .expect("start the Kafka test broker");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut child = child;
+        let stuck = Instant::now() + STUCK;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "the broker did not start");
+            let ended = child.try_wait().expect("wait on the broker");
+            assert!(ended.is_none(), "the test broker exited: {ended:?}");
+            assert!(Instant::now() < stuck, "the broker is stuck starting");
             std::thread::sleep(Duration::from_millis(20));
         }
         Broker {
@@ -381,10 +384,9 @@ fn latest_reads_only_new_records_and_a_restore_overrides_the_start_position() {
         None,
     );
     let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], dir.path(), 1);
-    // The source assigned its partition before the first checkpoint completed; give librdkafka
-    // time to resolve "latest" to an offset, then produce new records.
-    wait_for_a_checkpoint(&mut child, dir.path(), 1);
-    std::thread::sleep(Duration::from_secs(2));
+    // The source resolves "latest" to an offset at its first poll; two completed checkpoints
+    // mean it has polled (the second barrier follows polls), so new records come after it.
+    wait_for_checkpoints(&mut child, dir.path(), 1, 2);
     b.produce(
         dir.path(),
         "lt",
@@ -392,8 +394,11 @@ fn latest_reads_only_new_records_and_a_restore_overrides_the_start_position() {
         None,
     );
     let want: Vec<String> = sorted((0..10).map(|i| format!("new{i}")));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while lines_of(&dir.path().join("out/out.txt")).len() < 10 && Instant::now() < deadline {
+    let stuck = Instant::now() + STUCK;
+    while lines_of(&dir.path().join("out/out.txt")).len() < 10
+        && child.try_wait().unwrap().is_none()
+        && Instant::now() < stuck
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     sigterm(&child);
@@ -597,21 +602,22 @@ fn a_broker_outage_mid_run_is_survived_exactly() {
         &word_pipeline(&b, 2_500, &kafka_sink(&b, "exactly-once")),
     );
     b.create("counts", 2);
-    let mut child = spawn_weir(&["run", "p.toml"], dir.path(), 1);
-    std::thread::sleep(Duration::from_secs(3));
+    let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], dir.path(), 1);
+    // Mid-run: a checkpoint has committed output to the broker.
+    wait_for_a_checkpoint(&mut child, dir.path(), 1);
     assert!(
         child.try_wait().unwrap().is_none(),
         "the job ended before the outage"
     );
     b.outage(Duration::from_secs(6));
-    let deadline = Instant::now() + Duration::from_secs(180);
+    let stuck = Instant::now() + STUCK;
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
             break s;
         }
-        if Instant::now() > deadline {
+        if Instant::now() > stuck {
             let _ = child.kill();
-            panic!("the job did not finish after the outage");
+            panic!("the job is stuck after the outage");
         }
         std::thread::sleep(Duration::from_millis(100));
     };

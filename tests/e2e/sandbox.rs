@@ -104,13 +104,10 @@ fn a_plugin_error_fails_the_run_with_its_message() {
 
 #[test]
 fn an_endless_loop_is_stopped_by_the_time_budget() {
-    let started = std::time::Instant::now();
+    // Had the loop not been stopped, the run would never end: that it ends, naming the budget,
+    // is the proof.
     let o = run_pipeline(&misbehave_pipeline("spin", "time_budget = \"300ms\""));
     assert_clean_failure(&o, &["node `bad`", "timed out", "300ms", "time_budget"]);
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(60),
-        "the loop was not stopped"
-    );
 }
 
 #[test]

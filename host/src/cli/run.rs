@@ -68,8 +68,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let host = Arc::new(PluginHost::new()?);
     let graph = JobGraph::build(&spec, &host)?;
 
-    // One run per state directory, checkpoints on or off.
+    // One run per state directory and per output, checkpoints on or off.
     let _lock = identity::lock(&settings.dir)?;
+    let _outputs = crate::outputs::lock(&graph)?;
     if args.fresh {
         start_over(&settings.dir, args.yes)?;
     }

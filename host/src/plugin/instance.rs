@@ -67,7 +67,10 @@ pub enum Cause {
     Error(String),
     /// The plugin panicked (message from its panic hook; the WebAssembly backtrace of the trap
     /// the panic ended in, for dead letters, not for the one-line message).
-    Panic { message: String, backtrace: Box<str> },
+    Panic {
+        message: String,
+        backtrace: Box<str>,
+    },
     /// The plugin asked for more memory than its ceiling.
     OutOfMemory { requested: u64, ceiling: u64 },
     /// One call ran longer than the time budget.
