@@ -463,3 +463,45 @@ fn corrupt_blob(state_dir: &std::path::Path, id: u64, node: &str) {
     }
     db.flush().unwrap();
 }
+
+/// State the plugin refuses at restore (here: a node given another plugin under the same uid)
+/// fails the same way at every restart: the run ends at once, saying so, instead of restarting.
+#[test]
+fn state_a_plugin_refuses_is_not_restarted_into_again() {
+    let dir = scratch();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    let pipeline = |source: &str| {
+        format!(
+            "[checkpoint]\ninterval = \"100ms\"\n\n[node.src]\nkind = \"source\"\n{source}\n\n[node.out]\nkind = \"sink\"\nplugin = \"file\"\ninput = \"src\"\nconfig = {{ path = \"/out/o.txt\" }}\ngrants.dirs = [{{ host = \"out\", guest = \"/out\", mode = \"read-write\" }}]\n"
+        )
+    };
+    std::fs::write(
+        d.join("p.toml"),
+        pipeline("plugin = \"sequence\"\nconfig = { count = 1000000000 }"),
+    )
+    .unwrap();
+    let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, 1);
+    wait_for_a_checkpoint(&mut child, d, 1);
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::write(
+        d.join("p.toml"),
+        pipeline(
+            "plugin = \"directory\"\nconfig = { path = \"/in\" }\ngrants.dirs = [{ host = \"in\", guest = \"/in\" }]",
+        ),
+    )
+    .unwrap();
+    let o = run_weir(&["run", "p.toml"], d);
+    assert_clean_failure(
+        &o,
+        &[
+            "was not restarted",
+            "refuses the stored state",
+            "node `src`",
+            "in `restore`",
+        ],
+    );
+    assert!(!stderr(&o).contains("restart 1"), "{}", stderr(&o));
+}

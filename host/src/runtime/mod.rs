@@ -149,6 +149,13 @@ impl RunError {
                 cause: Cause::Error(_) | Cause::OutOfMemory { .. } | Cause::TooLarge(_),
                 ..
             }) => Some("the plugin refuses to start with this config or ceiling"),
+            RunError::Plugin(PluginError::Call {
+                call: "restore",
+                cause: Cause::Error(_),
+                ..
+            }) => Some(
+                "the plugin refuses the stored state, which every restart restores again (run the build that wrote it, or start over with --fresh)",
+            ),
             RunError::Plugin(
                 PluginError::Read { .. }
                 | PluginError::Compile { .. }
