@@ -5,8 +5,10 @@
 //!
 //! Invariant: every output a built-in file sink writes is locked before the job starts and
 //! stays locked until the run ends (the lock is an `flock` on a hidden `.<name>.weir-lock` beside
-//! the output, released by the OS however the process ends). Outputs of user plugins are
-//! unknown to the host; their grants are theirs to share.
+//! the output, released by the OS however the process ends). A run that ends removes its lock
+//! file while still holding it; a locker checks after locking that the file it holds is still
+//! the one at the path, so a removed lock file is never mistaken for a held one. Outputs of user
+//! plugins are unknown to the host; their grants are theirs to share.
 
 use crate::config::NodeKind;
 use crate::graph::{JobGraph, Node, Plugin};
@@ -19,7 +21,17 @@ const FILE_SINKS: &[&str] = &["file", "bucketed-file"];
 /// A held output lock.
 #[derive(Debug)]
 pub struct OutputLock {
-    _file: Option<std::fs::File>,
+    /// The held lock file and its path; `None` when the output's directory does not exist.
+    held: Option<(std::fs::File, PathBuf)>,
+}
+
+impl Drop for OutputLock {
+    fn drop(&mut self) {
+        if let Some((_file, path)) = &self.held {
+            // Still locked here: whoever opens the path next makes a new file and checks it.
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// Why an output could not be locked.
@@ -122,21 +134,36 @@ fn lock_one(node: &str, output: &Path) -> Result<OutputLock, OutputError> {
     };
     // A missing output directory is the sink's to report (with its grant hint) when it opens.
     if !dir.is_dir() {
-        return Ok(OutputLock { _file: None });
+        return Ok(OutputLock { held: None });
     }
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock)
-        .map_err(io)?;
-    match file.try_lock() {
-        Ok(()) => Ok(OutputLock { _file: Some(file) }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(OutputError::Busy {
-            node: node.to_owned(),
-            output: output.to_owned(),
-            lock,
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(io(e)),
+    loop {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OutputError::Busy {
+                    node: node.to_owned(),
+                    output: output.to_owned(),
+                    lock,
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        // The previous holder may have removed the file between our open and our lock.
+        use std::os::unix::fs::MetadataExt;
+        let ours = file.metadata().map_err(io)?;
+        match std::fs::metadata(&lock) {
+            Ok(now) if now.ino() == ours.ino() && now.dev() == ours.dev() => {
+                return Ok(OutputLock {
+                    held: Some((file, lock)),
+                });
+            }
+            _ => continue,
+        }
     }
 }

@@ -129,6 +129,10 @@ fn two_jobs_never_write_one_output_at_once() {
         std::fs::read_to_string(d.join("out/shared.txt")).unwrap(),
         numbers(10)
     );
+    assert!(
+        !d.join("out/.shared.txt.weir-lock").exists(),
+        "a run that ended left its lock file"
+    );
 }
 
 #[test]
