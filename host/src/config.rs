@@ -256,6 +256,8 @@ pub struct NodeSection {
     /// Operators only: replace the instance (snapshot → fresh instance → restore) when its
     /// memory passes this, e.g. "128MiB". For runtimes whose heap only grows. Default: never.
     pub recycle_above: Option<String>,
+    /// Where the node's output gets its event time, and how watermarks follow it.
+    pub watermarks: Option<WatermarkSection>,
     /// Passed to the plugin's `open`; values are rendered as strings, arrays one item per line.
     #[serde(default)]
     pub config: toml::Table,
@@ -265,6 +267,22 @@ pub struct NodeSection {
 
 fn one() -> u32 {
     1
+}
+
+/// `[node.<uid>.watermarks]`: a watermark strategy on the node's output (Flink's
+/// `assignTimestampsAndWatermarks`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkSection {
+    /// "record" (the record's own timestamp: Kafka's, or what the plugin set) or
+    /// "json:<field>" (ms since the epoch or RFC 3339; dotted path for nested fields).
+    pub timestamp: String,
+    /// How late a record may come behind the newest seen, e.g. "5s". Default 0.
+    pub out_of_orderness: Option<String>,
+    /// After this long without records a subtask is idle and holds no watermark back.
+    pub idle_timeout: Option<String>,
+    /// How often watermarks are sent, e.g. "200ms" (the default); "0s": after every batch.
+    pub interval: Option<String>,
 }
 
 /// What a node's sandbox may reach. Nothing by default.

@@ -9,6 +9,7 @@ use crate::config::{ConfigError, DirMode, Inputs, NodeKind, OnError, Partition, 
 use crate::plugin::{Limits, LoadedPlugin, PluginHost, PluginOrigin, SandboxSpec};
 use crate::protected::{Protected, Why};
 use crate::runtime::Port;
+use crate::time::watermarks::{DEFAULT_INTERVAL, Strategy, TimestampFrom};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -36,6 +37,8 @@ pub struct Node {
     pub recycle_above: Option<u64>,
     /// Operators: what to do with a record the plugin fails on.
     pub on_error: OnError,
+    /// Where the node's output gets its event time, if it does.
+    pub watermarks: Option<Strategy>,
 }
 
 /// What runs a node: a Wasm component, or a connector native to the host.
@@ -111,6 +114,7 @@ impl JobGraph {
         for uid in &order {
             let section = &sections[uid];
             let key = |k: &str| format!("node.{uid}.{k}");
+            let watermarks = strategy(spec, uid, section)?;
             if let Some(native) = crate::connector::Native::build(spec, uid, section)? {
                 nodes.push(Node {
                     uid: uid.clone(),
@@ -123,6 +127,7 @@ impl JobGraph {
                     limits: Limits::default(),
                     recycle_above: None,
                     on_error: OnError::Fail,
+                    watermarks,
                 });
                 continue;
             }
@@ -217,6 +222,7 @@ impl JobGraph {
                 limits,
                 recycle_above,
                 on_error,
+                watermarks,
             });
         }
         Ok(JobGraph {
@@ -244,12 +250,51 @@ fn edges_of(names: &[String], index: &BTreeMap<&str, usize>, partition: Partitio
 }
 
 /// The output an input name refers to: `events` is the main output of node `events`,
-/// `events.dead-letter` its dead-letter output.
+/// `events.dead-letter` its dead-letter output, `events.late` its late records.
 pub fn split_port(input: &str) -> (&str, Port) {
-    match input.strip_suffix(".dead-letter") {
-        Some(node) => (node, Port::DeadLetter),
+    if let Some(node) = input.strip_suffix(".dead-letter") {
+        return (node, Port::DeadLetter);
+    }
+    match input.strip_suffix(".late") {
+        Some(node) => (node, Port::Late),
         None => (input, Port::Main),
     }
+}
+
+/// The node's watermark strategy, from `[node.<uid>.watermarks]`.
+fn strategy(
+    spec: &PipelineSpec,
+    uid: &str,
+    section: &crate::config::NodeSection,
+) -> Result<Option<Strategy>, ConfigError> {
+    let Some(w) = &section.watermarks else {
+        return Ok(None);
+    };
+    let key = |k: &str| format!("node.{uid}.watermarks.{k}");
+    if section.kind == NodeKind::Sink {
+        return Err(spec.invalid(
+            format!("node.{uid}.watermarks"),
+            "a sink has no output to give event time to: put the strategy on the node that feeds it",
+        ));
+    }
+    let duration =
+        |k: &str, v: &Option<String>| -> Result<Option<std::time::Duration>, ConfigError> {
+            v.as_deref()
+                .map(|t| {
+                    crate::config::parse_duration(t).ok_or_else(|| {
+                        spec.invalid(key(k), format!("{t:?} is not a duration such as \"5s\""))
+                    })
+                })
+                .transpose()
+        };
+    let timestamp =
+        TimestampFrom::parse(&w.timestamp).map_err(|m| spec.invalid(key("timestamp"), m))?;
+    Ok(Some(Strategy {
+        timestamp,
+        out_of_orderness: duration("out_of_orderness", &w.out_of_orderness)?.unwrap_or_default(),
+        idle_timeout: duration("idle_timeout", &w.idle_timeout)?,
+        interval: duration("interval", &w.interval)?.unwrap_or(DEFAULT_INTERVAL),
+    }))
 }
 
 /// "a source", "an operator", "a sink".
@@ -268,6 +313,12 @@ fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, Con
         let key = |k: &str| format!("node.{uid}.{k}");
         if section.parallelism == 0 {
             return Err(spec.invalid(key("parallelism"), "must be at least 1"));
+        }
+        if uid.is_empty() || uid.contains(['.', '@']) {
+            return Err(spec.invalid(
+                format!("node.{uid}"),
+                "a node name may not contain `.` or `@` (`.` names a node's outputs, as in \"events.late\"; `@` is kept for state weir stores beside the node's): rename the node",
+            ));
         }
         let names: Vec<String> = match &section.input {
             None => Vec::new(),
@@ -299,6 +350,14 @@ fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, Con
                 return Err(spec.invalid(
                     key("input"),
                     format!("{name:?} is a sink and produces no records"),
+                ));
+            }
+            if port == Port::Late && upstream.kind != NodeKind::Operator {
+                return Err(spec.invalid(
+                    key("input"),
+                    format!(
+                        "{name:?} has no late output: only operators send records that came too late to `<node>.late`"
+                    ),
                 ));
             }
             if port == Port::DeadLetter && !crate::connector::routes_dead_letters(upstream) {

@@ -12,6 +12,7 @@
 //!   alignment; runs a job to its end or its first failure.
 //! - [`checkpoint`]: checkpoint settings, restart strategies, savepoints, matching state to nodes.
 //! - [`state`]: the sled store of checkpoints: blobs with checksums, metadata, retention.
+//! - [`time`]: event time: watermark strategies and generators, operator timers.
 //! - [`metrics`]: records in/out per node, live progress and the end-of-run summary.
 //! - [`bench`]: the benchmark workload and its native twins.
 //! - [`cli`]: the `weir` commands.
@@ -33,3 +34,4 @@ pub mod protected;
 pub mod restart;
 pub mod runtime;
 pub mod state;
+pub mod time;

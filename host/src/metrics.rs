@@ -16,6 +16,10 @@ pub struct NodeMetrics {
     records_out: AtomicU64,
     /// Poison records skipped or dead-lettered (`on_error`).
     isolated: AtomicU64,
+    /// Records that came too late for the node's event-time logic (`<node>.late`).
+    late: AtomicU64,
+    /// Of those, the ones no node reads `<node>.late` for.
+    late_dropped: AtomicU64,
 }
 
 impl NodeMetrics {
@@ -26,6 +30,8 @@ impl NodeMetrics {
             records_in: AtomicU64::new(0),
             records_out: AtomicU64::new(0),
             isolated: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            late_dropped: AtomicU64::new(0),
         }
     }
 
@@ -41,6 +47,24 @@ impl NodeMetrics {
         if n > 0 {
             self.isolated.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// `n` late records, sent to `<node>.late` or (`dropped`) to no node.
+    pub fn add_late(&self, n: usize, dropped: bool) {
+        if n > 0 {
+            self.late.fetch_add(n as u64, Ordering::Relaxed);
+            if dropped {
+                self.late_dropped.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn late(&self) -> u64 {
+        self.late.load(Ordering::Relaxed)
+    }
+
+    pub fn late_dropped(&self) -> u64 {
+        self.late_dropped.load(Ordering::Relaxed)
     }
 
     pub fn isolated(&self) -> u64 {
@@ -144,6 +168,22 @@ pub fn summary(metrics: &[Arc<NodeMetrics>], elapsed: Duration) -> String {
             "{}: {} poison record(s) skipped or dead-lettered (on_error)\n",
             m.uid,
             m.isolated()
+        ));
+    }
+    for m in metrics.iter().filter(|m| m.late() > 0) {
+        let dropped = m.late_dropped();
+        s.push_str(&format!(
+            "{}: {} late record(s){}\n",
+            m.uid,
+            m.late(),
+            if dropped == 0 {
+                format!(" sent to {}.late", m.uid)
+            } else {
+                format!(
+                    ", {dropped} of them dropped: no node reads {}.late (add one with input = \"{}.late\")",
+                    m.uid, m.uid
+                )
+            }
         ));
     }
     s.push_str(&format!("wall time {:.3}s", elapsed.as_secs_f64()));

@@ -88,6 +88,10 @@ pub fn restore_point(
 ) -> Result<RestorePoint, String> {
     let mut subtasks: BTreeMap<&str, u32> = BTreeMap::new();
     for (uid, _) in states.keys() {
+        // A subtask's event time rides with its node's state (only subtasks that have any).
+        if uid.ends_with(crate::time::TIME_SUFFIX) {
+            continue;
+        }
         *subtasks.entry(uid.as_str()).or_default() += 1;
     }
     let mut dropped = Vec::new();
@@ -121,7 +125,10 @@ pub fn restore_point(
     }
     let states = states
         .into_iter()
-        .filter(|((uid, _), _)| !dropped.contains(uid))
+        .filter(|((uid, _), _)| {
+            let node = uid.strip_suffix(crate::time::TIME_SUFFIX).unwrap_or(uid);
+            !dropped.iter().any(|d| d == node)
+        })
         .collect();
     Ok(RestorePoint {
         checkpoint: id,

@@ -92,6 +92,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         limits: Limits::default(),
         recycle_above: None,
         on_error: crate::config::OnError::Fail,
+        watermarks: None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -235,6 +236,7 @@ fn compare_operators(
             },
             recycle_above: None,
             on_error: crate::config::OnError::Fail,
+            watermarks: None,
         };
         let factory = NodeFactory::of(host.clone(), &node);
         let (rate, _) = pipeline_with(
@@ -315,6 +317,7 @@ fn checkpoint_costs(
             limits: node.limits,
             recycle_above: None,
             on_error: crate::config::OnError::Fail,
+            watermarks: None,
         };
         stateful.limits.memory = (bytes * 4).max(256 << 20);
         stateful.sandbox.memory = stateful.limits.memory;
@@ -427,6 +430,7 @@ fn pipeline_with(
         name: "bench".into(),
         nodes: vec![
             JobNode {
+                watermarks: None,
                 uid: "source".into(),
                 parallelism: 1,
                 inputs: Vec::new(),
@@ -435,12 +439,14 @@ fn pipeline_with(
                 })),
             },
             JobNode {
+                watermarks: None,
                 uid: "filter-map".into(),
                 parallelism: 1,
                 inputs: vec![(0, Partition::Forward, Port::Main)],
                 factory: operator,
             },
             JobNode {
+                watermarks: None,
                 uid: "discard".into(),
                 parallelism: 1,
                 inputs: vec![(1, Partition::Forward, Port::Main)],

@@ -79,3 +79,48 @@ pub mod packed {
         });
     }
 }
+
+/// `weir:plugin@0.2.0` (`wit/v0.2`): the event-time worlds. Records, configs and contexts are
+/// the same types as 0.1.0's (the component model checks them by structure), so one `Record`
+/// serves both versions.
+pub mod v2 {
+    pub mod operator {
+        wasmtime::component::bindgen!({
+            path: "../wit/v0.2",
+            world: "operator-plugin",
+            exports: { default: async },
+            with: {
+                "weir:plugin/types@0.2.0": crate::plugin::bindings::operator::weir::plugin::types,
+            },
+        });
+    }
+
+    pub mod packed_operator {
+        wasmtime::component::bindgen!({
+            path: "../wit/v0.2",
+            world: "packed-operator-plugin",
+            exports: { default: async },
+            with: {
+                "weir:plugin/types@0.2.0": crate::plugin::bindings::operator::weir::plugin::types,
+                "weir:plugin/host-log@0.2.0": super::operator::weir::plugin::host_log,
+                "weir:plugin/timers@0.2.0": super::operator::weir::plugin::timers,
+                "weir:plugin/late@0.2.0": super::operator::weir::plugin::late,
+            },
+        });
+    }
+
+    pub mod packed_source {
+        wasmtime::component::bindgen!({
+            path: "../wit/v0.2",
+            world: "packed-source-plugin",
+            exports: { default: async },
+            with: {
+                "weir:plugin/types@0.2.0": crate::plugin::bindings::operator::weir::plugin::types,
+                "weir:plugin/host-log@0.2.0": super::operator::weir::plugin::host_log,
+            },
+        });
+    }
+
+    pub use operator::weir::plugin::{host_log, late, timers};
+    pub use packed_source::weir::plugin::watermarks;
+}

@@ -10,9 +10,11 @@
 
 use super::bindings::{self, Context, Record};
 use super::packed::{self, ReplyError};
+use super::sandbox::timer_to_guest;
 use super::sandbox::{HostState, SandboxSpec};
 use super::text::{MAX_TEXT, escape};
-use super::{LoadedPlugin, PluginError, PluginHost, PluginOrigin};
+use super::{Contract, LoadedPlugin, PluginError, PluginHost, PluginOrigin};
+use crate::time::timers::{Domain, TimerQueue};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -244,6 +246,8 @@ impl Sandboxed {
                 message: format!("{e:#}"),
             }
         })?;
+        let mut state = state;
+        state.time.max_late = limits.reply.records;
         let mut store = Store::new(host.engine(), state);
         store.limiter(|s| &mut s.limiter);
         // Every epoch tick while the guest computes: stop it if the job is cancelled or the
@@ -319,8 +323,12 @@ impl Sandboxed {
     ) -> Result<T, PluginError> {
         let cause = match outcome {
             Ok(Ok(v)) => {
-                self.store.data_mut().end_call();
-                return Ok(v);
+                let data = self.store.data_mut();
+                data.end_call();
+                match data.time.over.take() {
+                    None => return Ok(v),
+                    Some(what) => Cause::TooLarge(what),
+                }
             }
             Ok(Err(msg)) => {
                 let data = self.store.data_mut();
@@ -425,53 +433,45 @@ pub enum Polled {
     End,
 }
 
-/// A component's bindings in the batch form it exports: `list<record>` or packed.
-enum Bound<L, P> {
-    List(L),
-    Packed(P),
-}
-
-/// Run the same call on either form's bindings (`state` is the same interface in both).
-macro_rules! on_either {
-    ($self:ident, $call:literal, |$b:ident, $s:ident| $e:expr) => {
+/// Run the same call on whichever bindings `$self` holds (`$enum` is its bindings type, the
+/// variants listed those whose expression `$e` fits).
+macro_rules! on_any {
+    ($self:ident, $enum:ident [$($v:ident),+], $call:literal, |$b:ident, $s:ident| $e:expr) => {
         match &$self.bindings {
-            Bound::List($b) => guarded!($self.sandbox, $call, |$s| $e),
-            Bound::Packed($b) => guarded!($self.sandbox, $call, |$s| $e),
+            $( $enum::$v($b) => guarded!($self.sandbox, $call, |$s| $e), )+
         }
     };
 }
 
+/// `snapshot` and `restore` of the plugin itself (`state` is the same interface in every world).
 macro_rules! state_calls {
-    () => {
-        /// The plugin's state bytes.
-        pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
-            on_either!(self, "snapshot", |b, s| b
+    ($enum:ident [$($v:ident),+]) => {
+        /// The plugin's own state bytes.
+        fn plugin_snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+            on_any!(self, $enum [$($v),+], "snapshot", |b, s| b
                 .weir_plugin_state()
                 .call_snapshot(s))
         }
 
         /// Give the plugin back state bytes a `snapshot` returned.
-        pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
-            on_either!(self, "restore", |b, s| b
+        fn plugin_restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+            on_any!(self, $enum [$($v),+], "restore", |b, s| b
                 .weir_plugin_state()
                 .call_restore(s, state))
         }
     };
 }
 
-/// Instantiate `plugin` in the list or packed form of one kind's world.
-macro_rules! bind {
-    ($sb:expr, $plugin:expr, $list:ty, $packed:ty) => {
-        if $plugin.packed {
-            guarded!(instantiate $sb, $plugin, $packed).map(Bound::Packed)
-        } else {
-            guarded!(instantiate $sb, $plugin, $list).map(Bound::List)
-        }
-    };
-}
+type SourceV1 = bindings::source::SourcePlugin;
+type SourcePackedV1 = bindings::packed::source::PackedSourcePlugin;
+type SourcePackedV2 = bindings::v2::packed_source::PackedSourcePlugin;
 
-type SourceBindings =
-    Bound<bindings::source::SourcePlugin, bindings::packed::source::PackedSourcePlugin>;
+/// A source component's bindings, by contract and batch form.
+enum SourceBindings {
+    List(SourceV1),
+    Packed(SourcePackedV1),
+    PackedV2(SourcePackedV2),
+}
 
 /// A running source plugin.
 pub struct SourceInstance {
@@ -493,12 +493,17 @@ impl SourceInstance {
         config: &[(String, String)],
     ) -> Result<Self, PluginError> {
         let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        let bindings = bind!(
-            sb,
-            plugin,
-            bindings::source::SourcePluginPre<HostState>,
-            bindings::packed::source::PackedSourcePluginPre<HostState>
-        )?;
+        let bindings = match (plugin.contract, plugin.packed) {
+            (Contract::V2, _) => SourceBindings::PackedV2(
+                guarded!(instantiate sb, plugin, bindings::v2::packed_source::PackedSourcePluginPre<HostState>)?,
+            ),
+            (Contract::V1, true) => SourceBindings::Packed(
+                guarded!(instantiate sb, plugin, bindings::packed::source::PackedSourcePluginPre<HostState>)?,
+            ),
+            (Contract::V1, false) => SourceBindings::List(
+                guarded!(instantiate sb, plugin, bindings::source::SourcePluginPre<HostState>)?,
+            ),
+        };
         let ctx = sb.context(parallelism);
         let config = config.to_vec();
         let mut me = SourceInstance {
@@ -506,10 +511,13 @@ impl SourceInstance {
             bindings,
         };
         match &me.bindings {
-            Bound::List(b) => guarded!(me.sandbox, "open", |s| b
+            SourceBindings::List(b) => guarded!(me.sandbox, "open", |s| b
                 .weir_plugin_source()
                 .call_open(s, &config, &ctx)),
-            Bound::Packed(b) => guarded!(me.sandbox, "open", |s| b
+            SourceBindings::Packed(b) => guarded!(me.sandbox, "open", |s| b
+                .weir_plugin_packed_source()
+                .call_open(s, &config, &ctx)),
+            SourceBindings::PackedV2(b) => guarded!(me.sandbox, "open", |s| b
                 .weir_plugin_packed_source()
                 .call_open(s, &config, &ctx)),
         }?;
@@ -519,7 +527,7 @@ impl SourceInstance {
     /// Ask for up to `max` records.
     pub fn poll(&mut self, max: u32) -> Result<Polled, PluginError> {
         match &self.bindings {
-            Bound::List(b) => {
+            SourceBindings::List(b) => {
                 use bindings::source::exports::weir::plugin::source::PollResult;
                 let r = guarded!(self.sandbox, "poll", |s| b
                     .weir_plugin_source()
@@ -530,8 +538,19 @@ impl SourceInstance {
                     PollResult::End => Polled::End,
                 })
             }
-            Bound::Packed(b) => {
+            SourceBindings::Packed(b) => {
                 use bindings::packed::source::exports::weir::plugin::packed_source::PollResult;
+                let r = guarded!(self.sandbox, "poll", |s| b
+                    .weir_plugin_packed_source()
+                    .call_poll(s, max))?;
+                Ok(match r {
+                    PollResult::Batch(bytes) => Polled::Batch(self.sandbox.unpack("poll", &bytes)?),
+                    PollResult::Idle => Polled::Idle,
+                    PollResult::End => Polled::End,
+                })
+            }
+            SourceBindings::PackedV2(b) => {
+                use bindings::v2::packed_source::exports::weir::plugin::packed_source::PollResult;
                 let r = guarded!(self.sandbox, "poll", |s| b
                     .weir_plugin_packed_source()
                     .call_poll(s, max))?;
@@ -544,11 +563,49 @@ impl SourceInstance {
         }
     }
 
-    state_calls!();
+    /// The newest watermark the plugin emitted during the last poll (0.2.0 sources).
+    pub fn take_watermark(&mut self) -> Option<i64> {
+        self.sandbox.store.data_mut().time.emitted.take()
+    }
+
+    /// The plugin's state bytes.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        self.plugin_snapshot()
+    }
+
+    /// Give the plugin back state bytes a `snapshot` returned.
+    pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        self.plugin_restore(state)
+    }
+
+    state_calls!(SourceBindings[List, Packed, PackedV2]);
 }
 
-type OperatorBindings =
-    Bound<bindings::operator::OperatorPlugin, bindings::packed::operator::PackedOperatorPlugin>;
+type OperatorV1 = bindings::operator::OperatorPlugin;
+type OperatorPackedV1 = bindings::packed::operator::PackedOperatorPlugin;
+type OperatorV2 = bindings::v2::operator::OperatorPlugin;
+type OperatorPackedV2 = bindings::v2::packed_operator::PackedOperatorPlugin;
+
+/// An operator component's bindings, by contract and batch form.
+enum OperatorBindings {
+    List(OperatorV1),
+    Packed(OperatorPackedV1),
+    ListV2(OperatorV2),
+    PackedV2(OperatorPackedV2),
+}
+
+/// Marks the state of a 0.2.0 operator: its own bytes plus the host-kept timers and
+/// watermark. State without it (from a 0.1.0 build of the plugin) is the plugin's bytes alone.
+const V2_STATE: &[u8; 8] = b"weir-et\x02";
+
+/// What a 0.2.0 operator's snapshot holds besides the plugin's bytes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TimedState {
+    watermark: i64,
+    timers: TimerQueue,
+    #[serde(with = "serde_bytes")]
+    plugin: Vec<u8>,
+}
 
 /// A running operator plugin.
 pub struct OperatorInstance {
@@ -572,12 +629,20 @@ impl OperatorInstance {
         config: &[(String, String)],
     ) -> Result<Self, PluginError> {
         let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        let bindings = bind!(
-            sb,
-            plugin,
-            bindings::operator::OperatorPluginPre<HostState>,
-            bindings::packed::operator::PackedOperatorPluginPre<HostState>
-        )?;
+        let bindings = match (plugin.contract, plugin.packed) {
+            (Contract::V1, false) => OperatorBindings::List(
+                guarded!(instantiate sb, plugin, bindings::operator::OperatorPluginPre<HostState>)?,
+            ),
+            (Contract::V1, true) => OperatorBindings::Packed(
+                guarded!(instantiate sb, plugin, bindings::packed::operator::PackedOperatorPluginPre<HostState>)?,
+            ),
+            (Contract::V2, false) => OperatorBindings::ListV2(
+                guarded!(instantiate sb, plugin, bindings::v2::operator::OperatorPluginPre<HostState>)?,
+            ),
+            (Contract::V2, true) => OperatorBindings::PackedV2(
+                guarded!(instantiate sb, plugin, bindings::v2::packed_operator::PackedOperatorPluginPre<HostState>)?,
+            ),
+        };
         let ctx = sb.context(parallelism);
         let config = config.to_vec();
         let mut me = OperatorInstance {
@@ -586,10 +651,16 @@ impl OperatorInstance {
             scratch: Vec::new(),
         };
         match &me.bindings {
-            Bound::List(b) => guarded!(me.sandbox, "open", |s| b
+            OperatorBindings::List(b) => guarded!(me.sandbox, "open", |s| b
                 .weir_plugin_operator()
                 .call_open(s, &config, &ctx)),
-            Bound::Packed(b) => guarded!(me.sandbox, "open", |s| b
+            OperatorBindings::ListV2(b) => guarded!(me.sandbox, "open", |s| b
+                .weir_plugin_operator()
+                .call_open(s, &config, &ctx)),
+            OperatorBindings::Packed(b) => guarded!(me.sandbox, "open", |s| b
+                .weir_plugin_packed_operator()
+                .call_open(s, &config, &ctx)),
+            OperatorBindings::PackedV2(b) => guarded!(me.sandbox, "open", |s| b
                 .weir_plugin_packed_operator()
                 .call_open(s, &config, &ctx)),
         }?;
@@ -598,22 +669,31 @@ impl OperatorInstance {
 
     /// Transform one batch.
     pub fn process(&mut self, batch: &[Record]) -> Result<Vec<Record>, PluginError> {
-        match &self.bindings {
-            Bound::List(b) => {
-                let out = guarded!(self.sandbox, "process", |s| b
-                    .weir_plugin_operator()
-                    .call_process(s, batch))?;
-                self.sandbox.check("process", out)
-            }
-            Bound::Packed(b) => {
+        let out = match &self.bindings {
+            OperatorBindings::List(b) => guarded!(self.sandbox, "process", |s| b
+                .weir_plugin_operator()
+                .call_process(s, batch)),
+            OperatorBindings::ListV2(b) => guarded!(self.sandbox, "process", |s| b
+                .weir_plugin_operator()
+                .call_process(s, batch)),
+            OperatorBindings::Packed(b) => {
                 let bytes = packed::encode(batch, std::mem::take(&mut self.scratch));
                 let out = guarded!(self.sandbox, "process", |s| b
                     .weir_plugin_packed_operator()
                     .call_process(s, &bytes));
                 self.scratch = bytes;
-                self.sandbox.unpack("process", &out?)
+                return self.sandbox.unpack("process", &out?);
             }
-        }
+            OperatorBindings::PackedV2(b) => {
+                let bytes = packed::encode(batch, std::mem::take(&mut self.scratch));
+                let out = guarded!(self.sandbox, "process", |s| b
+                    .weir_plugin_packed_operator()
+                    .call_process(s, &bytes));
+                self.scratch = bytes;
+                return self.sandbox.unpack("process", &out?);
+            }
+        }?;
+        self.sandbox.check("process", out)
     }
 
     /// The most memory (all memories and tables) this instance has held, in bytes.
@@ -621,28 +701,177 @@ impl OperatorInstance {
         self.sandbox.memory_bytes()
     }
 
-    /// Event time advanced to `ts`.
+    fn timed(&self) -> bool {
+        matches!(
+            self.bindings,
+            OperatorBindings::ListV2(_) | OperatorBindings::PackedV2(_)
+        )
+    }
+
+    /// Event time advanced to `ts`: the event-time timers up to it fire (in order, in calls of
+    /// at most [`crate::time::timers::FIRE_BATCH`], also those registered while firing), then
+    /// the plugin hears the watermark.
     pub fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
-        match &self.bindings {
-            Bound::List(b) => {
-                let out = guarded!(self.sandbox, "on-watermark", |s| b
+        let mut out = Vec::new();
+        if self.timed() {
+            self.sandbox.store.data_mut().time.watermark = ts;
+            out = self.fire_due(Domain::EventTime, ts)?;
+        }
+        macro_rules! list {
+            ($b:ident) => {{
+                let r = guarded!(self.sandbox, "on-watermark", |s| $b
                     .weir_plugin_operator()
                     .call_on_watermark(s, ts))?;
-                self.sandbox.check("on-watermark", out)
-            }
-            Bound::Packed(b) => {
-                let out = guarded!(self.sandbox, "on-watermark", |s| b
+                self.sandbox.check("on-watermark", r)?
+            }};
+        }
+        macro_rules! packed {
+            ($b:ident) => {{
+                let r = guarded!(self.sandbox, "on-watermark", |s| $b
                     .weir_plugin_packed_operator()
                     .call_on_watermark(s, ts))?;
-                self.sandbox.unpack("on-watermark", &out)
+                self.sandbox.unpack("on-watermark", &r)?
+            }};
+        }
+        let produced = match &self.bindings {
+            OperatorBindings::List(b) => list!(b),
+            OperatorBindings::ListV2(b) => list!(b),
+            OperatorBindings::Packed(b) => packed!(b),
+            OperatorBindings::PackedV2(b) => packed!(b),
+        };
+        out.extend(produced);
+        Ok(out)
+    }
+
+    /// The wall clock reached `now`: the processing-time timers due fire.
+    pub fn on_processing_time(&mut self, now: i64) -> Result<Vec<Record>, PluginError> {
+        if !self.timed() {
+            return Ok(Vec::new());
+        }
+        self.fire_due(Domain::ProcessingTime, now)
+    }
+
+    /// When the earliest processing-time timer is due.
+    pub fn next_processing_timer(&self) -> Option<i64> {
+        self.sandbox.store.data().time.timers.next_processing()
+    }
+
+    /// Fire every timer of `domain` due at `now`, oldest first.
+    fn fire_due(&mut self, domain: Domain, now: i64) -> Result<Vec<Record>, PluginError> {
+        let mut out = Vec::new();
+        loop {
+            let due = self
+                .sandbox
+                .store
+                .data_mut()
+                .time
+                .timers
+                .pop_due(domain, now);
+            if due.is_empty() {
+                return Ok(out);
             }
+            let fired: Vec<_> = due.into_iter().map(timer_to_guest).collect();
+            let produced = match &self.bindings {
+                OperatorBindings::ListV2(b) => {
+                    let r = guarded!(self.sandbox, "on-timers", |s| b
+                        .weir_plugin_operator()
+                        .call_on_timers(s, &fired))?;
+                    self.sandbox.check("on-timers", r)?
+                }
+                OperatorBindings::PackedV2(b) => {
+                    let r = guarded!(self.sandbox, "on-timers", |s| b
+                        .weir_plugin_packed_operator()
+                        .call_on_timers(s, &fired))?;
+                    self.sandbox.unpack("on-timers", &r)?
+                }
+                OperatorBindings::List(_) | OperatorBindings::Packed(_) => return Ok(out),
+            };
+            out.extend(produced);
         }
     }
 
-    state_calls!();
+    /// End of input: what the plugin still holds back (0.2.0 operators).
+    pub fn finish(&mut self) -> Result<Vec<Record>, PluginError> {
+        match &self.bindings {
+            OperatorBindings::ListV2(b) => {
+                let r = guarded!(self.sandbox, "finish", |s| b
+                    .weir_plugin_operator()
+                    .call_finish(s))?;
+                self.sandbox.check("finish", r)
+            }
+            OperatorBindings::PackedV2(b) => {
+                let r = guarded!(self.sandbox, "finish", |s| b
+                    .weir_plugin_packed_operator()
+                    .call_finish(s))?;
+                self.sandbox.unpack("finish", &r)
+            }
+            OperatorBindings::List(_) | OperatorBindings::Packed(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Records the plugin sent to `<node>.late` since the last take.
+    pub fn take_late(&mut self) -> Vec<Record> {
+        std::mem::take(&mut self.sandbox.store.data_mut().time.late)
+    }
+
+    /// Late records of another instance of this node, taken with this one's.
+    pub fn keep_late(&mut self, late: Vec<Record>) {
+        self.sandbox.store.data_mut().time.late.splice(0..0, late);
+    }
+
+    /// The state: the plugin's bytes, and for 0.2.0 operators the timers and watermark.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        let plugin = self.plugin_snapshot()?;
+        if !self.timed() {
+            return Ok(plugin);
+        }
+        let time = &self.sandbox.store.data().time;
+        let timed = TimedState {
+            watermark: time.watermark,
+            timers: time.timers.clone(),
+            plugin,
+        };
+        postcard::to_extend(&timed, V2_STATE.to_vec()).map_err(|e| {
+            self.sandbox.error(
+                "snapshot",
+                Cause::Error(format!("cannot encode its timers: {e}")),
+            )
+        })
+    }
+
+    /// Restore what [`OperatorInstance::snapshot`] returned (or a 0.1.0 build's plain state).
+    pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        let Some(rest) = state.strip_prefix(V2_STATE.as_slice()) else {
+            return self.plugin_restore(state);
+        };
+        if !self.timed() {
+            return Err(self.sandbox.error(
+                "restore",
+                Cause::Error(
+                    "the stored state holds timers, which this build (weir:plugin@0.1.0) cannot take: restore it with a 0.2.0 build of the plugin".into(),
+                ),
+            ));
+        }
+        let timed: TimedState = postcard::from_bytes(rest).map_err(|e| {
+            self.sandbox.error(
+                "restore",
+                Cause::Error(format!("the stored timers do not decode: {e}")),
+            )
+        })?;
+        let time = &mut self.sandbox.store.data_mut().time;
+        time.watermark = timed.watermark;
+        time.timers = timed.timers;
+        self.plugin_restore(&timed.plugin)
+    }
+
+    state_calls!(OperatorBindings[List, Packed, ListV2, PackedV2]);
 }
 
-type SinkBindings = Bound<bindings::sink::SinkPlugin, bindings::packed::sink::PackedSinkPlugin>;
+/// A sink component's bindings, by batch form (sinks are 0.1.0 only).
+enum SinkBindings {
+    List(bindings::sink::SinkPlugin),
+    Packed(bindings::packed::sink::PackedSinkPlugin),
+}
 
 /// A running sink plugin.
 pub struct SinkInstance {
@@ -657,11 +886,11 @@ pub struct SinkInstance {
 macro_rules! sink_call {
     ($self:ident, $call:literal, |$i:ident, $s:ident| $e:expr) => {
         match &$self.bindings {
-            Bound::List(b) => guarded!($self.sandbox, $call, |$s| {
+            SinkBindings::List(b) => guarded!($self.sandbox, $call, |$s| {
                 let $i = b.weir_plugin_sink();
                 $e
             }),
-            Bound::Packed(b) => guarded!($self.sandbox, $call, |$s| {
+            SinkBindings::Packed(b) => guarded!($self.sandbox, $call, |$s| {
                 let $i = b.weir_plugin_packed_sink();
                 $e
             }),
@@ -683,12 +912,15 @@ impl SinkInstance {
         config: &[(String, String)],
     ) -> Result<Self, PluginError> {
         let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        let bindings = bind!(
-            sb,
-            plugin,
-            bindings::sink::SinkPluginPre<HostState>,
-            bindings::packed::sink::PackedSinkPluginPre<HostState>
-        )?;
+        let bindings = if plugin.packed {
+            SinkBindings::Packed(
+                guarded!(instantiate sb, plugin, bindings::packed::sink::PackedSinkPluginPre<HostState>)?,
+            )
+        } else {
+            SinkBindings::List(
+                guarded!(instantiate sb, plugin, bindings::sink::SinkPluginPre<HostState>)?,
+            )
+        };
         let ctx = sb.context(parallelism);
         let config = config.to_vec();
         let mut me = SinkInstance {
@@ -703,10 +935,10 @@ impl SinkInstance {
     /// Consume one batch.
     pub fn write(&mut self, batch: &[Record]) -> Result<(), PluginError> {
         match &self.bindings {
-            Bound::List(b) => guarded!(self.sandbox, "write", |s| b
+            SinkBindings::List(b) => guarded!(self.sandbox, "write", |s| b
                 .weir_plugin_sink()
                 .call_write(s, batch)),
-            Bound::Packed(b) => {
+            SinkBindings::Packed(b) => {
                 let bytes = packed::encode(batch, std::mem::take(&mut self.scratch));
                 let out = guarded!(self.sandbox, "write", |s| b
                     .weir_plugin_packed_sink()
@@ -739,5 +971,15 @@ impl SinkInstance {
         })
     }
 
-    state_calls!();
+    /// The plugin's state bytes.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        self.plugin_snapshot()
+    }
+
+    /// Give the plugin back state bytes a `snapshot` returned.
+    pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        self.plugin_restore(state)
+    }
+
+    state_calls!(SinkBindings[List, Packed]);
 }

@@ -32,8 +32,28 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The package every plugin world belongs to.
 pub const WIT_PACKAGE: &str = "weir:plugin";
-/// Its version, as it appears in export names.
+/// Its first version, as it appears in export names.
 pub const WIT_VERSION: &str = "0.1.0";
+/// The event-time version (`wit/v0.2`), loaded beside the first.
+pub const WIT_VERSION_2: &str = "0.2.0";
+
+/// Which version of the contract a component was built against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Contract {
+    /// `weir:plugin@0.1.0`.
+    V1,
+    /// `weir:plugin@0.2.0`: timers, watermarks, finish, late output.
+    V2,
+}
+
+impl Contract {
+    pub fn version(self) -> &'static str {
+        match self {
+            Contract::V1 => WIT_VERSION,
+            Contract::V2 => WIT_VERSION_2,
+        }
+    }
+}
 
 /// Where a plugin comes from.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -115,6 +135,8 @@ pub struct LoadedPlugin {
     pub kind: NodeKind,
     /// Exports the `packed-*` interface of its kind: batches cross as one buffer.
     pub packed: bool,
+    /// The contract version it was built against.
+    pub contract: Contract,
     /// Linked against the host: every import resolved and type-checked.
     pub pre: InstancePre<HostState>,
 }
@@ -125,6 +147,7 @@ pub struct Description {
     pub kind: Option<NodeKind>,
     /// Whether batches cross as one buffer (`packed-*` worlds).
     pub packed: bool,
+    pub contract: Contract,
     pub world: Option<String>,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
@@ -154,6 +177,17 @@ impl PluginHost {
             .map_err(|e| PluginError::Engine(e.to_string()))?;
         bindings::host_log::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
+        {
+            use bindings::v2;
+            use wasmtime::component::HasSelf;
+            let engine_error = |e: wasmtime::Error| PluginError::Engine(e.to_string());
+            v2::host_log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                .map_err(engine_error)?;
+            v2::timers::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_error)?;
+            v2::late::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_error)?;
+            v2::watermarks::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                .map_err(engine_error)?;
+        }
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -232,6 +266,7 @@ impl PluginHost {
             component,
             kind,
             packed: description.packed,
+            contract: description.contract,
             pre,
         })
     }
@@ -247,30 +282,35 @@ impl PluginHost {
             .exports(&self.engine)
             .map(|(n, _)| n.to_string())
             .collect();
-        let has = |iface: &str| {
-            let want = format!("{WIT_PACKAGE}/{iface}@{WIT_VERSION}");
+        let has = |iface: &str, version: &str| {
+            let want = format!("{WIT_PACKAGE}/{iface}@{version}");
             exports.contains(&want)
         };
         let mut found = None;
-        for kind in [NodeKind::Source, NodeKind::Operator, NodeKind::Sink] {
-            if has(&format!("packed-{kind}")) {
-                found = Some((kind, true));
-            } else if has(&kind.to_string()) {
-                found = Some((kind, false));
-            }
-            if found.is_some() {
-                break;
+        'search: for contract in [Contract::V2, Contract::V1] {
+            for kind in [NodeKind::Source, NodeKind::Operator, NodeKind::Sink] {
+                let v = contract.version();
+                if has(&format!("packed-{kind}"), v) {
+                    found = Some((kind, true, contract));
+                } else if has(&kind.to_string(), v) {
+                    found = Some((kind, false, contract));
+                }
+                if found.is_some() {
+                    break 'search;
+                }
             }
         }
-        let kind = found.map(|(k, _)| k);
-        let packed = found.is_some_and(|(_, p)| p);
-        let world = found.map(|(k, p)| {
+        let kind = found.map(|(k, _, _)| k);
+        let packed = found.is_some_and(|(_, p, _)| p);
+        let contract = found.map_or(Contract::V1, |(_, _, c)| c);
+        let world = found.map(|(k, p, c)| {
             let form = if p { "packed-" } else { "" };
-            format!("{WIT_PACKAGE}/{form}{k}-plugin@{WIT_VERSION}")
+            format!("{WIT_PACKAGE}/{form}{k}-plugin@{}", c.version())
         });
         Description {
             kind,
             packed,
+            contract,
             world,
             imports,
             exports,

@@ -8,8 +8,9 @@
 //! everything it logs or writes to stderr reaches the host log escaped, attributed and rate
 //! limited ([`super::text`]).
 
-use super::bindings::host_log;
+use super::bindings::{Record, host_log, v2};
 use super::text::{self, LogBudget, StderrLines};
+use crate::time::timers::{Domain, Timer, TimerQueue};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -77,7 +78,29 @@ pub struct HostState {
     pub panic: Option<String>,
     /// When the current call began (the epoch callback measures the time budget from it).
     pub call_started: Instant,
+    /// What the plugin does with event time (0.2.0 worlds): timers, late records, watermarks.
+    pub time: GuestTime,
 }
+
+/// Event time as one instance sees and changes it through the 0.2.0 imports.
+#[derive(Default)]
+pub struct GuestTime {
+    pub timers: TimerQueue,
+    /// The subtask's watermark, as `current-watermark` reports it.
+    pub watermark: i64,
+    /// Records sent to `<node>.late` during the current call.
+    pub late: Vec<Record>,
+    /// The newest watermark a source emitted during the current call.
+    pub emitted: Option<i64>,
+    /// Set when the plugin went past a limit through these imports: the call fails with it.
+    pub over: Option<String>,
+    /// Most timers an instance may hold, and most late records one call may send.
+    pub max_timers: usize,
+    pub max_late: usize,
+}
+
+/// Most timers one operator subtask may hold at once by default.
+pub const DEFAULT_MAX_TIMERS: usize = 10_000_000;
 
 impl HostState {
     pub fn new(spec: &SandboxSpec, label: String) -> anyhow::Result<Self> {
@@ -138,6 +161,12 @@ impl HostState {
             stderr,
             panic: None,
             call_started: Instant::now(),
+            time: GuestTime {
+                watermark: i64::MIN,
+                max_timers: DEFAULT_MAX_TIMERS,
+                max_late: super::instance::ReplyLimits::default().records,
+                ..GuestTime::default()
+            },
         })
     }
 
@@ -183,6 +212,93 @@ impl WasiView for HostState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+impl v2::host_log::Host for HostState {
+    fn log(&mut self, level: v2::host_log::Level, msg: String) {
+        use host_log::Level as L;
+        use v2::host_log::Level as V2;
+        let level = match level {
+            V2::Trace => L::Trace,
+            V2::Debug => L::Debug,
+            V2::Info => L::Info,
+            V2::Warn => L::Warn,
+            V2::Error => L::Error,
+        };
+        host_log::Host::log(self, level, msg)
+    }
+}
+
+impl v2::timers::Host for HostState {
+    fn register(&mut self, t: v2::timers::Timer) {
+        if self.time.timers.len() >= self.time.max_timers {
+            self.time.over.get_or_insert_with(|| {
+                format!(
+                    "held more than {} timers at once (delete the timers of closed windows)",
+                    self.time.max_timers
+                )
+            });
+            return;
+        }
+        self.time.timers.register(timer_of(t));
+    }
+
+    fn delete(&mut self, t: v2::timers::Timer) {
+        self.time.timers.delete(&timer_of(t));
+    }
+
+    fn current_watermark(&mut self) -> i64 {
+        self.time.watermark
+    }
+
+    fn current_processing_time(&mut self) -> i64 {
+        crate::time::timers::wall_clock_ms()
+    }
+}
+
+/// A timer as the host keeps it.
+fn timer_of(t: v2::timers::Timer) -> Timer {
+    Timer {
+        domain: match t.domain {
+            v2::timers::TimeDomain::EventTime => Domain::EventTime,
+            v2::timers::TimeDomain::ProcessingTime => Domain::ProcessingTime,
+        },
+        key: t.key,
+        timestamp: t.timestamp,
+    }
+}
+
+/// A timer as the plugin sees it.
+pub fn timer_to_guest(t: Timer) -> v2::timers::Timer {
+    v2::timers::Timer {
+        domain: match t.domain {
+            Domain::EventTime => v2::timers::TimeDomain::EventTime,
+            Domain::ProcessingTime => v2::timers::TimeDomain::ProcessingTime,
+        },
+        key: t.key,
+        timestamp: t.timestamp,
+    }
+}
+
+impl v2::late::Host for HostState {
+    fn emit(&mut self, records: Vec<Record>) {
+        if self.time.late.len() + records.len() > self.time.max_late {
+            self.time.over.get_or_insert_with(|| {
+                format!(
+                    "sent more than {} late records in one call (raise the node's `max_reply_records` if the output is real)",
+                    self.time.max_late
+                )
+            });
+            return;
+        }
+        self.time.late.extend(records);
+    }
+}
+
+impl v2::watermarks::Host for HostState {
+    fn emit(&mut self, ts: i64) {
+        self.time.emitted = Some(self.time.emitted.map_or(ts, |e| e.max(ts)));
     }
 }
 

@@ -113,6 +113,8 @@ struct Pending {
     started_at: Instant,
     started: SystemTime,
     states: Vec<(String, u32, Vec<u8>)>,
+    /// Subtasks that acked (each acks its state, and its event time when it has any).
+    acks: usize,
 }
 
 pub async fn run(
@@ -177,6 +179,7 @@ pub async fn run(
             total_subtasks += 1;
             let ctx = SubtaskCtx {
                 node: i,
+                uid: node.uid.clone(),
                 subtask: s,
                 events: events_tx.clone(),
                 metrics: metrics[i].clone(),
@@ -184,6 +187,17 @@ pub async fn run(
                 restore: restore
                     .as_ref()
                     .and_then(|r| r.states.get(&(node.uid.clone(), s)).cloned()),
+                restore_time: match restore.as_ref().and_then(|r| {
+                    r.states
+                        .get(&(format!("{}{}", node.uid, crate::time::TIME_SUFFIX), s))
+                }) {
+                    None => None,
+                    Some(bytes) => Some(
+                        crate::time::SubtaskTime::decode(bytes)
+                            .map_err(|e| RunError::Checkpoint(format!("{}[{s}]: {e}", node.uid)))?,
+                    ),
+                },
+                watermarks: node.watermarks.clone(),
                 restored_checkpoint: restore.as_ref().map(|r| r.checkpoint),
                 abort_after_restore: restore
                     .as_ref()
@@ -302,6 +316,7 @@ pub async fn run(
                 started_at: Instant::now(),
                 started: SystemTime::now(),
                 states: Vec::new(),
+                acks: 0,
             },
         );
         for c in controls {
@@ -387,10 +402,15 @@ pub async fn run(
                             }
                         }
                     }
-                    Event::Ack { checkpoint, node, subtask, state } => {
+                    Event::Ack { checkpoint, node, subtask, state, time } => {
                         let Some(p) = pending.get_mut(&checkpoint) else { continue };
-                        p.states.push((job.nodes[node].uid.clone(), subtask, state));
-                        if p.states.len() < total_subtasks {
+                        let uid = &job.nodes[node].uid;
+                        p.states.push((uid.clone(), subtask, state));
+                        if let Some(time) = time {
+                            p.states.push((format!("{uid}{}", crate::time::TIME_SUFFIX), subtask, time));
+                        }
+                        p.acks += 1;
+                        if p.acks < total_subtasks {
                             continue;
                         }
                         let p = pending.remove(&checkpoint).expect("present");

@@ -1,24 +1,33 @@
 //! A subtask's inputs: receives from every upstream channel, aligns barriers and merges
-//! watermarks and end-of-input.
+//! watermarks, idleness and end-of-input.
 //!
 //! Invariant (exactly-once): once an input delivered barrier n, nothing more is read from it until
 //! barrier n arrived on every open input, so the snapshot at n reflects exactly the records before
 //! n on every input. At-least-once mode keeps reading (no blocking); a closed input counts as
 //! having delivered every barrier.
+//!
+//! Invariant (event time): the subtask's watermark is the minimum over its active inputs (open,
+//! not idle; an ended input counts as +∞), and it never goes back, also not when an idle input
+//! returns behind it or after a restore.
 
 use super::Message;
 use super::subtask::Control;
 use crate::plugin::Record;
-use crossbeam_channel::{Receiver, Select};
+use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Select};
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 /// What the subtask should act on next.
 pub enum Step {
     Batch(Vec<Record>),
     /// Barrier complete on every input: snapshot, then forward it.
     Barrier(super::Barrier),
-    /// The minimum watermark over the inputs advanced to this.
+    /// The minimum watermark over the active inputs advanced to this.
     Watermark(i64),
+    /// Every input that has not ended is idle: the subtask is idle too.
+    Idle,
+    /// The deadline passed with nothing to act on.
+    Tick,
     /// Every input reached its end of data.
     End,
     /// A message on the control channel.
@@ -35,8 +44,13 @@ pub struct Inputs {
     blocked: Vec<bool>,
     ended: Vec<bool>,
     watermarks: Vec<i64>,
+    idle: Vec<bool>,
     current_watermark: i64,
+    /// `Step::Idle` was returned and no input became active since.
+    idle_sent: bool,
     end_sent: bool,
+    /// An input ended and its +∞ watermark was returned first: look for the end next.
+    end_pending: bool,
     /// Block inputs at barriers (exactly-once) or not (at-least-once).
     align: bool,
     /// Barriers seen on some inputs but not all: id → (barrier, arrived per input).
@@ -52,16 +66,34 @@ impl Inputs {
             blocked: vec![false; n],
             ended: vec![false; n],
             watermarks: vec![i64::MIN; n],
+            idle: vec![false; n],
             current_watermark: i64::MIN,
+            idle_sent: false,
             end_sent: false,
+            end_pending: false,
             align,
             barriers: BTreeMap::new(),
         }
     }
 
-    /// Block until there is something to act on.
-    pub fn next(&mut self, control: Option<&Receiver<Control>>) -> Step {
+    /// The subtask's watermark (`i64::MIN` before the first).
+    pub fn watermark(&self) -> i64 {
+        self.current_watermark
+    }
+
+    /// Resume at the watermark a checkpoint holds: nothing below it is returned again.
+    pub fn restore_watermark(&mut self, watermark: i64) {
+        self.current_watermark = self.current_watermark.max(watermark);
+    }
+
+    /// Block until there is something to act on, or until `deadline` ([`Step::Tick`]).
+    pub fn next(&mut self, control: Option<&Receiver<Control>>, deadline: Option<Instant>) -> Step {
         loop {
+            if std::mem::take(&mut self.end_pending)
+                && let Some(step) = self.check_end()
+            {
+                return step;
+            }
             let candidates: Vec<usize> = (0..self.rx.len())
                 .filter(|&i| self.open[i] && !self.blocked[i])
                 .collect();
@@ -70,7 +102,14 @@ impl Inputs {
             }
             let (index, received) = if candidates.len() == 1 && control.is_none() {
                 let i = candidates[0];
-                (i, self.rx[i].recv())
+                match deadline {
+                    None => (i, self.rx[i].recv()),
+                    Some(d) => match self.rx[i].recv_deadline(d) {
+                        Ok(m) => (i, Ok(m)),
+                        Err(RecvTimeoutError::Timeout) => return Step::Tick,
+                        Err(RecvTimeoutError::Disconnected) => (i, Err(RecvError)),
+                    },
+                }
             } else {
                 let mut sel = Select::new();
                 for &i in &candidates {
@@ -79,7 +118,13 @@ impl Inputs {
                 if let Some(c) = control {
                     sel.recv(c);
                 }
-                let op = sel.select();
+                let op = match deadline {
+                    None => sel.select(),
+                    Some(d) => match sel.select_deadline(d) {
+                        Ok(op) => op,
+                        Err(_) => return Step::Tick,
+                    },
+                };
                 let k = op.index();
                 if k == candidates.len() {
                     let c = control.expect("the extra operation is the control channel");
@@ -95,27 +140,42 @@ impl Inputs {
                 Err(_) => {
                     self.open[index] = false;
                     if let Some(b) = self.complete_barrier() {
+                        self.end_pending = true;
                         return Step::Barrier(b);
+                    }
+                    if let Some(step) = self.advance() {
+                        self.end_pending = true;
+                        return step;
                     }
                     if let Some(step) = self.check_end() {
                         return step;
                     }
                 }
-                Ok(Message::Batch(b)) => return Step::Batch(b),
+                Ok(Message::Batch(b)) => {
+                    self.wake(index);
+                    return Step::Batch(b);
+                }
                 Ok(Message::Watermark(t)) => {
+                    self.wake(index);
                     self.watermarks[index] = self.watermarks[index].max(t);
-                    let min = (0..self.rx.len())
-                        .filter(|&i| self.open[i])
-                        .map(|i| self.watermarks[i])
-                        .min()
-                        .unwrap_or(i64::MIN);
-                    if min > self.current_watermark {
-                        self.current_watermark = min;
-                        return Step::Watermark(min);
+                    if let Some(step) = self.advance() {
+                        return step;
+                    }
+                }
+                Ok(Message::Idle) => {
+                    self.idle[index] = true;
+                    if let Some(step) = self.advance() {
+                        return step;
                     }
                 }
                 Ok(Message::End) => {
+                    // An ended input holds nothing back: its watermark is +∞.
                     self.ended[index] = true;
+                    self.watermarks[index] = crate::time::END_OF_TIME;
+                    if let Some(step) = self.advance() {
+                        self.end_pending = true;
+                        return step;
+                    }
                     if let Some(step) = self.check_end() {
                         return step;
                     }
@@ -134,6 +194,36 @@ impl Inputs {
                     }
                 }
             }
+        }
+    }
+
+    /// Input `i` delivered data or time: it is active again.
+    fn wake(&mut self, i: usize) {
+        if self.idle[i] {
+            self.idle[i] = false;
+            self.idle_sent = false;
+        }
+    }
+
+    /// Recompute the watermark over the active inputs: the step to return when it advanced,
+    /// or when every input that has not ended just went idle.
+    fn advance(&mut self) -> Option<Step> {
+        let active =
+            (0..self.rx.len()).filter(|&i| self.open[i] && (self.ended[i] || !self.idle[i]));
+        match active.map(|i| self.watermarks[i]).min() {
+            None => {
+                let any_idle = (0..self.rx.len()).any(|i| self.open[i] && self.idle[i]);
+                if any_idle && !self.idle_sent {
+                    self.idle_sent = true;
+                    return Some(Step::Idle);
+                }
+                None
+            }
+            Some(min) if min > self.current_watermark => {
+                self.current_watermark = min;
+                Some(Step::Watermark(min))
+            }
+            Some(_) => None,
         }
     }
 
@@ -200,9 +290,9 @@ mod tests {
         b_tx.send(Message::Barrier(bar)).unwrap();
         let mut inputs = Inputs::new(vec![a_rx, b_rx], true);
         // "a-after" must not be seen before the barrier completes.
-        assert_eq!(value(inputs.next(None)), "b-before");
-        assert_eq!(value(inputs.next(None)), "barrier 1");
-        assert_eq!(value(inputs.next(None)), "a-after");
+        assert_eq!(value(inputs.next(None, None)), "b-before");
+        assert_eq!(value(inputs.next(None, None)), "barrier 1");
+        assert_eq!(value(inputs.next(None, None)), "a-after");
     }
 
     #[test]
@@ -214,9 +304,9 @@ mod tests {
         a_tx.send(batch("a-after")).unwrap();
         drop(a_tx);
         let mut inputs = Inputs::new(vec![a_rx, b_rx], false);
-        assert_eq!(value(inputs.next(None)), "a-after");
+        assert_eq!(value(inputs.next(None, None)), "a-after");
         b_tx.send(Message::Barrier(bar)).unwrap();
-        assert_eq!(value(inputs.next(None)), "barrier 1");
+        assert_eq!(value(inputs.next(None, None)), "barrier 1");
     }
 
     #[test]
@@ -227,7 +317,71 @@ mod tests {
             .unwrap();
         drop(b_tx);
         let mut inputs = Inputs::new(vec![a_rx, b_rx], true);
-        assert_eq!(value(inputs.next(None)), "barrier 7");
+        assert_eq!(value(inputs.next(None, None)), "barrier 7");
+    }
+
+    fn step(s: Step) -> String {
+        match s {
+            Step::Watermark(t) => format!("wm {t}"),
+            Step::Idle => "idle".into(),
+            Step::End => "end".into(),
+            Step::Tick => "tick".into(),
+            other => value(other),
+        }
+    }
+
+    #[test]
+    fn the_watermark_is_the_minimum_over_active_inputs_and_never_goes_back() {
+        let (a_tx, a_rx) = crossbeam_channel::unbounded();
+        let (b_tx, b_rx) = crossbeam_channel::unbounded();
+        let mut inputs = Inputs::new(vec![a_rx, b_rx], true);
+        a_tx.send(Message::Watermark(10)).unwrap();
+        b_tx.send(Message::Watermark(5)).unwrap();
+        assert_eq!(step(inputs.next(None, None)), "wm 5");
+        b_tx.send(Message::Idle).unwrap();
+        assert_eq!(
+            step(inputs.next(None, None)),
+            "wm 10",
+            "an idle input holds nothing back"
+        );
+        a_tx.send(Message::Idle).unwrap();
+        assert_eq!(step(inputs.next(None, None)), "idle");
+        // b returns behind the watermark: it does not move back.
+        let soon = || Some(Instant::now() + std::time::Duration::from_millis(5));
+        b_tx.send(Message::Watermark(7)).unwrap();
+        assert_eq!(step(inputs.next(None, soon())), "tick");
+        b_tx.send(Message::Watermark(15)).unwrap();
+        assert_eq!(step(inputs.next(None, None)), "wm 15", "a is still idle");
+        a_tx.send(Message::Watermark(20)).unwrap();
+        assert_eq!(
+            step(inputs.next(None, soon())),
+            "tick",
+            "a returns ahead of b"
+        );
+        a_tx.send(Message::End).unwrap();
+        b_tx.send(Message::End).unwrap();
+        assert_eq!(
+            step(inputs.next(None, None)),
+            "wm 9223372036854775807",
+            "the end is +inf first"
+        );
+        assert_eq!(step(inputs.next(None, None)), "end");
+    }
+
+    #[test]
+    fn an_ended_input_counts_as_infinite_and_a_deadline_ticks() {
+        let (a_tx, a_rx) = crossbeam_channel::unbounded();
+        let (b_tx, b_rx) = crossbeam_channel::unbounded();
+        let mut inputs = Inputs::new(vec![a_rx, b_rx], true);
+        inputs.restore_watermark(3);
+        a_tx.send(Message::Watermark(2)).unwrap();
+        a_tx.send(Message::End).unwrap();
+        b_tx.send(Message::Watermark(8)).unwrap();
+        assert_eq!(step(inputs.next(None, None)), "wm 8");
+        let soon = Instant::now() + std::time::Duration::from_millis(5);
+        assert_eq!(step(inputs.next(None, Some(soon))), "tick");
+        drop(b_tx);
+        assert_eq!(step(inputs.next(None, None)), "wm 9223372036854775807");
     }
 
     #[test]
@@ -238,7 +392,8 @@ mod tests {
         b_tx.send(batch("late")).unwrap();
         b_tx.send(Message::End).unwrap();
         let mut inputs = Inputs::new(vec![a_rx, b_rx], true);
-        assert_eq!(value(inputs.next(None)), "late");
-        assert!(matches!(inputs.next(None), Step::End));
+        assert_eq!(value(inputs.next(None, None)), "late");
+        assert!(matches!(inputs.next(None, None), Step::Watermark(i64::MAX)));
+        assert!(matches!(inputs.next(None, None), Step::End));
     }
 }

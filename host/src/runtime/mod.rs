@@ -33,8 +33,12 @@ pub enum Message {
     Batch(Vec<Record>),
     /// Checkpoint barrier, in band with the data.
     Barrier(Barrier),
-    /// Event time reached this many ms since the epoch on the sending subtask.
+    /// Event time reached this many ms since the epoch on the sending subtask (`i64::MAX`: its
+    /// input ended).
     Watermark(i64),
+    /// The sender has no data for now: it holds no watermark back until its next batch or
+    /// watermark.
+    Idle,
     /// The sender's input is exhausted (it still forwards the final barrier after this).
     End,
 }
@@ -45,6 +49,7 @@ impl Message {
         match self {
             Message::Barrier(b) => Message::Barrier(*b),
             Message::Watermark(t) => Message::Watermark(*t),
+            Message::Idle => Message::Idle,
             Message::End => Message::End,
             Message::Batch(_) => unreachable!("batches are routed, not broadcast as control"),
         }
@@ -68,6 +73,8 @@ pub enum Port {
     /// Records a source could not read (corrupt input), with the error and their coordinates
     /// in headers: its `<node>.dead-letter` output.
     DeadLetter,
+    /// Records an operator's event-time logic found too late: its `<node>.late` output.
+    Late,
 }
 
 /// One node of a runnable job.
@@ -77,6 +84,8 @@ pub struct JobNode {
     /// (index of the upstream node, partitioning, which of its outputs)
     pub inputs: Vec<(usize, Partition, Port)>,
     pub factory: NodeFactory,
+    /// Where the node's output gets its event time and watermarks, if it does.
+    pub watermarks: Option<crate::time::watermarks::Strategy>,
 }
 
 /// A runnable job: nodes in topological order.
@@ -112,6 +121,7 @@ impl Job {
                         .map(|e| (e.from, e.partition, e.port))
                         .collect(),
                     factory: NodeFactory::for_job(host.clone(), n, cancel.clone(), job),
+                    watermarks: n.watermarks.clone(),
                 })
                 .collect(),
             batch_size: graph.batch_size,
@@ -134,6 +144,9 @@ pub enum RunError {
         "the stop with savepoint did not complete within {0:?} (a plugin call still running?): the job was cancelled without a savepoint; its latest complete checkpoint is kept (raise --stop-grace to wait longer)"
     )]
     StopTimedOut(std::time::Duration),
+    /// A record's event time could not be read: the same input fails the same way again.
+    #[error(transparent)]
+    Time(crate::time::watermarks::TimestampError),
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -167,6 +180,7 @@ impl RunError {
                 cause: Cause::BadBatch(_),
                 ..
             }) => Some("the plugin does not speak this weir's batch format"),
+            RunError::Time(_) => Some("the input has a record without a usable event time"),
             _ => None,
         }
     }

@@ -30,12 +30,36 @@ pub trait SourceNode: Send {
     fn checkpoint_complete(&mut self, _id: u64) -> Result<(), PluginError> {
         Ok(())
     }
+    /// A watermark the last poll emitted itself (sources that know their event time).
+    fn take_watermark(&mut self) -> Option<i64> {
+        None
+    }
 }
 
 /// A running operator subtask.
 pub trait OperatorNode: Send {
     fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError>;
+    /// Event time reached `ts`: fire the event-time timers up to it, then tell the plugin.
     fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError>;
+    /// The wall clock reached `now` (ms since the epoch): fire the processing-time timers due.
+    fn on_processing_time(&mut self, _now: i64) -> Result<Vec<Record>, PluginError> {
+        Ok(Vec::new())
+    }
+    /// When the earliest processing-time timer is due, if any.
+    fn next_processing_timer(&self) -> Option<i64> {
+        None
+    }
+    /// End of input (after the +∞ watermark): emit what is still held back.
+    fn finish(&mut self) -> Result<Vec<Record>, PluginError> {
+        Ok(Vec::new())
+    }
+    /// Records the last call sent to `<node>.late`.
+    fn take_late(&mut self) -> Vec<Record> {
+        Vec::new()
+    }
+    /// Hand back late records taken from another instance of this node (recycling), to be
+    /// taken with this one's.
+    fn keep_late(&mut self, _late: Vec<Record>) {}
     fn snapshot(&mut self) -> Result<Vec<u8>, PluginError>;
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError>;
     /// Linear memory in use, for recycling; 0 when unknown.
@@ -70,8 +94,10 @@ impl Recycling {
             return Ok(());
         }
         let state = self.current.snapshot()?;
+        let late = self.current.take_late();
         let mut next = (self.fresh)()?;
         next.restore(&state)?;
+        next.keep_late(late);
         tracing::info!(
             "{}: recycled the instance at {} MiB of memory (high-water mark {} MiB)",
             self.label,
@@ -102,6 +128,20 @@ impl OperatorNode for Recycling {
     }
     fn memory_bytes(&self) -> u64 {
         self.current.memory_bytes()
+    }
+    fn on_processing_time(&mut self, now: i64) -> Result<Vec<Record>, PluginError> {
+        let out = self.current.on_processing_time(now)?;
+        self.recycle_if_needed()?;
+        Ok(out)
+    }
+    fn next_processing_timer(&self) -> Option<i64> {
+        self.current.next_processing_timer()
+    }
+    fn finish(&mut self) -> Result<Vec<Record>, PluginError> {
+        self.current.finish()
+    }
+    fn take_late(&mut self) -> Vec<Record> {
+        self.current.take_late()
     }
 }
 
@@ -244,6 +284,9 @@ impl SourceNode for SourceInstance {
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
         SourceInstance::restore(self, state)
     }
+    fn take_watermark(&mut self) -> Option<i64> {
+        SourceInstance::take_watermark(self)
+    }
 }
 
 impl OperatorNode for OperatorInstance {
@@ -252,6 +295,21 @@ impl OperatorNode for OperatorInstance {
     }
     fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
         OperatorInstance::on_watermark(self, ts)
+    }
+    fn on_processing_time(&mut self, now: i64) -> Result<Vec<Record>, PluginError> {
+        OperatorInstance::on_processing_time(self, now)
+    }
+    fn next_processing_timer(&self) -> Option<i64> {
+        OperatorInstance::next_processing_timer(self)
+    }
+    fn finish(&mut self) -> Result<Vec<Record>, PluginError> {
+        OperatorInstance::finish(self)
+    }
+    fn take_late(&mut self) -> Vec<Record> {
+        OperatorInstance::take_late(self)
+    }
+    fn keep_late(&mut self, late: Vec<Record>) {
+        OperatorInstance::keep_late(self, late)
     }
     fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
         OperatorInstance::snapshot(self)

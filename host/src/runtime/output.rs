@@ -33,6 +33,11 @@ impl Output {
         Output { edges, next: 0 }
     }
 
+    /// Whether any edge carries the output `port`.
+    pub fn has_port(&self, port: Port) -> bool {
+        self.edges.iter().any(|e| e.port == port)
+    }
+
     /// Route a batch of the main output. Empty batches are dropped.
     pub fn send_batch(&mut self, batch: Vec<Record>) -> Result<(), Closed> {
         self.send_port(Port::Main, batch)

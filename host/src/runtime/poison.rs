@@ -43,15 +43,24 @@ impl Isolating {
     }
 
     /// Replay `records` from `state`, halving every part that fails, until each failing part
-    /// is one record. Returns the output of the rest, the state after it, and the poison
+    /// is one record. Returns the output of the rest, its late records, the state after it, and the poison
     /// records with the failure each caused and the time it took.
     #[allow(clippy::type_complexity)]
     fn bisect(
         &self,
         records: Vec<Record>,
         mut state: Vec<u8>,
-    ) -> Result<(Vec<Record>, Vec<u8>, Vec<(Record, PluginError, Duration)>), PluginError> {
+    ) -> Result<
+        (
+            Vec<Record>,
+            Vec<Record>,
+            Vec<u8>,
+            Vec<(Record, PluginError, Duration)>,
+        ),
+        PluginError,
+    > {
         let mut out = Vec::new();
+        let mut late = Vec::new();
         let mut dead = Vec::new();
         let mut parts = VecDeque::from([records]);
         while let Some(mut part) = parts.pop_front() {
@@ -61,6 +70,7 @@ impl Isolating {
             match instance.process(part.clone()) {
                 Ok(produced) => {
                     out.extend(produced);
+                    late.extend(instance.take_late());
                     state = instance.snapshot()?;
                 }
                 Err(e) if isolatable(&e) && part.len() == 1 => {
@@ -74,7 +84,7 @@ impl Isolating {
                 Err(e) => return Err(e),
             }
         }
-        Ok((out, state, dead))
+        Ok((out, late, state, dead))
     }
 
     /// `record` as a dead letter: itself, plus headers naming what happened.
@@ -131,9 +141,11 @@ impl OperatorNode for Isolating {
             self.label,
             batch.len()
         );
-        let (out, state, dead) = self.bisect(batch, before)?;
+        let (out, late, state, dead) = self.bisect(batch, before)?;
         let mut next = (self.fresh)()?;
         next.restore(&state)?;
+        // The failed call's late records go with it; the replayed parts' are kept.
+        next.keep_late(late);
         self.current = next;
         self.isolated += dead.len() as u64;
         for (record, error, took) in dead {
@@ -159,6 +171,26 @@ impl OperatorNode for Isolating {
 
     fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
         self.current.on_watermark(ts)
+    }
+
+    fn on_processing_time(&mut self, now: i64) -> Result<Vec<Record>, PluginError> {
+        self.current.on_processing_time(now)
+    }
+
+    fn next_processing_timer(&self) -> Option<i64> {
+        self.current.next_processing_timer()
+    }
+
+    fn finish(&mut self) -> Result<Vec<Record>, PluginError> {
+        self.current.finish()
+    }
+
+    fn take_late(&mut self) -> Vec<Record> {
+        self.current.take_late()
+    }
+
+    fn keep_late(&mut self, late: Vec<Record>) {
+        self.current.keep_late(late)
     }
 
     fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {

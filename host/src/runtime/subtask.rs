@@ -3,18 +3,23 @@
 //! Invariants: a source snapshots only between two polls, so its state and the records it sent
 //! before the barrier agree; a sink prepares before it snapshots, and commits a checkpoint only
 //! when the coordinator says it is complete; a subtask whose peers went away stops quietly and
-//! leaves the job's error to the subtask that failed first.
+//! leaves the job's error to the subtask that failed first. Event time: a subtask's watermark
+//! goes out after every record sent before it, its time is in every checkpoint beside its state,
+//! and after a restore it announces the watermark it had, never a lower one.
 
 use super::input::{Inputs, Step};
 use super::node::{OperatorNode, SinkNode, SourceNode};
 use super::output::{Closed, Output};
 use super::{Barrier, Message, Port, RunError};
 use crate::metrics::NodeMetrics;
-use crate::plugin::Polled;
+use crate::plugin::{Polled, Record};
+use crate::time::SubtaskTime;
+use crate::time::timers::wall_clock_ms;
+use crate::time::watermarks::{Emit, Generator, Strategy};
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 /// From the coordinator to a source or sink subtask.
@@ -33,6 +38,8 @@ pub enum Event {
         node: usize,
         subtask: u32,
         state: Vec<u8>,
+        /// The subtask's event time, when it has any.
+        time: Option<Vec<u8>>,
     },
     SourceEnded,
     Committed {
@@ -48,25 +55,41 @@ pub enum Event {
 /// What every subtask loop knows about itself.
 pub struct SubtaskCtx {
     pub node: usize,
+    pub uid: String,
     pub subtask: u32,
     pub events: UnboundedSender<Event>,
     pub metrics: Arc<NodeMetrics>,
     pub cancel: Arc<AtomicBool>,
     /// State to restore, from the checkpoint the job resumes from.
     pub restore: Option<Vec<u8>>,
+    /// Event time to resume from, from the same checkpoint.
+    pub restore_time: Option<SubtaskTime>,
+    /// The node's watermark strategy, if its output carries event time.
+    pub watermarks: Option<Strategy>,
     /// The checkpoint the job resumes from, and the later ones that never completed.
     pub restored_checkpoint: Option<u64>,
     pub abort_after_restore: Vec<u64>,
 }
 
 impl SubtaskCtx {
-    fn ack(&self, checkpoint: u64, state: Vec<u8>) {
+    fn ack(&self, checkpoint: u64, state: Vec<u8>, time: SubtaskTime) {
+        let time = (time.input > i64::MIN || time.generator.is_some()).then(|| time.encode());
         let _ = self.events.send(Event::Ack {
             checkpoint,
             node: self.node,
             subtask: self.subtask,
             state,
+            time,
         });
+    }
+
+    /// The subtask's output clock, resumed from the checkpoint.
+    fn clock(&self) -> Generator {
+        let mut clock = Generator::new(&self.uid, self.watermarks.clone());
+        if let Some(g) = self.restore_time.and_then(|t| t.generator) {
+            clock.restore(g);
+        }
+        clock
     }
 
     fn cancelled(&self) -> RunError {
@@ -90,6 +113,8 @@ pub fn run_source(
     if let Some(state) = &ctx.restore {
         node.restore(state)?;
     }
+    let mut clock = ctx.clock();
+    announce(&clock, &out)?;
     let mut ended = false;
     loop {
         if ctx.cancel.load(Ordering::Relaxed) {
@@ -110,7 +135,11 @@ pub fn run_source(
         match ctl {
             Some(Control::Trigger(b)) => {
                 let state = node.snapshot(b.id)?;
-                ctx.ack(b.id, state);
+                let time = SubtaskTime {
+                    input: i64::MIN,
+                    generator: clock.checkpoint(),
+                };
+                ctx.ack(b.id, state, time);
                 out.broadcast(&Message::Barrier(b))?;
                 if b.last {
                     return await_last_commit(ctx, node, &control, b.id);
@@ -129,18 +158,79 @@ pub fn run_source(
             out.send_port(Port::DeadLetter, dead)?;
         }
         match polled {
-            Polled::Batch(b) => {
+            Polled::Batch(mut b) => {
+                clock.observe(&mut b).map_err(RunError::Time)?;
                 ctx.metrics.add_out(b.len());
                 out.send_batch(b)?;
             }
             Polled::Idle => std::thread::sleep(Duration::from_millis(2)),
             Polled::End => {
+                // Downstream takes the end as a watermark of +∞.
                 out.broadcast(&Message::End)?;
                 let _ = ctx.events.send(Event::SourceEnded);
                 ended = true;
+                continue;
             }
         }
+        if let Some(w) = node.take_watermark().and_then(|ts| clock.offer(ts)) {
+            out.broadcast(&Message::Watermark(w))?;
+        }
+        tick(&mut clock, &out)?;
     }
+}
+
+/// After a restore: tell downstream the watermark this subtask had sent, so it does not wait
+/// for new records to learn it again.
+fn announce(clock: &Generator, out: &Output) -> Result<(), RunError> {
+    let sent = clock.state().emitted;
+    if sent > i64::MIN {
+        out.broadcast(&Message::Watermark(sent))?;
+    }
+    Ok(())
+}
+
+/// Send what the clock has for now: a watermark, or that the subtask went idle.
+fn tick(clock: &mut Generator, out: &Output) -> Result<(), RunError> {
+    match clock.poll(Instant::now()) {
+        Some(Emit::Watermark(w)) => out.broadcast(&Message::Watermark(w))?,
+        Some(Emit::Idle) => out.broadcast(&Message::Idle)?,
+        None => {}
+    }
+    Ok(())
+}
+
+/// The earlier of two optional deadlines.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// An operator's output of one call: event time assigned (if the node has a strategy),
+/// counted, routed; then its late records and dead letters, between the same barriers.
+fn emit(
+    ctx: &SubtaskCtx,
+    node: &mut dyn OperatorNode,
+    clock: &mut Generator,
+    out: &mut Output,
+    mut produced: Vec<Record>,
+) -> Result<(), RunError> {
+    clock.observe(&mut produced).map_err(RunError::Time)?;
+    ctx.metrics.add_out(produced.len());
+    out.send_batch(produced)?;
+    let late = node.take_late();
+    if !late.is_empty() {
+        ctx.metrics.add_late(late.len(), !out.has_port(Port::Late));
+        out.send_port(Port::Late, late)?;
+    }
+    // Poison records isolated from this batch.
+    let dead = node.take_dead_letters();
+    if !dead.is_empty() {
+        out.send_port(Port::DeadLetter, dead)?;
+    }
+    ctx.metrics.add_isolated(node.take_isolated());
+    Ok(())
 }
 
 /// After the last barrier: tell the source when that checkpoint completes (e.g. so it commits
@@ -176,30 +266,54 @@ pub fn run_operator(
     if let Some(state) = &ctx.restore {
         node.restore(state)?;
     }
+    // With a strategy of its own, the node's output time comes from its clock; without, the
+    // input's watermarks and idleness pass through.
+    let mut clock = ctx.clock();
+    let passes_time = !clock.assigns();
+    if let Some(t) = ctx.restore_time {
+        inputs.restore_watermark(t.input);
+    }
+    if passes_time && inputs.watermark() > i64::MIN {
+        out.broadcast(&Message::Watermark(inputs.watermark()))?;
+    }
+    announce(&clock, &out)?;
     loop {
-        match inputs.next(None) {
+        let timer = node.next_processing_timer().map(|due| {
+            Instant::now()
+                + Duration::from_millis(due.saturating_sub(wall_clock_ms()).max(0) as u64)
+        });
+        match inputs.next(None, earliest(clock.deadline(), timer)) {
             Step::Batch(b) => {
                 ctx.metrics.add_in(b.len());
                 let produced = node.process(b)?;
-                ctx.metrics.add_out(produced.len());
-                out.send_batch(produced)?;
-                // Poison records isolated from this batch, between the same barriers.
-                let dead = node.take_dead_letters();
-                if !dead.is_empty() {
-                    out.send_port(Port::DeadLetter, dead)?;
-                }
-                ctx.metrics.add_isolated(node.take_isolated());
+                emit(ctx, node, &mut clock, &mut out, produced)?;
             }
             Step::Watermark(t) => {
                 let produced = node.on_watermark(t)?;
-                ctx.metrics.add_out(produced.len());
-                out.send_batch(produced)?;
-                out.broadcast(&Message::Watermark(t))?;
+                emit(ctx, node, &mut clock, &mut out, produced)?;
+                // +∞ goes on as the end, after what `finish` emits (else that would be late).
+                if passes_time && t < crate::time::END_OF_TIME {
+                    out.broadcast(&Message::Watermark(t))?;
+                }
             }
-            Step::End => out.broadcast(&Message::End)?,
+            Step::Idle => {
+                if passes_time {
+                    out.broadcast(&Message::Idle)?;
+                }
+            }
+            Step::Tick => {}
+            Step::End => {
+                let produced = node.finish()?;
+                emit(ctx, node, &mut clock, &mut out, produced)?;
+                out.broadcast(&Message::End)?;
+            }
             Step::Barrier(b) => {
                 let state = node.snapshot()?;
-                ctx.ack(b.id, state);
+                let time = SubtaskTime {
+                    input: inputs.watermark(),
+                    generator: clock.checkpoint(),
+                };
+                ctx.ack(b.id, state, time);
                 out.broadcast(&Message::Barrier(b))?;
                 if b.last {
                     return Ok(());
@@ -207,6 +321,14 @@ pub fn run_operator(
             }
             Step::Closed | Step::ControlClosed | Step::Control(_) => return Err(ctx.cancelled()),
         }
+        if node
+            .next_processing_timer()
+            .is_some_and(|due| due <= wall_clock_ms())
+        {
+            let produced = node.on_processing_time(wall_clock_ms())?;
+            emit(ctx, node, &mut clock, &mut out, produced)?;
+        }
+        tick(&mut clock, &out)?;
     }
 }
 
@@ -218,6 +340,9 @@ pub fn run_sink(
 ) -> Result<(), RunError> {
     if let Some(state) = &ctx.restore {
         node.restore(state)?;
+    }
+    if let Some(t) = ctx.restore_time {
+        inputs.restore_watermark(t.input);
     }
     if let Some(id) = ctx.restored_checkpoint {
         // What was prepared for the restored checkpoint may not have been published yet.
@@ -234,19 +359,23 @@ pub fn run_sink(
                 Err(_) => Step::ControlClosed,
             }
         } else {
-            inputs.next(Some(&control))
+            inputs.next(Some(&control), None)
         };
         match step {
             Step::Batch(b) => {
                 ctx.metrics.add_in(b.len());
                 node.write(b)?;
             }
-            Step::Watermark(_) => {}
+            Step::Watermark(_) | Step::Idle | Step::Tick => {}
             Step::End => node.finish()?,
             Step::Barrier(b) => {
                 node.prepare(b.id)?;
                 let state = node.snapshot()?;
-                ctx.ack(b.id, state);
+                let time = SubtaskTime {
+                    input: inputs.watermark(),
+                    generator: None,
+                };
+                ctx.ack(b.id, state, time);
                 if b.last {
                     last = Some(b.id);
                 }
