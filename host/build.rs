@@ -30,6 +30,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
         "weir-plugin-filter-map",
         "weir_plugin_filter_map",
     ),
+    ("KEY_BY", "weir-plugin-key-by", "weir_plugin_key_by"),
     (
         "STDOUT_SINK",
         "weir-plugin-stdout-sink",

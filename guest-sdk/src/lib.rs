@@ -20,6 +20,9 @@
 //! }
 //! ```
 //!
+//! Event time: [`time`] registers timers and reads the watermark, [`window`] has tumbling,
+//! sliding and session windows with aggregates and allowed lateness.
+//!
 //! Build with `cargo build --release --target wasm32-wasip2`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the component to name in a pipeline file.
 //!
@@ -35,9 +38,12 @@ pub mod log;
 mod record;
 pub mod state;
 pub mod throttle;
+pub mod time;
+pub mod window;
 
 pub use config::{Config, Context};
 pub use record::Record;
+pub use time::{TimeDomain, Timer};
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -80,8 +86,20 @@ pub trait Operator: Serialize + DeserializeOwned + Sized + 'static {
     /// Transform one batch; the output may be longer, shorter or empty.
     fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>>;
 
-    /// Event time reached `ts` (ms since the epoch). Default: emit nothing.
+    /// Event time reached `ts` (ms since the epoch) on every input, after the event-time
+    /// timers up to `ts` fired; [`time::END_OF_TIME`] when the input ended. Default: nothing.
     fn on_watermark(&mut self, _ts: i64) -> Result<Vec<Record>> {
+        Ok(Vec::new())
+    }
+
+    /// Timers registered through [`time`] whose time came, oldest first. Default: nothing.
+    fn on_timers(&mut self, _fired: Vec<Timer>) -> Result<Vec<Record>> {
+        Ok(Vec::new())
+    }
+
+    /// The input ended (no batch, timer or watermark follows): emit what is still held back.
+    /// Not called when the job stops on a savepoint. Default: nothing.
+    fn finish(&mut self) -> Result<Vec<Record>> {
         Ok(Vec::new())
     }
 
@@ -246,6 +264,67 @@ macro_rules! __glue_state {
     };
 }
 
+/// Route `weir_sdk::time` to the host's 0.2.0 imports of an operator.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __glue_timers {
+    () => {
+        fn __weir_install_time() {
+            use weir::plugin::timers as t;
+            fn to_host(x: &$crate::Timer) -> t::Timer {
+                t::Timer {
+                    domain: match x.domain {
+                        $crate::TimeDomain::EventTime => t::TimeDomain::EventTime,
+                        $crate::TimeDomain::ProcessingTime => t::TimeDomain::ProcessingTime,
+                    },
+                    key: x.key.clone(),
+                    timestamp: x.timestamp,
+                }
+            }
+            $crate::time::install($crate::time::Host {
+                register: |x| t::register(&to_host(x)),
+                delete: |x| t::delete(&to_host(x)),
+                watermark: t::current_watermark,
+                now: t::current_processing_time,
+                late: |records| {
+                    let records: ::std::vec::Vec<weir::plugin::types::Record> = records
+                        .into_iter()
+                        .map(|r| weir::plugin::types::Record {
+                            key: r.key,
+                            value: r.value,
+                            timestamp: r.timestamp,
+                            headers: r
+                                .headers
+                                .into_iter()
+                                .map(|(key, value)| weir::plugin::types::Header { key, value })
+                                .collect(),
+                        })
+                        .collect();
+                    weir::plugin::late::emit(&records)
+                },
+                emit_watermark: |_| {},
+            });
+        }
+
+        fn __weir_fired(
+            fired: ::std::vec::Vec<weir::plugin::timers::Timer>,
+        ) -> ::std::vec::Vec<$crate::Timer> {
+            use weir::plugin::timers as t;
+            fired
+                .into_iter()
+                .map(|x| $crate::Timer {
+                    domain: match x.domain {
+                        t::TimeDomain::EventTime => $crate::TimeDomain::EventTime,
+                        t::TimeDomain::ProcessingTime => $crate::TimeDomain::ProcessingTime,
+                    },
+                    key: x.key,
+                    timestamp: x.timestamp,
+                })
+                .collect()
+        }
+    };
+}
+
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __glue_source {
@@ -257,6 +336,14 @@ macro_rules! __glue_source {
                 cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
                 ctx: weir::plugin::types::Context,
             ) -> ::core::result::Result<(), ::std::string::String> {
+                $crate::time::install($crate::time::Host {
+                    register: |_| {},
+                    delete: |_| {},
+                    watermark: || $crate::time::NO_WATERMARK,
+                    now: || 0,
+                    late: |_| {},
+                    emit_watermark: weir::plugin::watermarks::emit,
+                });
                 __weir_open(cfg, ctx, <$ty as $crate::Source>::open)
             }
             fn poll(
@@ -286,12 +373,25 @@ macro_rules! __glue_operator {
     ($ty:ty) => {
         $crate::__glue_common!($ty);
         $crate::__glue_state!($ty, $crate::Operator);
+        $crate::__glue_timers!();
         impl exports::weir::plugin::packed_operator::Guest for __WeirPlugin {
             fn open(
                 cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
                 ctx: weir::plugin::types::Context,
             ) -> ::core::result::Result<(), ::std::string::String> {
+                __weir_install_time();
                 __weir_open(cfg, ctx, <$ty as $crate::Operator>::open)
+            }
+            fn on_timers(
+                fired: ::std::vec::Vec<weir::plugin::timers::Timer>,
+            ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                let fired = __weir_fired(fired);
+                __weir_with(|p| <$ty as $crate::Operator>::on_timers(p, fired))
+                    .map(|out| $crate::__private::pack(&out))
+            }
+            fn finish() -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                __weir_with(|p| <$ty as $crate::Operator>::finish(p))
+                    .map(|out| $crate::__private::pack(&out))
             }
             fn process(
                 batch: ::std::vec::Vec<u8>,

@@ -47,6 +47,12 @@ pub const BUILTINS: &[Builtin] = &[
         bytes: include_bytes!(env!("WEIR_BUILTIN_FILTER_MAP")),
     },
     Builtin {
+        kind: NodeKind::Operator,
+        name: "key-by",
+        about: "keys each record by the `field` of its JSON value, for a `hash` edge after it",
+        bytes: include_bytes!(env!("WEIR_BUILTIN_KEY_BY")),
+    },
+    Builtin {
         kind: NodeKind::Sink,
         name: "stdout",
         about: "prints each value as a line (at-least-once)",

@@ -1,16 +1,22 @@
 //! The `#[source]`, `#[operator]` and `#[sink]` attributes of weir-sdk.
 //!
 //! Each goes on an `impl Source|Operator|Sink for T` block and adds, beside it, the WebAssembly
-//! component exports for the matching `packed-*` world of `wit/weir.wit` (a batch crosses the
-//! boundary as one buffer). Invariant: a plugin crate gets the exports of exactly one world, so
+//! component exports for the matching `packed-*` world (a batch crosses the boundary as one
+//! buffer): of `wit/v0.2` for sources and operators (event time), of `wit/weir.wit` (0.1.0)
+//! for sinks. Invariant: a plugin crate gets the exports of exactly one world, so
 //! the host can tell its kind from the component alone.
 
 use proc_macro::TokenStream;
 use quote::quote;
 use syn::{ItemImpl, parse_macro_input, spanned::Spanned};
 
-/// The WIT contract, embedded so plugin crates need no path to it.
+/// The WIT contracts, embedded so plugin crates need no path to them: 0.1.0 for sinks, 0.2.0
+/// (event time: timers, watermarks, finish, late output) for operators and sources.
 const WIT: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../wit/weir.wit"));
+const WIT_V2: &str = include_str!(concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../wit/v0.2/weir.wit"
+));
 
 /// Export this `impl Source for T` block as a weir source plugin.
 #[proc_macro_attribute]
@@ -21,6 +27,7 @@ pub fn source(attr: TokenStream, item: TokenStream) -> TokenStream {
         "Source",
         "packed-source-plugin",
         "__glue_source",
+        WIT_V2,
     )
 }
 
@@ -33,13 +40,14 @@ pub fn operator(attr: TokenStream, item: TokenStream) -> TokenStream {
         "Operator",
         "packed-operator-plugin",
         "__glue_operator",
+        WIT_V2,
     )
 }
 
 /// Export this `impl Sink for T` block as a weir sink plugin.
 #[proc_macro_attribute]
 pub fn sink(attr: TokenStream, item: TokenStream) -> TokenStream {
-    expand(attr, item, "Sink", "packed-sink-plugin", "__glue_sink")
+    expand(attr, item, "Sink", "packed-sink-plugin", "__glue_sink", WIT)
 }
 
 fn expand(
@@ -48,6 +56,7 @@ fn expand(
     want: &str,
     world: &str,
     glue: &str,
+    wit: &str,
 ) -> TokenStream {
     if !attr.is_empty() {
         let attr = proc_macro2::TokenStream::from(attr);
@@ -78,7 +87,7 @@ fn expand(
         mod __weir_exports {
             use super::*;
             ::weir_sdk::__private::wit_bindgen::generate!({
-                inline: #WIT,
+                inline: #wit,
                 world: #world,
                 runtime_path: "::weir_sdk::__private::wit_bindgen::rt",
             });

@@ -1,0 +1,47 @@
+//! Events per user per minute of event time: a keyed, tumbling event-time window count. Each
+//! closed window gives one line `<window start ms>\t<user>\t<count>`.
+//!
+//! Config (all optional): `window_ms` (default 60000), `allowed_lateness_ms` (default 0).
+//! Records later than that go to `<node>.late`.
+
+use weir_sdk::window::{Count, Fired, Windows};
+use weir_sdk::{Config, Context, Operator, Record, Result, Timer, operator};
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PerUser {
+    counts: Windows<Count>,
+}
+
+#[operator]
+impl Operator for PerUser {
+    fn open(config: &Config, _ctx: &Context) -> Result<Self> {
+        config.only(&["window_ms", "allowed_lateness_ms"])?;
+        let counts = Windows::tumbling(config.parse_or("window_ms", 60_000)?, Count)
+            .allowed_lateness(config.parse_or("allowed_lateness_ms", 0)?);
+        Ok(PerUser { counts })
+    }
+
+    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>> {
+        let by_user = batch.into_iter().map(keyed).collect::<Result<Vec<_>>>()?;
+        Ok(self.counts.add(by_user, |_| ())?.iter().map(line).collect())
+    }
+
+    fn on_timers(&mut self, fired: Vec<Timer>) -> Result<Vec<Record>> {
+        Ok(self.counts.fire(&fired).iter().map(line).collect())
+    }
+}
+
+/// The record keyed by its `"user"`.
+fn keyed(mut r: Record) -> Result<Record> {
+    #[derive(serde::Deserialize)]
+    struct Event {
+        user: String,
+    }
+    let event: Event = serde_json::from_slice(&r.value)?;
+    r.key = Some(event.user.into_bytes());
+    Ok(r)
+}
+
+fn line(w: &Fired<u64>) -> Record {
+    Record::new(format!("{}\t{}\t{}", w.window.start, w.key_str(), w.value))
+}
