@@ -22,6 +22,9 @@ const GUESTS: &[&str] = &[
     "wordcount-v2",
     "stall-sink",
     "garbage-batch",
+    "event-time",
+    "event-source",
+    "windowed-counts",
 ];
 
 /// Path of the component built from guest crate `name`; builds all test guests on first use.

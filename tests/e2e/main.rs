@@ -4,6 +4,7 @@
 mod checkpoints;
 mod common;
 mod connectors;
+mod event_time;
 mod hostile;
 mod identity;
 mod kafka;

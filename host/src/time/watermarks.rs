@@ -58,7 +58,7 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(200);
 /// A record's event time could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "node `{node}`: a record has no usable event time: {why} (value starts {start:?}); fix the input or the node's `watermarks.timestamp`"
+    "node `{node}`: a record has no usable event time: {why} (the value begins: {start}); fix the input or the node's `watermarks.timestamp`"
 )]
 pub struct TimestampError {
     pub node: String,
@@ -153,7 +153,8 @@ impl Generator {
         TimestampError {
             node: self.node.clone(),
             why,
-            start: String::from_utf8_lossy(&r.value[..end]).into_owned(),
+            // Input text is data: control characters escaped, as a plugin's text is.
+            start: crate::plugin::text::escape(&String::from_utf8_lossy(&r.value[..end]), 120),
         }
     }
 
