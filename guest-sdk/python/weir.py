@@ -6,7 +6,12 @@ exports it with one line:
     Operator, State = weir.export_operator(MyOperator)
 
 State defaults to a pickle of the instance's attributes; override `snapshot`/`restore` for
-anything else. An exception raised by the plugin becomes an error the host reports with the node
+anything else.
+
+Event time (operators built against wit/v0.2, `weir:plugin@0.2.0`): `register_event_timer`,
+`register_processing_timer`, `current_watermark`, `emit_late`, and `Windows` (tumbling,
+sliding and session windows over keys with `Count`, `Sum`, `Min`, `Max` or `Reduce`, and
+allowed lateness), the same windows as the Rust SDK's `weir_sdk::window`. An exception raised by the plugin becomes an error the host reports with the node
 name; it never traps the instance.
 
 Invariant: exactly one plugin instance per component instance, created by `open`; every call
@@ -18,6 +23,11 @@ import traceback
 
 from componentize_py_types import Err
 from wit_world.imports import host_log, types
+
+try:  # weir:plugin@0.2.0 operators import timers and the late output; 0.1.0 worlds do not.
+    from wit_world.imports import late, timers
+except ImportError:
+    late = timers = None
 
 Record = types.Record
 Header = types.Header
@@ -69,6 +79,15 @@ class Operator(Plugin):
         raise NotImplementedError("process")
 
     def on_watermark(self, ts):
+        """Event time reached `ts` (after the event-time timers up to it fired)."""
+        return []
+
+    def on_timers(self, fired):
+        """Timers whose time came, oldest first (each has .domain, .key, .timestamp)."""
+        return []
+
+    def finish(self):
+        """The input ended: return what is still held back."""
         return []
 
 
@@ -145,6 +164,12 @@ def export_operator(cls):
         def on_watermark(self, ts):
             return _call(lambda: _instance.on_watermark(ts))
 
+        def on_timers(self, fired):
+            return _call(lambda: _instance.on_timers(fired))
+
+        def finish(self):
+            return _call(lambda: _instance.finish())
+
     return _Operator, _State
 
 
@@ -193,3 +218,241 @@ def export_sink(cls):
                 pass
 
     return _Sink, _State
+
+
+# --- Event time (weir:plugin@0.2.0 operators) ---------------------------------------------
+
+NO_WATERMARK = -(2**63)
+END_OF_TIME = 2**63 - 1
+
+
+def _timers():
+    if timers is None:
+        raise RuntimeError("event time needs an operator built against wit/v0.2 (weir:plugin@0.2.0)")
+    return timers
+
+
+def _timer(domain, key, ts):
+    t = _timers()
+    key = key.encode() if isinstance(key, str) else key
+    return t.Timer(domain=domain, key=key, timestamp=ts)
+
+
+def register_event_timer(key, ts):
+    """Call `on_timers` once the watermark reaches `ts` (ms); `key` is bytes, str or None."""
+    _timers().register(_timer(_timers().TimeDomain.EVENT_TIME, key, ts))
+
+
+def register_processing_timer(key, ts):
+    """Call `on_timers` once the host's wall clock reaches `ts` (ms since the epoch)."""
+    _timers().register(_timer(_timers().TimeDomain.PROCESSING_TIME, key, ts))
+
+
+def delete_event_timer(key, ts):
+    _timers().delete(_timer(_timers().TimeDomain.EVENT_TIME, key, ts))
+
+
+def current_watermark():
+    """The subtask's watermark (NO_WATERMARK before the first)."""
+    return _timers().current_watermark()
+
+
+def processing_time():
+    """The host's wall clock, ms since the epoch."""
+    return _timers().current_processing_time()
+
+
+def emit_late(records):
+    """Send records that came too late to the node's `<node>.late` output."""
+    if records:
+        late.emit(list(records))
+
+
+def is_event_time(timer):
+    return timer.domain == _timers().TimeDomain.EVENT_TIME
+
+
+class Count:
+    def create(self):
+        return 0
+
+    def add(self, acc, _value):
+        return acc + 1
+
+    def merge(self, acc, other):
+        return acc + other
+
+
+class Sum:
+    def create(self):
+        return 0
+
+    def add(self, acc, value):
+        return acc + value
+
+    def merge(self, acc, other):
+        return acc + other
+
+
+class Min:
+    def create(self):
+        return None
+
+    def add(self, acc, value):
+        return value if acc is None else min(acc, value)
+
+    def merge(self, acc, other):
+        return acc if other is None else self.add(acc, other)
+
+
+class Max:
+    def create(self):
+        return None
+
+    def add(self, acc, value):
+        return value if acc is None else max(acc, value)
+
+    def merge(self, acc, other):
+        return acc if other is None else self.add(acc, other)
+
+
+class Reduce:
+    """Fold inputs with `fn(acc, value) -> acc` (a module-level function, so state pickles)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def create(self):
+        return None
+
+    def add(self, acc, value):
+        return value if acc is None else self.fn(acc, value)
+
+    def merge(self, acc, other):
+        return acc if other is None else self.add(acc, other)
+
+
+class Fired:
+    """A window's result: its key (bytes), bounds [start, end) in ms, aggregate value, and
+    `update` when it is a later result of a window that fired already."""
+
+    def __init__(self, key, start, end, value, update):
+        self.key, self.start, self.end, self.value, self.update = key, start, end, value, update
+
+    def key_str(self):
+        return self.key.decode("utf-8", "replace")
+
+
+class Windows:
+    """Keyed event-time windows, as the Rust SDK's `weir_sdk::window::Windows`: keep one in the
+    operator's attributes (it is state), `add` batches in `process`, `fire` timers in
+    `on_timers`. A record's key is its key (its value when it has none); records too late for
+    every window they belong to go to `<node>.late`."""
+
+    def __init__(self, shape, aggregate, size=0, slide=0, gap=0):
+        self.shape, self.aggregate = shape, aggregate
+        self.size, self.slide, self.gap = size, slide, gap
+        self.allowed_lateness = 0
+        self.panes = {}  # key -> list of [start, end, acc, fired]
+
+    @staticmethod
+    def tumbling(size_ms, aggregate):
+        return Windows("tumbling", aggregate, size=size_ms)
+
+    @staticmethod
+    def sliding(size_ms, slide_ms, aggregate):
+        if slide_ms <= 0 or size_ms % slide_ms:
+            raise ValueError("a sliding window's slide must be positive and divide its size")
+        return Windows("sliding", aggregate, size=size_ms, slide=slide_ms)
+
+    @staticmethod
+    def session(gap_ms, aggregate):
+        return Windows("session", aggregate, gap=gap_ms)
+
+    def with_allowed_lateness(self, ms):
+        self.allowed_lateness = max(0, ms)
+        return self
+
+    def _assign(self, ts):
+        if self.shape == "tumbling":
+            start = ts - ts % self.size
+            return [(start, start + self.size)]
+        if self.shape == "sliding":
+            last = ts - ts % self.slide
+            return [(last - i * self.slide, last - i * self.slide + self.size) for i in range(self.size // self.slide)]
+        return [(ts, ts + self.gap)]
+
+    def add(self, batch, value=lambda r: None):
+        """Add records (each contributing `value(record)`); returns updated results of windows
+        that had fired already (records within the allowed lateness)."""
+        wm = current_watermark()
+        updates, too_late = [], []
+        for r in batch:
+            if r.timestamp is None:
+                raise ValueError("a record has no timestamp, so it has no window: give the node that produces it a `watermarks` strategy")
+            windows = [w for w in self._assign(r.timestamp) if w[1] - 1 + self.allowed_lateness > wm]
+            if not windows:
+                too_late.append(r)
+                continue
+            key = r.key if r.key is not None else r.value
+            v = value(r)
+            for start, end in windows:
+                f = self._add_to(key, start, end, v, wm)
+                if f is not None:
+                    updates.append(f)
+        emit_late(too_late)
+        return updates
+
+    def _add_to(self, key, start, end, v, wm):
+        agg, lateness = self.aggregate, self.allowed_lateness
+        panes = self.panes.setdefault(key, [])
+        acc = agg.add(agg.create(), v)
+        fired = False
+        if self.shape == "session":
+            keep = []
+            for p in panes:
+                if p[0] <= end and start <= p[1]:
+                    if not p[3]:
+                        delete_event_timer(key, p[1] - 1)
+                    if lateness:
+                        delete_event_timer(key, p[1] - 1 + lateness)
+                    start, end = min(start, p[0]), max(end, p[1])
+                    fired = fired or p[3]
+                    acc = agg.merge(acc, p[2])
+                else:
+                    keep.append(p)
+            panes[:] = keep
+        else:
+            for p in panes:
+                if p[0] == start and p[1] == end:
+                    p[2] = agg.merge(p[2], acc)
+                    return Fired(key, start, end, p[2], True) if p[3] else None
+        update = None
+        if end - 1 <= wm:
+            fired = True
+            update = Fired(key, start, end, acc, True)
+        else:
+            fired = False
+            register_event_timer(key, end - 1)
+        if lateness:
+            register_event_timer(key, end - 1 + lateness)
+        panes.append([start, end, acc, fired])
+        return update
+
+    def fire(self, fired_timers):
+        """The results of the windows the fired timers close, oldest first; windows past their
+        allowed lateness are dropped."""
+        out = []
+        for t in fired_timers:
+            if not is_event_time(t) or t.key is None or t.key not in self.panes:
+                continue
+            panes = self.panes[t.key]
+            for p in panes:
+                if not p[3] and p[1] - 1 == t.timestamp:
+                    p[3] = True
+                    out.append(Fired(t.key, p[0], p[1], p[2], False))
+            panes[:] = [p for p in panes if not (p[3] and p[1] - 1 + self.allowed_lateness <= t.timestamp)]
+            if not panes:
+                del self.panes[t.key]
+        out.sort(key=lambda f: (f.start, f.end, f.key))
+        return out

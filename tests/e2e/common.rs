@@ -415,12 +415,40 @@ pub fn faulty_plugin(lang: &str) -> PathBuf {
 /// in target/lang/ and rebuilt only when a hash of the inputs (sources, guest support, WIT,
 /// build script) changes: the Python (18 MB) and JavaScript (12 MB) builds take tens of seconds.
 fn lang_build(lang: &str, source: Option<&Path>) -> PathBuf {
+    let example = root().join(format!("examples/wordcount-{lang}"));
+    let name = source.map_or("wordcount".into(), |s| {
+        s.file_stem().unwrap().to_string_lossy().into_owned()
+    });
+    cached_build(lang, &example, &root().join("wit/weir.wit"), source, &name)
+}
+
+/// The Python build of the windowed-counts example's operator
+/// (`examples/windowed-counts/python/build.sh`, against `wit/v0.2`), cached as [`lang_build`]'s.
+pub fn python_windowed_counts() -> PathBuf {
+    let example = root().join("examples/windowed-counts/python");
+    cached_build(
+        "python",
+        &example,
+        &root().join("wit/v0.2/weir.wit"),
+        None,
+        "windowed-counts",
+    )
+}
+
+/// Run `example/build.sh OUT [source]`, cached in target/lang/<lang>/<name>.wasm under a hash of
+/// the example's files, the language's guest support, the WIT file and `source`.
+fn cached_build(
+    lang: &str,
+    example: &Path,
+    wit: &Path,
+    source: Option<&Path>,
+    name: &str,
+) -> PathBuf {
     static LOCKS: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
     let _one_at_a_time = LOCKS.get_or_init(Default::default).lock().unwrap();
-    let example = root().join(format!("examples/wordcount-{lang}"));
     let support = root().join(format!("guest-sdk/{lang}"));
-    let mut inputs: Vec<PathBuf> = vec![root().join("wit/weir.wit")];
-    for dir in [&example, &support] {
+    let mut inputs: Vec<PathBuf> = vec![wit.to_path_buf()];
+    for dir in [example, &support] {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.is_file() && !p.to_string_lossy().ends_with(".wasm") {
@@ -438,9 +466,6 @@ fn lang_build(lang: &str, source: Option<&Path>) -> PathBuf {
     }
     let dir = root().join("target/lang").join(lang);
     std::fs::create_dir_all(&dir).unwrap();
-    let name = source.map_or("wordcount".into(), |s| {
-        s.file_stem().unwrap().to_string_lossy().into_owned()
-    });
     let out = dir.join(format!("{name}.wasm"));
     let stamp = dir.join(format!("{name}.hash"));
     if out.exists() && std::fs::read_to_string(&stamp).ok().as_deref() == Some(&format!("{h:016x}"))
@@ -456,7 +481,7 @@ fn lang_build(lang: &str, source: Option<&Path>) -> PathBuf {
     assert!(
         o.status.success(),
         "building {} in {lang} failed:\n{}{}",
-        source.map_or("the word count".into(), |s| s.display().to_string()),
+        source.map_or(name.to_string(), |s| s.display().to_string()),
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );

@@ -67,12 +67,22 @@ fn sorted_lines(path: &Path) -> Vec<String> {
 /// its source) in `<scratch>/windowed-counts/`, with `events` as its events.jsonl. Returns the
 /// copy's directory. `edit` may change the pipeline text.
 fn example_copy(scratch: &Path, events: &[Event], edit: impl Fn(String) -> String) -> PathBuf {
+    example_copy_with(scratch, events, edit, &guest("windowed-counts"))
+}
+
+/// [`example_copy`] with the operator component `plugin`.
+fn example_copy_with(
+    scratch: &Path,
+    events: &[Event],
+    edit: impl Fn(String) -> String,
+    plugin: &Path,
+) -> PathBuf {
     let example = root().join("examples/windowed-counts");
     let dir = scratch.join("windowed-counts");
     std::fs::create_dir_all(dir.join("out")).unwrap();
     let pipeline = std::fs::read_to_string(example.join("pipeline.toml")).unwrap();
     std::fs::write(dir.join("pipeline.toml"), edit(pipeline)).unwrap();
-    std::fs::copy(guest("windowed-counts"), dir.join("windowed-counts.wasm")).unwrap();
+    std::fs::copy(plugin, dir.join("windowed-counts.wasm")).unwrap();
     std::fs::write(dir.join("events.jsonl"), jsonl(events)).unwrap();
     dir
 }
@@ -90,6 +100,21 @@ fn windowed_counts_of_shuffled_input_equal_a_count_computed_here() {
     assert_eq!(got, want);
     // The state lives beside the example directory, not in it.
     assert!(scratch.path().join(".weir/windowed-counts").is_dir());
+}
+
+#[test]
+fn the_python_window_operator_gives_the_rust_ones_result() {
+    let events = shuffled_events(4000, 5, 5000);
+    let mut outputs = Vec::new();
+    for plugin in [guest("windowed-counts"), python_windowed_counts()] {
+        let scratch = scratch();
+        let dir = example_copy_with(scratch.path(), &events, |p| p, &plugin);
+        let o = run_weir(&["run", "pipeline.toml"], &dir);
+        assert!(o.status.success(), "{}: {}", plugin.display(), stderr(&o));
+        outputs.push(sorted_lines(&dir.join("out/counts.txt")));
+    }
+    assert_eq!(outputs[0], window_counts(&events, 60_000));
+    assert_eq!(outputs[1], outputs[0], "Python and Rust windows agree");
 }
 
 #[test]
