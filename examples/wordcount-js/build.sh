@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Build wordcount.wasm from app.js with componentize-js (installed into guest-sdk/js by npm install).
-# Usage: build.sh [OUT.wasm] [SOURCE.js]
+# Usage: build.sh [OUT.wasm] [SOURCE.js] [WIT_DIR]
+# WIT_DIR wit/v0.2 builds against weir:plugin@0.2.0 (event time: weir-time.js).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
 out="$(realpath -m "${1:-$here/wordcount.wasm}")"
 src="$(realpath "${2:-$here/app.js}")"
+wit="$(realpath "${3:-$root/wit}")"
 js="$root/guest-sdk/js"
 [ -x "$js/node_modules/.bin/componentize-js" ] || (cd "$js" && npm install --no-audit --no-fund > /dev/null)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$src" "$work/app.js"
-cp "$js/weir.js" "$work/"
+cp "$js/weir.js" "$js/weir-time.js" "$work/"
+if [ "$wit" = "$(realpath "$root/wit/v0.2")" ]; then
+  sed -i 's/@0\.1\.0/@0.2.0/' "$work/weir.js"
+fi
 cd "$work"
-"$js/node_modules/.bin/componentize-js" app.js --wit "$root/wit" --world-name operator-plugin \
+"$js/node_modules/.bin/componentize-js" app.js --wit "$wit" --world-name operator-plugin \
   -d http -d fetch-event -o "$out" > /dev/null

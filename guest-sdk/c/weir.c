@@ -104,3 +104,44 @@ bool weir_read_bytes(weir_reader_t *r, size_t n, const uint8_t **out) {
     r->len -= n;
     return true;
 }
+
+#ifdef WEIR_EVENT_TIME
+static void timer_call(uint8_t domain, const void *key, size_t key_len, int64_t ts, bool add) {
+    weir_timer_t t;
+    memset(&t, 0, sizeof t);
+    t.domain = domain;
+    if (key) {
+        t.key.is_some = true;
+        t.key.val.ptr = (uint8_t *)key;
+        t.key.val.len = key_len;
+    }
+    t.timestamp = ts;
+    /* Imports borrow their arguments: nothing to free. */
+    if (add)
+        weir_plugin_timers_register(&t);
+    else
+        weir_plugin_timers_delete(&t);
+}
+
+void weir_register_event_timer(const void *key, size_t key_len, int64_t ts) {
+    timer_call(WEIR_PLUGIN_TIMERS_TIME_DOMAIN_EVENT_TIME, key, key_len, ts, true);
+}
+
+void weir_register_processing_timer(const void *key, size_t key_len, int64_t ts) {
+    timer_call(WEIR_PLUGIN_TIMERS_TIME_DOMAIN_PROCESSING_TIME, key, key_len, ts, true);
+}
+
+void weir_delete_event_timer(const void *key, size_t key_len, int64_t ts) {
+    timer_call(WEIR_PLUGIN_TIMERS_TIME_DOMAIN_EVENT_TIME, key, key_len, ts, false);
+}
+
+int64_t weir_current_watermark(void) {
+    return weir_plugin_timers_current_watermark();
+}
+
+void weir_emit_late(weir_record_t record) {
+    weir_plugin_late_list_record_t list = {&record, 1};
+    weir_plugin_late_emit(&list);
+    weir_plugin_types_record_free(&record);
+}
+#endif

@@ -60,4 +60,24 @@ typedef struct {
 bool weir_read_u64(weir_reader_t *r, uint64_t *v);
 bool weir_read_bytes(weir_reader_t *r, size_t n, const uint8_t **out);
 
+#ifdef WEIR_EVENT_TIME
+/*
+ * Event time, for operators built against wit/v0.2 (weir:plugin@0.2.0; build with
+ * -DWEIR_EVENT_TIME). Such an operator also exports `on_timers` (timers whose time came, oldest
+ * first) and `finish` (end of input). Timers are kept by the host, in its checkpoints.
+ */
+typedef weir_plugin_timers_timer_t weir_timer_t;
+
+/* Call `on_timers` once the watermark reaches `ts` (ms); `key` may be NULL. */
+void weir_register_event_timer(const void *key, size_t key_len, int64_t ts);
+/* Call `on_timers` once the host's wall clock reaches `ts` (ms since the epoch). */
+void weir_register_processing_timer(const void *key, size_t key_len, int64_t ts);
+/* Forget an event-time timer registered before. */
+void weir_delete_event_timer(const void *key, size_t key_len, int64_t ts);
+/* The subtask's watermark (INT64_MIN before the first). */
+int64_t weir_current_watermark(void);
+/* Send a record (taken: do not free it) to the node's `<node>.late` output. */
+void weir_emit_late(weir_record_t record);
+#endif
+
 #endif

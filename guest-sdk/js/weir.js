@@ -69,6 +69,9 @@ export function exportOperator(Cls) {
       open: (cfg, ctx) => open(Cls, cfg, ctx),
       process: (batch) => call((p) => p.process(batch)),
       onWatermark: (ts) => call((p) => (typeof p.onWatermark === 'function' ? p.onWatermark(ts) : [])),
+      // weir:plugin@0.2.0 only (event time: see weir-time.js).
+      onTimers: (fired) => call((p) => (typeof p.onTimers === 'function' ? p.onTimers(fired) : [])),
+      finish: () => call((p) => (typeof p.finish === 'function' ? p.finish() : [])),
     },
   };
 }

@@ -422,6 +422,26 @@ fn lang_build(lang: &str, source: Option<&Path>) -> PathBuf {
     cached_build(lang, &example, &root().join("wit/weir.wit"), source, &name)
 }
 
+/// The event-time test guest in C or JavaScript (tests/lang-guests/timers.*, against
+/// `wit/v0.2`): every record registers an event-time timer, each fired one a line, and
+/// `finish` a last line — the Rust `event-time` guest's mode `timers`.
+pub fn timers_plugin(lang: &str) -> PathBuf {
+    let ext = match lang {
+        "c" => "c",
+        "js" => "js",
+        _ => panic!("no timers test guest in {lang}"),
+    };
+    let example = root().join(format!("examples/wordcount-{lang}"));
+    let source = root().join(format!("tests/lang-guests/timers.{ext}"));
+    cached_build(
+        lang,
+        &example,
+        &root().join("wit/v0.2/weir.wit"),
+        Some(&source),
+        "timers",
+    )
+}
+
 /// The Python build of the windowed-counts example's operator
 /// (`examples/windowed-counts/python/build.sh`, against `wit/v0.2`), cached as [`lang_build`]'s.
 pub fn python_windowed_counts() -> PathBuf {
@@ -475,7 +495,9 @@ fn cached_build(
     let mut build = Command::new("bash");
     build.arg(example.join("build.sh")).arg(&out);
     if let Some(source) = source {
-        build.arg(source);
+        build
+            .arg(source)
+            .arg(wit.parent().expect("a WIT file is in a directory"));
     }
     let o = build.output().expect("run the build script");
     assert!(

@@ -575,3 +575,65 @@ input = "events"
     let o = run_weir(&["validate", "q.toml"], dir.path());
     assert_clean_failure(&o, &["node.events.watermarks.timestamp", "json:<field>"]);
 }
+
+#[test]
+fn c_and_javascript_operators_get_timers_watermarks_and_finish() {
+    let dir = scratch();
+    std::fs::create_dir_all(dir.path().join("in")).unwrap();
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    let n = 300;
+    let input: String = (0..n)
+        .map(|i| format!("{{\"ts\":{}}}\n", (i * 7919) % 5000))
+        .collect();
+    std::fs::write(dir.path().join("in/events.jsonl"), &input).unwrap();
+    let mut want: Vec<String> = input
+        .lines()
+        .map(|line| {
+            let ts: i64 = line[6..line.len() - 1].parse().unwrap();
+            format!("fired\t{line}\t{}", ts + 1000)
+        })
+        .collect();
+    want.push(format!("finish\t{n}"));
+    want.sort();
+    for (lang, plugin) in [
+        ("rust", guest("event-time")),
+        ("c", timers_plugin("c")),
+        ("js", timers_plugin("js")),
+    ] {
+        let pipeline = format!(
+            r#"
+[pipeline]
+batch_size = 16
+
+[node.events]
+kind = "source"
+plugin = "file"
+config = {{ path = "/in/events.jsonl" }}
+grants.dirs = [{{ host = "in", guest = "/in" }}]
+watermarks = {{ timestamp = "json:ts", out_of_orderness = "5s", interval = "0s" }}
+
+[node.timers]
+kind = "operator"
+plugin = "{plugin}"
+input = "events"
+config = {{ mode = "timers", delay_ms = 1000 }}
+
+[node.out]
+kind = "sink"
+plugin = "file"
+input = "timers"
+config = {{ path = "/out/{lang}.txt" }}
+grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
+"#,
+            plugin = plugin.display()
+        );
+        std::fs::write(dir.path().join(format!("{lang}.toml")), pipeline).unwrap();
+        let o = run_weir(&["run", &format!("{lang}.toml")], dir.path());
+        assert!(o.status.success(), "{lang}: {}", stderr(&o));
+        assert_eq!(
+            sorted_lines(&dir.path().join(format!("out/{lang}.txt"))),
+            want,
+            "{lang}"
+        );
+    }
+}
