@@ -52,6 +52,11 @@ const BUILTINS: &[(&str, &str, &str)] = &[
         "weir_plugin_socket_sink",
     ),
     (
+        "BENCH_WINDOW",
+        "weir-plugin-bench-window",
+        "weir_plugin_bench_window",
+    ),
+    (
         "BENCH_STATE",
         "weir-plugin-bench-state",
         "weir_plugin_bench_state",

@@ -34,7 +34,7 @@ use crate::time::{self, TimeDomain, Timer};
 use crate::{Record, Result, bail};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// `[start, end)` in ms of event time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -187,7 +187,7 @@ pub struct Windows<A: Aggregate> {
     shape: Shape,
     allowed_lateness: i64,
     aggregate: A,
-    panes: BTreeMap<Vec<u8>, Vec<Pane<A::Acc>>>,
+    panes: HashMap<Vec<u8>, Vec<Pane<A::Acc>>>,
 }
 
 impl<A: Aggregate> Windows<A> {
@@ -196,7 +196,7 @@ impl<A: Aggregate> Windows<A> {
             shape,
             allowed_lateness: 0,
             aggregate,
-            panes: BTreeMap::new(),
+            panes: HashMap::new(),
         }
     }
 
@@ -238,36 +238,29 @@ impl<A: Aggregate> Windows<A> {
         self.panes.values().map(Vec::len).sum()
     }
 
-    /// The windows a record at `ts` belongs to (sessions: its own, before merging).
-    fn assign(&self, ts: i64) -> Vec<Window> {
+    /// The windows a record at `ts` belongs to (sessions: its own, before merging), into `out`.
+    fn assign(&self, ts: i64, out: &mut Vec<Window>) {
+        out.clear();
         match self.shape {
             Shape::Tumbling { size } => {
                 let start = ts - ts.rem_euclid(size);
-                vec![Window {
+                out.push(Window {
                     start,
                     end: start + size,
-                }]
+                });
             }
             Shape::Sliding { size, slide } => {
                 let last = ts - ts.rem_euclid(slide);
-                (0..size / slide)
-                    .map(|i| last - i * slide)
-                    .map(|start| Window {
-                        start,
-                        end: start + size,
-                    })
-                    .collect()
+                out.extend((0..size / slide).map(|i| Window {
+                    start: last - i * slide,
+                    end: last - i * slide + size,
+                }));
             }
-            Shape::Session { gap } => vec![Window {
+            Shape::Session { gap } => out.push(Window {
                 start: ts,
                 end: ts + gap,
-            }],
+            }),
         }
-    }
-
-    /// When a window's state is dropped.
-    fn cleanup_time(&self, w: &Window) -> i64 {
-        w.max_timestamp().saturating_add(self.allowed_lateness)
     }
 
     /// Add a batch: each record with the input `input` makes of it. Records that come too
@@ -285,24 +278,26 @@ impl<A: Aggregate> Windows<A> {
         let watermark = time::current_watermark();
         let mut updates = Vec::new();
         let mut late = Vec::new();
-        for record in batch {
+        let mut windows = Vec::with_capacity(4);
+        for mut record in batch {
             let Some(ts) = record.timestamp else {
                 bail!(
                     "a record has no timestamp, so it has no window: give the node that produces it a `watermarks` strategy (or set record.timestamp)"
                 );
             };
-            let windows: Vec<Window> = self
-                .assign(ts)
-                .into_iter()
-                .filter(|w| self.cleanup_time(w) > watermark)
-                .collect();
+            self.assign(ts, &mut windows);
+            let lateness = self.allowed_lateness;
+            windows.retain(|w| w.max_timestamp().saturating_add(lateness) > watermark);
             if windows.is_empty() {
                 late.push(record);
                 continue;
             }
-            let key = record.key.clone().unwrap_or_else(|| record.value.clone());
             let value = input(&record);
-            for w in windows {
+            let key = match record.key.take() {
+                Some(k) => k,
+                None => std::mem::take(&mut record.value),
+            };
+            for &w in &windows {
                 if let Some(f) = self.add_to(&key, w, value.clone(), watermark) {
                     updates.push(f);
                 }
@@ -324,7 +319,10 @@ impl<A: Aggregate> Windows<A> {
         let lateness = self.allowed_lateness;
         let mut acc = self.aggregate.create();
         self.aggregate.add(&mut acc, value);
-        let panes = self.panes.entry(key.to_vec()).or_default();
+        let panes = match self.panes.get_mut(key) {
+            Some(p) => p,
+            None => self.panes.entry(key.to_vec()).or_default(),
+        };
         let mut pane = Pane {
             window: w,
             acc,

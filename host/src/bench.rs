@@ -1,8 +1,10 @@
 //! The benchmark workload and its native twins: a memory source, the filter+map logic of the
-//! built-in `filter-map` plugin written natively, and a discarding sink.
+//! built-in `filter-map` plugin written natively, a source of keyed, timestamped records and the
+//! SDK's window count run natively, and a discarding sink.
 //!
-//! Invariant: `filter_map_native` does byte for byte what plugins/filter-map does, so the Wasm and
-//! native throughputs compare the same work.
+//! Invariant: `filter_map_native` does byte for byte what plugins/filter-map does, and
+//! `NativeWindowCount` runs the very `weir_sdk::window` code plugins/bench-window runs in Wasm,
+//! so the Wasm and native throughputs compare the same work.
 
 use crate::plugin::{PluginError, Polled, Record};
 use crate::runtime::{OperatorNode, SinkNode, SourceNode};
@@ -212,6 +214,114 @@ impl OperatorNode for NativeWordCount {
     }
     fn on_watermark(&mut self, _ts: i64) -> Result<Vec<Record>, PluginError> {
         Ok(Vec::new())
+    }
+    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        Ok(Vec::new())
+    }
+    fn restore(&mut self, _state: &[u8]) -> Result<(), PluginError> {
+        Ok(())
+    }
+}
+
+/// `total` records over `keys` keys (8-byte big-endian key, 8-byte value), `per_ms` of them per
+/// millisecond of event time, in timestamp order.
+pub struct KeyedEventSource {
+    next: u64,
+    total: u64,
+    keys: u64,
+    per_ms: u64,
+    batch: usize,
+}
+
+impl KeyedEventSource {
+    pub fn new(total: u64, keys: u64, per_ms: u64, batch: usize) -> Self {
+        KeyedEventSource {
+            next: 0,
+            total,
+            keys,
+            per_ms: per_ms.max(1),
+            batch,
+        }
+    }
+}
+
+impl SourceNode for KeyedEventSource {
+    fn poll(&mut self, _max: u32) -> Result<Polled, PluginError> {
+        if self.next >= self.total {
+            return Ok(Polled::End);
+        }
+        let end = (self.next + self.batch as u64).min(self.total);
+        let batch = (self.next..end)
+            .map(|i| Record {
+                key: Some((i % self.keys).to_be_bytes().to_vec()),
+                value: i.to_le_bytes().to_vec(),
+                timestamp: Some((i / self.per_ms) as i64),
+                headers: Vec::new(),
+            })
+            .collect();
+        self.next = end;
+        Ok(Polled::Batch(batch))
+    }
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>, PluginError> {
+        Ok(self.next.to_le_bytes().to_vec())
+    }
+    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        if let Ok(b) = <[u8; 8]>::try_from(state) {
+            self.next = u64::from_le_bytes(b);
+        }
+        Ok(())
+    }
+}
+
+/// plugins/bench-window natively: the same `weir_sdk::window` tumbling count, its timers on the
+/// SDK's local clock (which the host's timer service stands in for in Wasm).
+pub struct NativeWindowCount {
+    counts: weir_sdk::window::Windows<weir_sdk::window::Count>,
+}
+
+impl NativeWindowCount {
+    pub fn new(window_ms: i64) -> Self {
+        weir_sdk::time::testing::reset();
+        NativeWindowCount {
+            counts: weir_sdk::window::Windows::tumbling(window_ms, weir_sdk::window::Count),
+        }
+    }
+}
+
+impl OperatorNode for NativeWindowCount {
+    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
+        let batch = batch
+            .into_iter()
+            .map(|r| weir_sdk::Record {
+                key: r.key,
+                value: r.value,
+                timestamp: r.timestamp,
+                headers: Vec::new(),
+            })
+            .collect();
+        self.counts
+            .add(batch, |_| ())
+            .map_err(|e| PluginError::Native {
+                node: "window".into(),
+                subtask: 0,
+                connector: "bench window",
+                message: e.to_string(),
+            })?;
+        Ok(Vec::new())
+    }
+    fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
+        let fired = weir_sdk::time::testing::advance_watermark(ts);
+        Ok(self
+            .counts
+            .fire(&fired)
+            .into_iter()
+            .map(|f| Record {
+                key: Some(f.key),
+                value: f.value.to_le_bytes().to_vec(),
+                timestamp: None,
+                headers: Vec::new(),
+            })
+            .collect())
     }
     fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
         Ok(Vec::new())

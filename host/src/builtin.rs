@@ -87,6 +87,15 @@ pub const BENCH_STATE: Builtin = Builtin {
     bytes: include_bytes!(env!("WEIR_BUILTIN_BENCH_STATE")),
 };
 
+/// Embedded for `weir bench` only, like [`BENCH_STATE`]: a keyed tumbling event-time window
+/// count through `weir_sdk::window` (plugins/bench-window).
+pub const BENCH_WINDOW: Builtin = Builtin {
+    kind: NodeKind::Operator,
+    name: "bench-window",
+    about: "weir bench's window operator",
+    bytes: include_bytes!(env!("WEIR_BUILTIN_BENCH_WINDOW")),
+};
+
 /// The built-in `name` of `kind`.
 pub fn find(kind: NodeKind, name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.kind == kind && b.name == name)
@@ -95,7 +104,9 @@ pub fn find(kind: NodeKind, name: &str) -> Option<&'static Builtin> {
 /// The component bytes of the built-in `name` of `kind`.
 pub fn bytes(kind: NodeKind, name: &str) -> Option<&'static [u8]> {
     find(kind, name)
-        .or((kind == BENCH_STATE.kind && name == BENCH_STATE.name).then_some(&BENCH_STATE))
+        .or([&BENCH_STATE, &BENCH_WINDOW]
+            .into_iter()
+            .find(|b| b.kind == kind && b.name == name))
         .map(|b| b.bytes)
 }
 

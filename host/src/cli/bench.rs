@@ -164,11 +164,117 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("ratio = native records/s ÷ wasm records/s (1.00x = as fast as native)");
+    window_count(&rt, &host, &args)?;
     if !args.skip_checkpoints {
         checkpoint_costs(&rt, &host, &node, &args)?;
     }
     compare_operators(&rt, &host, &args)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keyed tumbling event-time window count: 10,000 keys, 1 s windows, 100 records per ms of
+/// event time (10 per key per window), watermarks after every batch of 1024; the SDK's window
+/// code in Wasm (host timers) beside the same code native, in one run.
+fn window_count(
+    rt: &tokio::runtime::Runtime,
+    host: &Arc<PluginHost>,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    const KEYS: u64 = 10_000;
+    const PER_MS: u64 = 100;
+    let total = (args.records / 2).max(KEYS * 10);
+    let plugin = host.load(&PluginOrigin::Builtin {
+        kind: crate::builtin::BENCH_WINDOW.kind,
+        name: crate::builtin::BENCH_WINDOW.name,
+    })?;
+    let node = Node {
+        uid: "window".into(),
+        kind: NodeKind::Operator,
+        plugin: crate::graph::Plugin::Wasm(plugin),
+        parallelism: 1,
+        inputs: Vec::new(),
+        config: vec![("window_ms".into(), "1000".into())],
+        sandbox: SandboxSpec::default(),
+        limits: Limits::default(),
+        recycle_above: None,
+        on_error: crate::config::OnError::Fail,
+        watermarks: None,
+    };
+    let windows = total / (PER_MS * 1000);
+    let mut rates = Vec::new();
+    for operator in [
+        NodeFactory::of(host.clone(), &node),
+        NodeFactory::Operator(Arc::new(|_| {
+            Ok(Box::new(crate::bench::NativeWindowCount::new(1000)))
+        })),
+    ] {
+        let report = rt.block_on(runtime::run(
+            window_job(total, KEYS, PER_MS, operator),
+            RunOptions::default(),
+            &mut NoCheckpointStore,
+            None,
+        ))?;
+        let fired = report.metrics[1].records_out();
+        anyhow::ensure!(
+            fired == KEYS * windows.max(1) || fired == KEYS * (windows + 1),
+            "the window operator emitted {fired} counts for {windows} windows of {KEYS} keys"
+        );
+        rates.push(total as f64 / report.elapsed.as_secs_f64());
+    }
+    println!();
+    println!(
+        "keyed tumbling-window count: {total} records, {KEYS} keys, 1 s event-time windows ({windows} of them), batch 1024"
+    );
+    println!(
+        "  wasm (weir_sdk::window, host timers): {}/s   native (same code): {}/s   ratio {:.2}x",
+        human(rates[0]),
+        human(rates[1]),
+        rates[1] / rates[0]
+    );
+    Ok(())
+}
+
+/// Keyed event source (watermark after every batch) → `operator` → discard.
+fn window_job(total: u64, keys: u64, per_ms: u64, operator: NodeFactory) -> Job {
+    use crate::time::watermarks::{Strategy, TimestampFrom};
+    Job {
+        name: "bench-window".into(),
+        nodes: vec![
+            JobNode {
+                uid: "events".into(),
+                parallelism: 1,
+                inputs: Vec::new(),
+                factory: NodeFactory::Source(Arc::new(move |_| {
+                    Ok(Box::new(crate::bench::KeyedEventSource::new(
+                        total, keys, per_ms, 1024,
+                    )))
+                })),
+                watermarks: Some(Strategy {
+                    timestamp: TimestampFrom::Record,
+                    out_of_orderness: Duration::ZERO,
+                    idle_timeout: None,
+                    interval: Duration::ZERO,
+                }),
+            },
+            JobNode {
+                uid: "window".into(),
+                parallelism: 1,
+                inputs: vec![(0, Partition::Forward, Port::Main)],
+                factory: operator,
+                watermarks: None,
+            },
+            JobNode {
+                uid: "discard".into(),
+                parallelism: 1,
+                inputs: vec![(1, Partition::Forward, Port::Main)],
+                factory: NodeFactory::Sink(Arc::new(|_| Ok(Box::new(DiscardSink)))),
+                watermarks: None,
+            },
+        ],
+        batch_size: 1024,
+        channel_capacity: 16,
+        cancel: Default::default(),
+    }
 }
 
 /// The same word-count operator in several builds (languages) through the same pipeline —
