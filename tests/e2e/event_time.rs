@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// One event: (user, ts ms).
-type Event = (String, i64);
+pub type Event = (String, i64);
 
 /// `n` events of a few users, ~150 ms apart, out of order by less than `disorder_ms`: each
 /// arrives at its timestamp plus a random delay below it (so no event comes `disorder_ms` or
@@ -42,7 +42,7 @@ fn jsonl(events: &[Event]) -> String {
 }
 
 /// `<window start>\t<user>\t<count>` per window of `size` and user, sorted.
-fn window_counts<'a>(events: impl IntoIterator<Item = &'a Event>, size: i64) -> Vec<String> {
+pub fn window_counts<'a>(events: impl IntoIterator<Item = &'a Event>, size: i64) -> Vec<String> {
     let mut counts: BTreeMap<(i64, &str), u64> = BTreeMap::new();
     for (u, ts) in events {
         *counts.entry((ts - ts.rem_euclid(size), u)).or_default() += 1;
@@ -309,7 +309,7 @@ fn source_events(indices: impl Iterator<Item = u64>, step: i64, users: u64) -> V
 /// Run `pipeline` in `dir` until `out/counts.txt` holds every line of `want` (committed at
 /// checkpoints while the job runs: its input never ends), then stop it with SIGTERM. Returns
 /// the lines of the output after the stop.
-fn run_until_counted(dir: &Path, pipeline: &str, want: &[String]) -> Vec<String> {
+pub fn run_until_counted(dir: &Path, pipeline: &str, want: &[String]) -> Vec<String> {
     std::fs::write(dir.join("p.toml"), pipeline).unwrap();
     let warm = run_weir(&["validate", "p.toml"], dir);
     assert!(warm.status.success(), "{}", stderr(&warm));

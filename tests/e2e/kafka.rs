@@ -960,3 +960,71 @@ fn transactions_a_larger_earlier_run_left_open_are_aborted_at_start() {
         }
     }
 }
+
+#[test]
+fn a_kafka_partition_without_data_does_not_stall_windows_once_idle() {
+    use crate::event_time::{Event, run_until_counted, window_counts};
+    let b = Broker::start();
+    let dir = scratch();
+    std::fs::create_dir_all(dir.path().join("out")).unwrap();
+    b.create("quiet", 2);
+    // 100 events in partition 0, one a second of Kafka record time (from 1000 s: a timestamp
+    // of 0 means "now" to a producer); partition 1 stays empty, so the source subtask reading
+    // it never sees a record.
+    let base = 1_000_000;
+    let events: Vec<Event> = (0..100)
+        .map(|i| (format!("u{}", i % 3), base + i * 1000))
+        .collect();
+    let text: String = events
+        .iter()
+        .map(|(u, _)| format!("{{\"user\":\"{u}\"}}\n"))
+        .collect();
+    let file = dir.path().join("quiet.produce");
+    std::fs::write(&file, text).unwrap();
+    b.client(&[
+        "produce-to",
+        "quiet",
+        "0",
+        &file.display().to_string(),
+        &base.to_string(),
+    ]);
+    let pipeline = format!(
+        r#"
+[checkpoint]
+interval = "200ms"
+
+[node.in]
+kind = "source"
+plugin = "kafka"
+parallelism = 2
+config = {{ bootstrap_servers = "{addr}", topics = ["quiet"], start = "earliest" }}
+watermarks = {{ timestamp = "record", idle_timeout = "500ms", interval = "50ms" }}
+
+[node.count]
+kind = "operator"
+plugin = "{count}"
+input = "in"
+partition = "rebalance"
+config = {{ window_ms = 10000 }}
+
+[node.counts]
+kind = "sink"
+plugin = "file"
+input = "count"
+config = {{ path = "/out/counts.txt" }}
+grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
+"#,
+        addr = b.addr,
+        count = guest("windowed-counts").display()
+    );
+    // The watermark of partition 0's subtask: its newest timestamp - 1 ms; the last window
+    // stays open.
+    let closed: Vec<Event> = events
+        .iter()
+        .filter(|(_, ts)| *ts < base + 90_000)
+        .cloned()
+        .collect();
+    let want = window_counts(&closed, 10_000);
+    let got = run_until_counted(dir.path(), &pipeline, &want);
+    assert_eq!(got, want);
+}

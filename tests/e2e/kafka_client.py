@@ -38,6 +38,16 @@ def produce(bs, topic, path, ts_base=None):
     assert left == 0, f"{left} records not delivered"
 
 
+def produce_to(bs, topic, partition, path, ts_base):
+    """One record per line of PATH, all to PARTITION, the i-th with timestamp TS_BASE + i * 1000."""
+    p = Producer({"bootstrap.servers": bs, "batch.num.messages": 1, "linger.ms": 0})
+    with open(path, "rb") as f:
+        for i, line in enumerate(f.read().split(b"\n")[:-1]):
+            p.produce(topic, value=line, partition=int(partition), timestamp=int(ts_base) + i * 1000)
+            p.poll(0)
+    assert p.flush(60) == 0
+
+
 def produce_records(bs, topic, path, partitioner="murmur2"):
     """Each line of PATH is a JSON record {"key", "value", "headers": {name: text}}; the
     partition is librdkafka's PARTITIONER ("murmur2" is the Java client's default for keys).
@@ -154,6 +164,7 @@ if __name__ == "__main__":
         "create": create,
         "produce": produce,
         "produce-records": produce_records,
+        "produce-to": produce_to,
         "read": read,
         "commit": commit,
         "leave-open": leave_open,
