@@ -167,6 +167,25 @@ pub async fn run(
         }
     }
 
+    // Each subtask's event time to resume from, decoded before any subtask starts (a stored
+    // time that does not decode fails the run with nothing running yet).
+    let mut restore_times: Vec<Vec<Option<crate::time::SubtaskTime>>> = Vec::new();
+    for node in &job.nodes {
+        let mut times = Vec::new();
+        for s in 0..node.parallelism {
+            let key = (format!("{}{}", node.uid, crate::time::TIME_SUFFIX), s);
+            let stored = options.restore.as_ref().and_then(|r| r.states.get(&key));
+            times.push(match stored {
+                None => None,
+                Some(bytes) => Some(
+                    crate::time::SubtaskTime::decode(bytes)
+                        .map_err(|e| RunError::Checkpoint(format!("{}[{s}]: {e}", node.uid)))?,
+                ),
+            });
+        }
+        restore_times.push(times);
+    }
+
     // Spawn every subtask as a blocking task.
     let mut source_controls: Vec<Sender<Control>> = Vec::new();
     let mut sink_controls: Vec<Sender<Control>> = Vec::new();
@@ -187,16 +206,7 @@ pub async fn run(
                 restore: restore
                     .as_ref()
                     .and_then(|r| r.states.get(&(node.uid.clone(), s)).cloned()),
-                restore_time: match restore.as_ref().and_then(|r| {
-                    r.states
-                        .get(&(format!("{}{}", node.uid, crate::time::TIME_SUFFIX), s))
-                }) {
-                    None => None,
-                    Some(bytes) => Some(
-                        crate::time::SubtaskTime::decode(bytes)
-                            .map_err(|e| RunError::Checkpoint(format!("{}[{s}]: {e}", node.uid)))?,
-                    ),
-                },
+                restore_time: restore_times[i][s as usize],
                 watermarks: node.watermarks.clone(),
                 restored_checkpoint: restore.as_ref().map(|r| r.checkpoint),
                 abort_after_restore: restore
