@@ -51,6 +51,8 @@ pub struct Inputs {
     end_sent: bool,
     /// An input ended and its +∞ watermark was returned first: look for the end next.
     end_pending: bool,
+    /// Every input went idle and the watermark they had was returned first: `Idle` next.
+    idle_pending: bool,
     /// Block inputs at barriers (exactly-once) or not (at-least-once).
     align: bool,
     /// Barriers seen on some inputs but not all: id → (barrier, arrived per input).
@@ -71,6 +73,7 @@ impl Inputs {
             idle_sent: false,
             end_sent: false,
             end_pending: false,
+            idle_pending: false,
             align,
             barriers: BTreeMap::new(),
         }
@@ -93,6 +96,10 @@ impl Inputs {
                 && let Some(step) = self.check_end()
             {
                 return step;
+            }
+            if std::mem::take(&mut self.idle_pending) && !self.idle_sent {
+                self.idle_sent = true;
+                return Step::Idle;
             }
             let candidates: Vec<usize> = (0..self.rx.len())
                 .filter(|&i| self.open[i] && !self.blocked[i])
@@ -212,8 +219,18 @@ impl Inputs {
             (0..self.rx.len()).filter(|&i| self.open[i] && (self.ended[i] || !self.idle[i]));
         match active.map(|i| self.watermarks[i]).min() {
             None => {
-                let any_idle = (0..self.rx.len()).any(|i| self.open[i] && self.idle[i]);
-                if any_idle && !self.idle_sent {
+                // Every input that has not ended is idle: as Flink's watermark valve does, the
+                // subtask moves on to the newest watermark among them (each promised nothing
+                // older follows), then says it is idle. An input that went idle first must not
+                // hold back one that went idle later with a newer watermark.
+                let idle = (0..self.rx.len()).filter(|&i| self.open[i] && self.idle[i]);
+                let newest = idle.map(|i| self.watermarks[i]).max()?;
+                if newest > self.current_watermark {
+                    self.current_watermark = newest;
+                    self.idle_pending = true;
+                    return Some(Step::Watermark(newest));
+                }
+                if !self.idle_sent {
                     self.idle_sent = true;
                     return Some(Step::Idle);
                 }
@@ -366,6 +383,28 @@ mod tests {
             "the end is +inf first"
         );
         assert_eq!(step(inputs.next(None, None)), "end");
+    }
+
+    #[test]
+    fn when_every_input_is_idle_the_newest_of_their_watermarks_holds() {
+        let (a_tx, a_rx) = crossbeam_channel::unbounded();
+        let (b_tx, b_rx) = crossbeam_channel::unbounded();
+        let mut inputs = Inputs::new(vec![a_rx, b_rx], true);
+        let soon = || Some(Instant::now() + std::time::Duration::from_millis(5));
+        // a is done early and goes idle before b has said anything.
+        a_tx.send(Message::Watermark(100)).unwrap();
+        a_tx.send(Message::Idle).unwrap();
+        assert_eq!(step(inputs.next(None, soon())), "tick");
+        b_tx.send(Message::Watermark(5)).unwrap();
+        assert_eq!(step(inputs.next(None, None)), "wm 5");
+        b_tx.send(Message::Idle).unwrap();
+        assert_eq!(
+            step(inputs.next(None, None)),
+            "wm 100",
+            "a's watermark is not lost"
+        );
+        assert_eq!(step(inputs.next(None, None)), "idle");
+        assert_eq!(step(inputs.next(None, soon())), "tick");
     }
 
     #[test]
