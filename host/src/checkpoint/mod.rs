@@ -89,7 +89,7 @@ pub fn restore_point(
     let mut subtasks: BTreeMap<&str, u32> = BTreeMap::new();
     for (uid, _) in states.keys() {
         // A subtask's event time rides with its node's state (only subtasks that have any).
-        if uid.ends_with(crate::time::TIME_SUFFIX) {
+        if crate::time::node_of(uid).1 {
             continue;
         }
         *subtasks.entry(uid.as_str()).or_default() += 1;
@@ -126,7 +126,7 @@ pub fn restore_point(
     let states = states
         .into_iter()
         .filter(|((uid, _), _)| {
-            let node = uid.strip_suffix(crate::time::TIME_SUFFIX).unwrap_or(uid);
+            let (node, _) = crate::time::node_of(uid);
             !dropped.iter().any(|d| d == node)
         })
         .collect();

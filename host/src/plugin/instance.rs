@@ -239,14 +239,14 @@ impl Sandboxed {
         sandbox: &SandboxSpec,
         limits: Limits,
     ) -> Result<Self, PluginError> {
-        let state = HostState::new(sandbox, format!("{node}[{subtask}]")).map_err(|e| {
+        let mut state = HostState::new(sandbox, format!("{node}[{subtask}]")).map_err(|e| {
             PluginError::Instantiate {
                 node: node.to_owned(),
                 origin: plugin.origin.clone(),
                 message: format!("{e:#}"),
             }
         })?;
-        let mut state = state;
+        // Late records of one call are bounded like its reply.
         state.time.max_late = limits.reply.records;
         let mut store = Store::new(host.engine(), state);
         store.limiter(|s| &mut s.limiter);
@@ -443,18 +443,19 @@ macro_rules! on_any {
     };
 }
 
-/// `snapshot` and `restore` of the plugin itself (`state` is the same interface in every world).
+/// `snapshot` and `restore` of the plugin itself (`state` is the same interface in every world),
+/// as methods `$snapshot` and `$restore` of visibility `$vis`.
 macro_rules! state_calls {
-    ($enum:ident [$($v:ident),+]) => {
+    ($vis:vis $snapshot:ident, $restore:ident: $enum:ident [$($v:ident),+]) => {
         /// The plugin's own state bytes.
-        fn plugin_snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        $vis fn $snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
             on_any!(self, $enum [$($v),+], "snapshot", |b, s| b
                 .weir_plugin_state()
                 .call_snapshot(s))
         }
 
         /// Give the plugin back state bytes a `snapshot` returned.
-        fn plugin_restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        $vis fn $restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
             on_any!(self, $enum [$($v),+], "restore", |b, s| b
                 .weir_plugin_state()
                 .call_restore(s, state))
@@ -568,17 +569,7 @@ impl SourceInstance {
         self.sandbox.store.data_mut().time.emitted.take()
     }
 
-    /// The plugin's state bytes.
-    pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
-        self.plugin_snapshot()
-    }
-
-    /// Give the plugin back state bytes a `snapshot` returned.
-    pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        self.plugin_restore(state)
-    }
-
-    state_calls!(SourceBindings[List, Packed, PackedV2]);
+    state_calls!(pub snapshot, restore: SourceBindings[List, Packed, PackedV2]);
 }
 
 type OperatorV1 = bindings::operator::OperatorPlugin;
@@ -669,31 +660,31 @@ impl OperatorInstance {
 
     /// Transform one batch.
     pub fn process(&mut self, batch: &[Record]) -> Result<Vec<Record>, PluginError> {
-        let out = match &self.bindings {
-            OperatorBindings::List(b) => guarded!(self.sandbox, "process", |s| b
-                .weir_plugin_operator()
-                .call_process(s, batch)),
-            OperatorBindings::ListV2(b) => guarded!(self.sandbox, "process", |s| b
-                .weir_plugin_operator()
-                .call_process(s, batch)),
-            OperatorBindings::Packed(b) => {
+        // The same call on either contract's bindings of one batch form.
+        macro_rules! list {
+            ($b:ident) => {{
+                let out = guarded!(self.sandbox, "process", |s| $b
+                    .weir_plugin_operator()
+                    .call_process(s, batch))?;
+                self.sandbox.check("process", out)
+            }};
+        }
+        macro_rules! packed {
+            ($b:ident) => {{
                 let bytes = packed::encode(batch, std::mem::take(&mut self.scratch));
-                let out = guarded!(self.sandbox, "process", |s| b
+                let out = guarded!(self.sandbox, "process", |s| $b
                     .weir_plugin_packed_operator()
                     .call_process(s, &bytes));
                 self.scratch = bytes;
-                return self.sandbox.unpack("process", &out?);
-            }
-            OperatorBindings::PackedV2(b) => {
-                let bytes = packed::encode(batch, std::mem::take(&mut self.scratch));
-                let out = guarded!(self.sandbox, "process", |s| b
-                    .weir_plugin_packed_operator()
-                    .call_process(s, &bytes));
-                self.scratch = bytes;
-                return self.sandbox.unpack("process", &out?);
-            }
-        }?;
-        self.sandbox.check("process", out)
+                self.sandbox.unpack("process", &out?)
+            }};
+        }
+        match &self.bindings {
+            OperatorBindings::List(b) => list!(b),
+            OperatorBindings::ListV2(b) => list!(b),
+            OperatorBindings::Packed(b) => packed!(b),
+            OperatorBindings::PackedV2(b) => packed!(b),
+        }
     }
 
     /// The most memory (all memories and tables) this instance has held, in bytes.
@@ -864,7 +855,7 @@ impl OperatorInstance {
         self.plugin_restore(&timed.plugin)
     }
 
-    state_calls!(OperatorBindings[List, Packed, ListV2, PackedV2]);
+    state_calls!(plugin_snapshot, plugin_restore: OperatorBindings[List, Packed, ListV2, PackedV2]);
 }
 
 /// A sink component's bindings, by batch form (sinks are 0.1.0 only).
@@ -971,15 +962,5 @@ impl SinkInstance {
         })
     }
 
-    /// The plugin's state bytes.
-    pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
-        self.plugin_snapshot()
-    }
-
-    /// Give the plugin back state bytes a `snapshot` returned.
-    pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        self.plugin_restore(state)
-    }
-
-    state_calls!(SinkBindings[List, Packed]);
+    state_calls!(pub snapshot, restore: SinkBindings[List, Packed]);
 }

@@ -173,7 +173,7 @@ pub async fn run(
     for node in &job.nodes {
         let mut times = Vec::new();
         for s in 0..node.parallelism {
-            let key = (format!("{}{}", node.uid, crate::time::TIME_SUFFIX), s);
+            let key = (crate::time::time_uid(&node.uid), s);
             let stored = options.restore.as_ref().and_then(|r| r.states.get(&key));
             times.push(match stored {
                 None => None,
@@ -417,7 +417,7 @@ pub async fn run(
                         let uid = &job.nodes[node].uid;
                         p.states.push((uid.clone(), subtask, state));
                         if let Some(time) = time {
-                            p.states.push((format!("{uid}{}", crate::time::TIME_SUFFIX), subtask, time));
+                            p.states.push((crate::time::time_uid(uid), subtask, time));
                         }
                         p.acks += 1;
                         if p.acks < total_subtasks {

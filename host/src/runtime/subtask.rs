@@ -189,8 +189,12 @@ fn announce(clock: &Generator, out: &Output) -> Result<(), RunError> {
     Ok(())
 }
 
-/// Send what the clock has for now: a watermark, or that the subtask went idle.
+/// Send what the clock has for now: a watermark, or that the subtask went idle. A node without
+/// a strategy has nothing periodic to send (and reads no clock per batch).
 fn tick(clock: &mut Generator, out: &Output) -> Result<(), RunError> {
+    if !clock.assigns() {
+        return Ok(());
+    }
     match clock.poll(Instant::now()) {
         Some(Emit::Watermark(w)) => out.broadcast(&Message::Watermark(w))?,
         Some(Emit::Idle) => out.broadcast(&Message::Idle)?,

@@ -13,7 +13,20 @@ use serde::{Deserialize, Serialize};
 pub const END_OF_TIME: i64 = i64::MAX;
 
 /// Suffix of the uid under which a subtask's time is stored beside its node's state.
-pub const TIME_SUFFIX: &str = "@time";
+const TIME_SUFFIX: &str = "@time";
+
+/// The uid a subtask's time of node `uid` is stored under.
+pub fn time_uid(uid: &str) -> String {
+    format!("{uid}{TIME_SUFFIX}")
+}
+
+/// The node a stored uid belongs to, and whether it is the node's time rather than its state.
+pub fn node_of(stored: &str) -> (&str, bool) {
+    match stored.strip_suffix(TIME_SUFFIX) {
+        Some(node) => (node, true),
+        None => (stored, false),
+    }
+}
 
 /// What one subtask keeps of event time in a checkpoint (under `<uid>@time`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
