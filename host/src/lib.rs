@@ -12,6 +12,7 @@
 //!   alignment; runs a job to its end or its first failure.
 //! - [`checkpoint`]: checkpoint settings, restart strategies, savepoints, matching state to nodes.
 //! - [`state`]: the sled store of checkpoints: blobs with checksums, metadata, retention.
+//! - [`keyed`]: keyed state in key groups: the live store per subtask, incremental pieces, queries.
 //! - [`time`]: event time: watermark strategies and generators, operator timers.
 //! - [`metrics`]: records in/out per node, live progress and the end-of-run summary.
 //! - [`bench`]: the benchmark workload and its native twins.
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod graph;
+pub mod keyed;
 pub mod metrics;
 pub mod outputs;
 pub mod plugin;

@@ -1,0 +1,210 @@
+//! Keyed state: values, maps and lists per (state name, key), owned by the host, grouped into
+//! key groups ([`groups`]), kept on disk while the job runs ([`backend`]: a sled tree per
+//! subtask behind a cache, so state is bounded by the disk, not a guest's memory), and
+//! checkpointed incrementally as immutable pieces ([`piece`]) that each subtask writes itself.
+//!
+//! Invariants: a key's state lives in exactly one subtask, the one its key group belongs to
+//! (`hash` edges route by the same groups); a checkpoint's pieces are in the store before its
+//! subtask acks the barrier, and the coordinator's flush makes them durable with the manifest.
+
+pub mod backend;
+pub mod groups;
+pub mod layout;
+pub mod piece;
+pub mod query;
+
+pub use backend::{KeyedBackend, SharedKeyed};
+pub use groups::{DEFAULT_MAX_PARALLELISM, KeyGroup};
+pub use piece::{Chain, KeyedManifest, PieceMeta};
+
+use std::path::Path;
+
+/// Failure of keyed state.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyedError {
+    #[error("keyed state storage: {0}")]
+    Storage(String),
+    #[error(
+        "keyed state of key {key} was used in subtask {subtask}, but the key belongs to subtask {owner}: a keyed operator needs its input on a `hash` edge (partition = \"hash\") keyed by the same key"
+    )]
+    NotOurs {
+        key: String,
+        subtask: u32,
+        owner: u32,
+    },
+    #[error("state name {0:?} is too long (at most 255 bytes)")]
+    Name(String),
+    #[error("{0}")]
+    Piece(String),
+}
+
+impl From<sled::Error> for KeyedError {
+    fn from(e: sled::Error) -> Self {
+        KeyedError::Storage(e.to_string())
+    }
+}
+
+/// Where keyed state is kept: the pieces (in the checkpoint store's sled database, so one
+/// flush makes a checkpoint's pieces and its manifest durable together) and the live trees
+/// the running subtasks work in (scratch, rebuilt from pieces on every restore).
+#[derive(Clone)]
+pub struct Store {
+    pieces: sled::Tree,
+    /// Names of the stored pieces (reading them from `pieces` would read their bytes).
+    index: sled::Tree,
+    live: sled::Db,
+}
+
+/// Memory sled may use for the live trees' pages.
+const LIVE_CACHE: u64 = 64 << 20;
+
+impl Store {
+    /// Pieces in `db`, live trees in a fresh database at `live_dir` (deleted first: what a
+    /// previous run left there is scratch).
+    pub fn open(db: &sled::Db, live_dir: &Path) -> Result<Self, KeyedError> {
+        if live_dir.exists() {
+            std::fs::remove_dir_all(live_dir).map_err(|e| {
+                KeyedError::Storage(format!("cannot clear {}: {e}", live_dir.display()))
+            })?;
+        }
+        let live = sled::Config::new()
+            .path(live_dir)
+            .cache_capacity(LIVE_CACHE)
+            .temporary(true)
+            .open()?;
+        Ok(Store {
+            pieces: db.open_tree("pieces")?,
+            index: db.open_tree("piece-index")?,
+            live,
+        })
+    }
+
+    /// A store for a run without checkpoints: everything in a temporary directory.
+    pub fn temporary() -> Result<Self, KeyedError> {
+        let dir = std::env::temp_dir().join(format!(
+            "weir-keyed-{}-{}",
+            std::process::id(),
+            TEMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let db = sled::Config::new()
+            .path(dir.join("pieces"))
+            .temporary(true)
+            .open()?;
+        Self::open(&db, &dir.join("live"))
+    }
+
+    fn piece_key(node: &str, group: KeyGroup, checkpoint: u64) -> Vec<u8> {
+        let mut k = Vec::with_capacity(node.len() + 11);
+        k.extend_from_slice(node.as_bytes());
+        k.push(0);
+        k.extend_from_slice(&group.to_be_bytes());
+        k.extend_from_slice(&checkpoint.to_be_bytes());
+        k
+    }
+
+    /// Store a piece (not yet durable: the checkpoint's flush makes it so).
+    pub fn put_piece(
+        &self,
+        node: &str,
+        group: KeyGroup,
+        checkpoint: u64,
+        bytes: &[u8],
+        full: bool,
+        entries: u64,
+    ) -> Result<PieceMeta, KeyedError> {
+        let key = Self::piece_key(node, group, checkpoint);
+        self.pieces.insert(&key, bytes)?;
+        self.index.insert(&key, &[])?;
+        Ok(PieceMeta {
+            checkpoint,
+            len: bytes.len() as u64,
+            crc32: crc32fast::hash(bytes),
+            full,
+            entries,
+        })
+    }
+
+    /// A piece's bytes, checked against its length and checksum.
+    pub fn read_piece(
+        &self,
+        node: &str,
+        group: KeyGroup,
+        piece: &PieceMeta,
+    ) -> Result<Vec<u8>, KeyedError> {
+        let what = || {
+            format!(
+                "piece {}/{group}@{} of {node}'s keyed state",
+                node, piece.checkpoint
+            )
+        };
+        let bytes = self
+            .pieces
+            .get(Self::piece_key(node, group, piece.checkpoint))?
+            .ok_or_else(|| KeyedError::Piece(format!("{} is missing", what())))?;
+        if bytes.len() as u64 != piece.len || crc32fast::hash(&bytes) != piece.crc32 {
+            return Err(KeyedError::Piece(format!(
+                "{} fails its checksum ({} bytes, expected {})",
+                what(),
+                bytes.len(),
+                piece.len
+            )));
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Delete every piece no manifest in `keep` names, except those of checkpoints after
+    /// `newest_complete` (still being written).
+    pub fn prune(
+        &self,
+        keep: &[(&str, &KeyedManifest)],
+        newest_complete: u64,
+    ) -> Result<usize, KeyedError> {
+        let named: std::collections::HashSet<Vec<u8>> = keep
+            .iter()
+            .flat_map(|(node, m)| {
+                m.pieces()
+                    .map(|(g, p)| Self::piece_key(node, g, p.checkpoint))
+            })
+            .collect();
+        let mut deleted = 0;
+        for item in self.index.iter() {
+            let (k, _) = item?;
+            let checkpoint = k
+                .len()
+                .checked_sub(8)
+                .map(|at| u64::from_be_bytes(k[at..].try_into().expect("8 bytes")))
+                .unwrap_or(0);
+            if checkpoint <= newest_complete && !named.contains(k.as_ref()) {
+                self.pieces.remove(&k)?;
+                self.index.remove(&k)?;
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// A fresh live tree for subtask `subtask` of `node`, and its tree of changed keys.
+    fn live_trees(&self, node: &str, subtask: u32) -> Result<(sled::Tree, sled::Tree), KeyedError> {
+        let name = format!("{node}\0{subtask}");
+        let changed = format!("{node}\0{subtask}\0changed");
+        self.live.drop_tree(&name)?;
+        self.live.drop_tree(&changed)?;
+        Ok((self.live.open_tree(&name)?, self.live.open_tree(&changed)?))
+    }
+
+    /// Damage a piece, as a failing disk would (tests of the fallback).
+    #[doc(hidden)]
+    pub fn corrupt_piece(&self, node: &str, group: KeyGroup, checkpoint: u64) -> bool {
+        let key = Self::piece_key(node, group, checkpoint);
+        match self.pieces.get(&key) {
+            Ok(Some(v)) => {
+                let mut v = v.to_vec();
+                v[0] ^= 0xff;
+                self.pieces.insert(key, v).is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
+static TEMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
