@@ -20,6 +20,9 @@
 //! }
 //! ```
 //!
+//! Keyed state: [`keyed`] has value, list and map state per key, kept by the host beyond the
+//! plugin's memory, checkpointed incrementally and rescalable.
+//!
 //! Event time: [`time`] registers timers and reads the watermark, [`window`] has tumbling,
 //! sliding and session windows with aggregates and allowed lateness.
 //!
@@ -33,6 +36,7 @@ pub use anyhow::{Error, Result, anyhow, bail};
 pub use weir_sdk_macros::{operator, sink, source};
 
 mod config;
+pub mod keyed;
 pub mod lines;
 pub mod log;
 mod record;
@@ -42,6 +46,7 @@ pub mod time;
 pub mod window;
 
 pub use config::{Config, Context};
+pub use keyed::{ListState, MapState, ValueState};
 pub use record::Record;
 pub use time::{TimeDomain, Timer};
 
@@ -306,6 +311,39 @@ macro_rules! __glue_timers {
             });
         }
 
+        fn __weir_install_keyed() {
+            use weir::plugin::keyed_state as k;
+            fn scope(state: &str, key: &[u8]) -> k::Scope {
+                k::Scope {
+                    state: state.to_owned(),
+                    key: key.to_vec(),
+                }
+            }
+            $crate::keyed::install($crate::keyed::Host {
+                get: |s, key| k::get(&scope(s, key)),
+                map_get: |s, key, mk| k::map_get(&scope(s, key), mk),
+                map_entries: |s, key, after, limit| k::map_entries(&scope(s, key), after, limit),
+                keys: |s, after, limit| k::keys(s, after, limit),
+                apply: |changes| {
+                    use $crate::keyed::Change as C;
+                    let changes: ::std::vec::Vec<k::Change> = changes
+                        .into_iter()
+                        .map(|c| match c {
+                            C::Set(n, key, v) => k::Change::Set((k::Scope { state: n, key }, v)),
+                            C::Clear(n, key) => k::Change::Clear(k::Scope { state: n, key }),
+                            C::Put(n, key, mk, v) => {
+                                k::Change::Put((k::Scope { state: n, key }, mk, v))
+                            }
+                            C::Remove(n, key, mk) => {
+                                k::Change::Remove((k::Scope { state: n, key }, mk))
+                            }
+                        })
+                        .collect();
+                    k::apply(&changes)
+                },
+            });
+        }
+
         fn __weir_fired(
             fired: ::std::vec::Vec<weir::plugin::timers::Timer>,
         ) -> ::std::vec::Vec<$crate::Timer> {
@@ -374,36 +412,49 @@ macro_rules! __glue_operator {
         $crate::__glue_common!($ty);
         $crate::__glue_state!($ty, $crate::Operator);
         $crate::__glue_timers!();
+
+        /// A call into the operator, its keyed-state writes sent to the host if it succeeded.
+        fn __weir_call<R>(
+            f: impl FnOnce(&mut $ty) -> $crate::Result<R>,
+        ) -> ::core::result::Result<R, ::std::string::String> {
+            let r = __weir_with(f);
+            $crate::keyed::end_call(r.is_ok())?;
+            r
+        }
+
         impl exports::weir::plugin::packed_operator::Guest for __WeirPlugin {
             fn open(
                 cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
                 ctx: weir::plugin::types::Context,
             ) -> ::core::result::Result<(), ::std::string::String> {
                 __weir_install_time();
-                __weir_open(cfg, ctx, <$ty as $crate::Operator>::open)
+                __weir_install_keyed();
+                let r = __weir_open(cfg, ctx, <$ty as $crate::Operator>::open);
+                $crate::keyed::end_call(r.is_ok())?;
+                r
             }
             fn on_timers(
                 fired: ::std::vec::Vec<weir::plugin::timers::Timer>,
             ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
                 let fired = __weir_fired(fired);
-                __weir_with(|p| <$ty as $crate::Operator>::on_timers(p, fired))
+                __weir_call(|p| <$ty as $crate::Operator>::on_timers(p, fired))
                     .map(|out| $crate::__private::pack(&out))
             }
             fn finish() -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                __weir_with(|p| <$ty as $crate::Operator>::finish(p))
+                __weir_call(|p| <$ty as $crate::Operator>::finish(p))
                     .map(|out| $crate::__private::pack(&out))
             }
             fn process(
                 batch: ::std::vec::Vec<u8>,
             ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
                 let batch = $crate::__private::unpack(&batch)?;
-                __weir_with(|p| <$ty as $crate::Operator>::process(p, batch))
+                __weir_call(|p| <$ty as $crate::Operator>::process(p, batch))
                     .map(|out| $crate::__private::pack(&out))
             }
             fn on_watermark(
                 ts: i64,
             ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                __weir_with(|p| <$ty as $crate::Operator>::on_watermark(p, ts))
+                __weir_call(|p| <$ty as $crate::Operator>::on_watermark(p, ts))
                     .map(|out| $crate::__private::pack(&out))
             }
         }

@@ -67,6 +67,12 @@ impl Record {
         String::from_utf8_lossy(&self.value)
     }
 
+    /// The bytes a `hash` edge routes this record by, and so the key its keyed state is
+    /// scoped to: its key, or its value when it has none.
+    pub fn routing_key(&self) -> &[u8] {
+        self.key.as_deref().unwrap_or(&self.value)
+    }
+
     /// The first header called `name`.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers

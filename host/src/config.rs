@@ -148,6 +148,10 @@ pub struct PipelineSection {
     /// Capacity of each channel between subtasks, in batches. Default 16.
     #[serde(default = "default_channel_capacity")]
     pub channel_capacity: usize,
+    /// Key groups of the job's keyed state, the most parallelism a keyed node can ever have.
+    /// Fixed for the life of the job's state. Default 128.
+    #[serde(default = "default_max_parallelism")]
+    pub max_parallelism: u32,
 }
 
 impl Default for PipelineSection {
@@ -156,12 +160,16 @@ impl Default for PipelineSection {
             name: None,
             batch_size: default_batch_size(),
             channel_capacity: default_channel_capacity(),
+            max_parallelism: default_max_parallelism(),
         }
     }
 }
 
 fn default_batch_size() -> u32 {
     1024
+}
+fn default_max_parallelism() -> u32 {
+    crate::keyed::DEFAULT_MAX_PARALLELISM
 }
 fn default_channel_capacity() -> usize {
     16

@@ -20,6 +20,8 @@ pub struct JobGraph {
     pub nodes: Vec<Node>,
     pub batch_size: u32,
     pub channel_capacity: usize,
+    /// Key groups of the job's keyed state (`[pipeline] max_parallelism`).
+    pub max_parallelism: u32,
 }
 
 /// One node of the graph.
@@ -230,6 +232,7 @@ impl JobGraph {
             nodes,
             batch_size: spec.file.pipeline.batch_size,
             channel_capacity: spec.file.pipeline.channel_capacity,
+            max_parallelism: spec.file.pipeline.max_parallelism,
         })
     }
 }
@@ -308,11 +311,31 @@ fn a(kind: NodeKind) -> String {
 /// Each node's input names, after checking kinds, names, parallelism and `forward` edges.
 fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
     let sections = &spec.file.node;
+    let max = spec.file.pipeline.max_parallelism;
+    if max == 0 || max > crate::keyed::groups::MAX_MAX_PARALLELISM {
+        return Err(spec.invalid(
+            "pipeline.max_parallelism",
+            format!(
+                "{max} must be from 1 to {}",
+                crate::keyed::groups::MAX_MAX_PARALLELISM
+            ),
+        ));
+    }
     let mut inputs = BTreeMap::new();
     for (uid, section) in sections {
         let key = |k: &str| format!("node.{uid}.{k}");
         if section.parallelism == 0 {
             return Err(spec.invalid(key("parallelism"), "must be at least 1"));
+        }
+        let max = spec.file.pipeline.max_parallelism;
+        if section.parallelism > max {
+            return Err(spec.invalid(
+                key("parallelism"),
+                format!(
+                    "{} is above the job's max_parallelism ({max}): keyed state has {max} key groups, one subtask needs at least one; raise [pipeline] max_parallelism (only possible before the job's first checkpoint, or with --fresh)",
+                    section.parallelism
+                ),
+            ));
         }
         if uid.is_empty() || uid.contains(['.', '@']) {
             return Err(spec.invalid(

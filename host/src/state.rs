@@ -1,12 +1,16 @@
 //! Checkpoint storage in sled: each subtask's state blob keyed by (checkpoint, node uid,
-//! subtask), and one metadata record per checkpoint.
+//! subtask), the pieces of keyed state (written by the subtasks themselves, see
+//! [`crate::keyed`]), and one metadata record per checkpoint naming its blobs and, per keyed
+//! node, the chain of pieces of every key group (pieces are shared between checkpoints).
 //!
-//! Invariants: a checkpoint is `Complete` only once its blobs and metadata are flushed to disk;
-//! every blob's length and CRC-32 are in the metadata and are checked before a restore, so a
-//! corrupt or partial checkpoint is never restored: the newest intact one is, with a warning.
+//! Invariants: a checkpoint is `Complete` only once its blobs, pieces and metadata are flushed
+//! to disk; every blob's and piece's length and CRC-32 are in the metadata and are checked
+//! before a restore, so a corrupt or partial checkpoint is never restored: the newest intact
+//! one is, with a warning. Retention deletes a piece only once no kept checkpoint names it.
 
+use crate::keyed::KeyedManifest;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -57,11 +61,31 @@ pub struct CheckpointMeta {
     pub finished: bool,
     pub savepoint: bool,
     pub blobs: Vec<BlobMeta>,
+    /// node uid → its keyed state: per key group the pieces it is rebuilt from.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keyed: BTreeMap<String, KeyedManifest>,
 }
 
 impl CheckpointMeta {
+    /// Bytes this checkpoint wrote: its blobs and its own pieces.
     pub fn bytes(&self) -> u64 {
-        self.blobs.iter().map(|b| b.len).sum()
+        let blobs: u64 = self.blobs.iter().map(|b| b.len).sum();
+        let own: u64 = self
+            .keyed
+            .values()
+            .map(|m| m.bytes_written_by(self.id))
+            .sum();
+        blobs + own
+    }
+
+    /// Bytes of the pieces it shares with older checkpoints (named, not written again).
+    pub fn shared_bytes(&self) -> u64 {
+        self.keyed.values().map(|m| m.bytes()).sum::<u64>()
+            - self
+                .keyed
+                .values()
+                .map(|m| m.bytes_written_by(self.id))
+                .sum::<u64>()
     }
 }
 
@@ -79,6 +103,7 @@ pub struct StateStore {
     db: sled::Db,
     meta: sled::Tree,
     blobs: sled::Tree,
+    pieces: crate::keyed::Pieces,
 }
 
 fn blob_key(id: u64, node: &str, subtask: u32) -> Vec<u8> {
@@ -133,11 +158,32 @@ impl StateStore {
             .map_err(open_err)?;
         let meta = db.open_tree("meta").map_err(open_err)?;
         let blobs = db.open_tree("blobs").map_err(open_err)?;
+        let pieces = crate::keyed::Pieces::open(&db).map_err(|e| StateError::Open {
+            dir: dir.to_owned(),
+            reason: e.to_string(),
+        })?;
         Ok(StateStore {
             dir: dir.to_owned(),
             db,
             meta,
             blobs,
+            pieces,
+        })
+    }
+
+    /// The pieces of keyed state kept in this store.
+    pub fn pieces(&self) -> &crate::keyed::Pieces {
+        &self.pieces
+    }
+
+    /// Where a run's operators keep keyed state: pieces here, live trees in `live/` beside
+    /// the store (scratch: emptied now).
+    pub fn keyed_store(&self) -> Result<crate::keyed::Store, StateError> {
+        crate::keyed::Store::open(self.pieces.clone(), &self.dir.join("live")).map_err(|e| {
+            StateError::Io {
+                dir: self.dir.clone(),
+                reason: e.to_string(),
+            }
         })
     }
 
@@ -200,6 +246,7 @@ impl StateStore {
             finished: false,
             savepoint: false,
             blobs: Vec::new(),
+            keyed: BTreeMap::new(),
         })
     }
 
@@ -215,6 +262,7 @@ impl StateStore {
         finished: bool,
         savepoint: bool,
         states: &[(String, u32, Vec<u8>)],
+        keyed: &BTreeMap<String, KeyedManifest>,
     ) -> Result<CheckpointMeta, StateError> {
         let mut blobs = Vec::with_capacity(states.len());
         for (node, subtask, bytes) in states {
@@ -237,6 +285,7 @@ impl StateStore {
             finished,
             savepoint,
             blobs,
+            keyed: keyed.clone(),
         };
         self.put_meta(&meta)?;
         self.db.flush().map_err(|e| self.io(e))?;
@@ -262,13 +311,25 @@ impl StateStore {
             .filter(|m| m.status == Status::Complete)
             .map(|m| m.id)
             .collect();
-        if complete.len() <= retain {
-            return Ok(());
+        if complete.len() > retain {
+            let oldest_kept = complete[complete.len() - retain.max(1)];
+            for m in all.iter().filter(|m| m.id < oldest_kept) {
+                self.delete(m.id)?;
+            }
         }
-        let oldest_kept = complete[complete.len() - retain.max(1)];
-        for m in all.iter().filter(|m| m.id < oldest_kept) {
-            self.delete(m.id)?;
-        }
+        // Pieces no kept checkpoint names (of deleted, failed or abandoned checkpoints).
+        let kept = self.list()?;
+        let named: Vec<(&str, &KeyedManifest)> = kept
+            .iter()
+            .flat_map(|m| m.keyed.iter().map(|(n, k)| (n.as_str(), k)))
+            .collect();
+        let newest = complete.last().copied().unwrap_or(0);
+        self.pieces
+            .prune(&named, newest)
+            .map_err(|e| StateError::Io {
+                dir: self.dir.clone(),
+                reason: e.to_string(),
+            })?;
         Ok(())
     }
 
@@ -300,6 +361,13 @@ impl StateStore {
                 ));
             }
             states.insert((b.node.clone(), b.subtask), bytes.to_vec());
+        }
+        for (node, m) in &meta.keyed {
+            for (g, p) in m.pieces() {
+                self.pieces
+                    .read_piece(node, g, p)
+                    .map_err(|e| e.to_string())?;
+            }
         }
         Ok(Restorable {
             meta: meta.clone(),
@@ -392,6 +460,7 @@ mod tests {
                     false,
                     false,
                     &states(id as u8),
+                    &BTreeMap::new(),
                 )
                 .unwrap();
         }
@@ -418,6 +487,7 @@ mod tests {
                     false,
                     false,
                     &states(id as u8),
+                    &BTreeMap::new(),
                 )
                 .unwrap();
         }
@@ -439,6 +509,7 @@ mod tests {
                 false,
                 false,
                 &states(1),
+                &BTreeMap::new(),
             )
             .unwrap();
         meta.blobs.push(BlobMeta {
@@ -463,6 +534,7 @@ mod tests {
                 false,
                 false,
                 &states(1),
+                &BTreeMap::new(),
             )
             .unwrap();
         store.started(2, SystemTime::now()).unwrap();

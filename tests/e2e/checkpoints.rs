@@ -430,7 +430,8 @@ fn a_source_file_truncated_below_its_checkpointed_offset_is_an_error() {
 #[test]
 fn a_job_of_more_than_512_subtasks_runs_to_the_end() {
     let dir = scratch();
-    let text = "[checkpoint]\ninterval = \"200ms\"\n\n[node.src]\nkind = \"source\"\nplugin = \"sequence\"\nparallelism = 300\nconfig = { count = 3000 }\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\nparallelism = 300\n";
+    // 300 subtasks need at least 300 key groups.
+    let text = "[pipeline]\nmax_parallelism = 512\n\n[checkpoint]\ninterval = \"200ms\"\n\n[node.src]\nkind = \"source\"\nplugin = \"sequence\"\nparallelism = 300\nconfig = { count = 3000 }\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\nparallelism = 300\n";
     std::fs::write(dir.path().join("p.toml"), text).unwrap();
     let o = run_weir(&["run", "p.toml"], dir.path());
     assert!(o.status.success(), "{}", stderr(&o));

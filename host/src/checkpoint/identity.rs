@@ -26,6 +26,9 @@ pub struct JobIdentity {
     /// The job completed at least one checkpoint: its outputs may hold committed data.
     #[serde(default)]
     pub checkpointed: bool,
+    /// Key groups of the job's keyed state (`[pipeline] max_parallelism`), fixed for its life.
+    #[serde(default)]
+    pub max_parallelism: Option<u32>,
 }
 
 /// A problem with a state directory's identity or lock.
@@ -127,6 +130,7 @@ pub fn load_or_create(
         file,
         created_ms: crate::state::unix_ms(std::time::SystemTime::now()),
         checkpointed: false,
+        max_parallelism: None,
     };
     write(dir, &id)?;
     Ok((id, true))

@@ -2,9 +2,11 @@
 //! savepoints, and matching stored state to the nodes of a (possibly changed) pipeline.
 //!
 //! Invariant: state is matched to nodes by uid; a restore never silently drops state (a uid with
-//! no node is an error unless explicitly allowed) and never splits it (parallelism must match).
+//! no node is an error unless explicitly allowed) and splits or merges it only where its kind
+//! allows ([`rescale`]): keyed state by key group, union state whole, opaque state never.
 
 pub mod identity;
+pub mod rescale;
 pub mod savepoint;
 pub mod settings;
 
@@ -42,6 +44,8 @@ impl CheckpointHooks for StoreHooks<'_> {
                 &self.job.id,
                 cp.id,
                 &cp.states,
+                &cp.keyed,
+                Some(self.store.pieces()),
             )
             .map_err(|e| format!("cannot write savepoint {}: {e}", cp.id))?;
             self.savepoint = Some(dir);
@@ -55,6 +59,7 @@ impl CheckpointHooks for StoreHooks<'_> {
                 cp.last && !cp.savepoint,
                 cp.savepoint,
                 &cp.states,
+                &cp.keyed,
             )
             .map_err(|e| e.to_string())?;
         self.store.prune(self.retain).map_err(|e| e.to_string())?;
@@ -63,9 +68,13 @@ impl CheckpointHooks for StoreHooks<'_> {
             identity::write(&self.state_dir, &self.job).map_err(|e| e.to_string())?;
         }
         tracing::debug!(
-            "checkpoint {} stored ({} bytes, {:?})",
+            "checkpoint {} stored ({} bytes of state, {} of keyed state written, {:?})",
             cp.id,
             cp.states.iter().map(|s| s.2.len()).sum::<usize>(),
+            cp.keyed
+                .values()
+                .map(|m| m.bytes_written_by(cp.id))
+                .sum::<u64>(),
             cp.duration
         );
         Ok(())
@@ -78,35 +87,33 @@ impl CheckpointHooks for StoreHooks<'_> {
     }
 }
 
-/// Match stored `states` of checkpoint `id` to `graph`'s nodes.
+/// Match stored `states` and `keyed` state of checkpoint `id` to `graph`'s nodes, handing
+/// each node's state to its subtasks at the node's parallelism now (see [`rescale`]).
 pub fn restore_point(
     graph: &JobGraph,
     id: u64,
     states: HashMap<(String, u32), Vec<u8>>,
+    keyed: BTreeMap<String, crate::keyed::KeyedManifest>,
     allow_non_restored: bool,
     abort: Vec<u64>,
 ) -> Result<RestorePoint, String> {
-    let mut subtasks: BTreeMap<&str, u32> = BTreeMap::new();
-    for (uid, _) in states.keys() {
-        // A subtask's event time rides with its node's state (only subtasks that have any).
-        if crate::time::node_of(uid).1 {
-            continue;
-        }
-        *subtasks.entry(uid.as_str()).or_default() += 1;
+    // node uid → (its subtasks' state, their event time), by old subtask index.
+    type Old = BTreeMap<u32, Vec<u8>>;
+    let mut by_node: BTreeMap<String, (Old, Old)> = BTreeMap::new();
+    for ((uid, subtask), bytes) in states {
+        let (node, is_time) = crate::time::node_of(&uid);
+        let entry = by_node.entry(node.to_owned()).or_default();
+        let side = if is_time { &mut entry.1 } else { &mut entry.0 };
+        side.insert(subtask, bytes);
     }
-    let mut dropped = Vec::new();
-    for (uid, n) in &subtasks {
-        match graph.nodes.iter().find(|node| node.uid == *uid) {
-            None => dropped.push(uid.to_string()),
-            Some(node) if node.parallelism != *n => {
-                return Err(format!(
-                    "node `{uid}` was checkpointed with parallelism {n} but now has parallelism {}: opaque plugin state cannot be split or merged; set parallelism = {n}",
-                    node.parallelism
-                ));
-            }
-            Some(_) => {}
-        }
-    }
+    let mut dropped: Vec<String> = by_node
+        .keys()
+        .chain(keyed.keys())
+        .filter(|uid| !graph.nodes.iter().any(|n| &n.uid == *uid))
+        .cloned()
+        .collect();
+    dropped.sort();
+    dropped.dedup();
     if !dropped.is_empty() {
         if !allow_non_restored {
             return Err(format!(
@@ -123,16 +130,52 @@ pub fn restore_point(
             dropped.join(", ")
         );
     }
-    let states = states
+    for (uid, m) in &keyed {
+        if m.max_parallelism != graph.max_parallelism && !dropped.contains(uid) {
+            return Err(format!(
+                "checkpoint {id} holds keyed state of node `{uid}` in {} key groups, but the pipeline has max_parallelism = {}: max_parallelism is fixed for the life of a job's state; set [pipeline] max_parallelism = {} again (or start over with --fresh)",
+                m.max_parallelism, graph.max_parallelism, m.max_parallelism
+            ));
+        }
+    }
+    let mut out = HashMap::new();
+    for node in &graph.nodes {
+        let Some((state, time)) = by_node.remove(&node.uid) else {
+            continue;
+        };
+        // Every subtask acks a state, so the old parallelism is the number of them.
+        let old_parallelism = state.keys().max().map_or(0, |m| m + 1) as usize;
+        let old = |m: &Old| -> Vec<Option<Vec<u8>>> {
+            (0..old_parallelism as u32)
+                .map(|s| m.get(&s).cloned())
+                .collect()
+        };
+        let states = rescale::redistribute(node, &old(&state), graph.max_parallelism)?;
+        let times = rescale::redistribute_time(&node.uid, &old(&time), node.parallelism)?;
+        if old_parallelism != node.parallelism as usize {
+            tracing::info!(
+                "rescaling node `{}` from parallelism {old_parallelism} to {}",
+                node.uid,
+                node.parallelism
+            );
+        }
+        for (s, (st, tm)) in states.into_iter().zip(times).enumerate() {
+            if let Some(st) = st {
+                out.insert((node.uid.clone(), s as u32), st);
+            }
+            if let Some(tm) = tm {
+                out.insert((crate::time::time_uid(&node.uid), s as u32), tm);
+            }
+        }
+    }
+    let keyed = keyed
         .into_iter()
-        .filter(|((uid, _), _)| {
-            let (node, _) = crate::time::node_of(uid);
-            !dropped.iter().any(|d| d == node)
-        })
+        .filter(|(uid, _)| !dropped.contains(uid))
         .collect();
     Ok(RestorePoint {
         checkpoint: id,
-        states,
+        states: out,
         abort,
+        keyed,
     })
 }

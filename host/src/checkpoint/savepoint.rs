@@ -1,14 +1,17 @@
 //! Savepoints: self-contained directories holding one checkpoint's state, to stop a job and
 //! resume it later, elsewhere, or with new plugin builds.
 //!
-//! Layout: `_metadata.json` (pipeline, checkpoint id, nodes, and per blob its file, length and
-//! CRC-32) plus one `<node>.<subtask>.state` file per subtask. Invariants: a savepoint directory
+//! Layout: `_metadata.json` (pipeline, checkpoint id, nodes, per blob its file, length and
+//! CRC-32, and per keyed node its manifest) plus one `<node>.<subtask>.state` file per subtask
+//! and one `<node>.<group>.<checkpoint>.piece` file per piece of keyed state the savepoint's
+//! checkpoint names (so it is self-contained; resuming imports the pieces into the store). Invariants: a savepoint directory
 //! appears whole (built under a temporary name, renamed into place) and is never written through
 //! a name or link that existed before; every blob is verified against the metadata when read.
 
+use crate::keyed::{KeyGroup, KeyedManifest, PieceMeta, Pieces};
 use crate::protected::write_new;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 const METADATA: &str = "_metadata.json";
@@ -23,6 +26,13 @@ pub struct SavepointMeta {
     pub checkpoint: u64,
     pub created_ms: u64,
     pub blobs: Vec<BlobFile>,
+    /// node uid → its keyed state (the pieces are files beside this one).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keyed: BTreeMap<String, KeyedManifest>,
+}
+
+fn piece_file(node: &str, group: KeyGroup, piece: &PieceMeta) -> String {
+    format!("{node}.{group}.{}.piece", piece.checkpoint)
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,6 +49,7 @@ pub struct BlobFile {
 pub struct Savepoint {
     pub meta: SavepointMeta,
     pub states: HashMap<(String, u32), Vec<u8>>,
+    dir: PathBuf,
 }
 
 /// Write the states of checkpoint `id` as a savepoint directory under `parent`.
@@ -53,6 +64,8 @@ pub fn write(
     job: &str,
     id: u64,
     states: &[(String, u32, Vec<u8>)],
+    keyed: &BTreeMap<String, KeyedManifest>,
+    pieces: Option<&Pieces>,
 ) -> std::io::Result<PathBuf> {
     crate::protected::ensure_real_dir(parent)?;
     let tmp = parent.join(format!(".savepoint-{id}.tmp-{}", std::process::id()));
@@ -74,6 +87,15 @@ pub fn write(
             crc32: crc32fast::hash(bytes),
         });
     }
+    for (node, m) in keyed {
+        let pieces = pieces.ok_or_else(|| std::io::Error::other("no store holds the pieces"))?;
+        for (g, p) in m.pieces() {
+            let bytes = pieces
+                .read_piece(node, g, p)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            write_new(&tmp.join(piece_file(node, g, p)), &bytes)?;
+        }
+    }
     let meta = SavepointMeta {
         format: 1,
         pipeline: pipeline.to_owned(),
@@ -81,6 +103,7 @@ pub fn write(
         checkpoint: id,
         created_ms: crate::state::unix_ms(std::time::SystemTime::now()),
         blobs,
+        keyed: keyed.clone(),
     };
     let json = serde_json::to_vec_pretty(&meta).expect("metadata serialises");
     write_new(&tmp.join(METADATA), &json)?;
@@ -119,7 +142,48 @@ pub fn read(dir: &Path) -> Result<Savepoint, String> {
         }
         states.insert((b.node.clone(), b.subtask), bytes);
     }
-    Ok(Savepoint { meta, states })
+    for (node, m) in &meta.keyed {
+        for (g, p) in m.pieces() {
+            let file = piece_file(node, g, p);
+            let bytes = std::fs::read(dir.join(&file))
+                .map_err(|e| format!("{}: cannot read {file}: {e}", dir.display()))?;
+            if bytes.len() as u64 != p.len || crc32fast::hash(&bytes) != p.crc32 {
+                return Err(format!(
+                    "{}: {file} fails its checksum: the savepoint is corrupt",
+                    dir.display()
+                ));
+            }
+        }
+    }
+    Ok(Savepoint {
+        meta,
+        states,
+        dir: dir.to_owned(),
+    })
+}
+
+impl Savepoint {
+    /// Copy the savepoint's pieces of keyed state into `pieces` (the store a job resumed from
+    /// it keeps its checkpoints in), checked again on the way.
+    pub fn import_pieces(&self, pieces: &Pieces) -> Result<(), String> {
+        for (node, m) in &self.meta.keyed {
+            for (g, p) in m.pieces() {
+                let file = piece_file(node, g, p);
+                let bytes = std::fs::read(self.dir.join(&file))
+                    .map_err(|e| format!("{}: cannot read {file}: {e}", self.dir.display()))?;
+                let stored = pieces
+                    .put_piece(node, g, p.checkpoint, &bytes, p.full, p.entries)
+                    .map_err(|e| e.to_string())?;
+                if stored.crc32 != p.crc32 || stored.len != p.len {
+                    return Err(format!(
+                        "{}: {file} fails its checksum: the savepoint is corrupt",
+                        self.dir.display()
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -130,7 +194,7 @@ mod tests {
     fn a_savepoint_round_trips_and_detects_corruption() {
         let dir = tempfile::tempdir().unwrap();
         let states = vec![("count".to_string(), 0, b"state bytes".to_vec())];
-        let sp = write(dir.path(), "wc", "j", 7, &states).unwrap();
+        let sp = write(dir.path(), "wc", "j", 7, &states, &BTreeMap::new(), None).unwrap();
         let back = read(&sp).unwrap();
         assert_eq!(back.meta.checkpoint, 7);
         assert_eq!(back.states[&("count".to_string(), 0)], b"state bytes");
@@ -138,7 +202,7 @@ mod tests {
         assert!(read(&sp).unwrap_err().contains("checksum"));
         assert!(read(dir.path()).unwrap_err().contains("not a savepoint"));
         // The same id again keeps the first savepoint and writes beside it.
-        let again = write(dir.path(), "wc", "j", 7, &states).unwrap();
+        let again = write(dir.path(), "wc", "j", 7, &states, &BTreeMap::new(), None).unwrap();
         assert_ne!(again, sp);
         assert_eq!(
             std::fs::read(sp.join("count.0.state")).unwrap(),
@@ -160,7 +224,7 @@ mod tests {
         std::os::unix::fs::symlink(root.path().join("new.txt"), planted.join("_metadata.json"))
             .unwrap();
         let states = vec![("count".to_string(), 0, b"plugin bytes".to_vec())];
-        let sp = write(&parent, "wc", "j", 3, &states).unwrap();
+        let sp = write(&parent, "wc", "j", 3, &states, &BTreeMap::new(), None).unwrap();
         assert_ne!(sp, std::path::absolute(&planted).unwrap());
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert!(!root.path().join("new.txt").exists());
@@ -171,6 +235,6 @@ mod tests {
         // A link in place of the savepoints directory itself is refused.
         let linked = root.path().join("linked");
         std::os::unix::fs::symlink(root.path(), &linked).unwrap();
-        assert!(write(&linked, "wc", "j", 4, &states).is_err());
+        assert!(write(&linked, "wc", "j", 4, &states, &BTreeMap::new(), None).is_err());
     }
 }

@@ -123,7 +123,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             &rt,
             &template,
             total,
-            NodeFactory::Operator(Arc::new(|_| Ok(Box::new(NativeFilterMap)))),
+            NodeFactory::Operator(Arc::new(|_, _| Ok(Box::new(NativeFilterMap)))),
         )?;
 
         let mut instance = OperatorInstance::start(
@@ -135,6 +135,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             &node.sandbox,
             node.limits,
             &[],
+            None,
         )?;
         let wasm_call = rate(total, || {
             let mut done = 0;
@@ -204,7 +205,7 @@ fn window_count(
     let mut rates = Vec::new();
     for operator in [
         NodeFactory::of(host.clone(), &node),
-        NodeFactory::Operator(Arc::new(|_| {
+        NodeFactory::Operator(Arc::new(|_, _| {
             Ok(Box::new(crate::bench::NativeWindowCount::new(1000)))
         })),
     ] {
@@ -273,6 +274,7 @@ fn window_job(total: u64, keys: u64, per_ms: u64, operator: NodeFactory) -> Job 
         ],
         batch_size: 1024,
         channel_capacity: 16,
+        max_parallelism: crate::keyed::DEFAULT_MAX_PARALLELISM,
         cancel: Default::default(),
     }
 }
@@ -297,7 +299,7 @@ fn compare_operators(
         "{:>10} | {:>12} {:>14} | {:>9}",
         "build", "lines/s", "words/s", "vs native"
     );
-    let native = NodeFactory::Operator(Arc::new(|_| {
+    let native = NodeFactory::Operator(Arc::new(|_, _| {
         Ok(Box::new(crate::bench::NativeWordCount::default()))
     }));
     let (native_rate, _) = pipeline_with(
@@ -561,6 +563,7 @@ fn pipeline_with(
         ],
         batch_size: batch as u32,
         channel_capacity: 16,
+        max_parallelism: crate::keyed::DEFAULT_MAX_PARALLELISM,
         cancel: Default::default(),
     };
     let report = rt.block_on(runtime::run(job, options, hooks, None))?;

@@ -115,6 +115,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
         None => 1,
     };
+    // Keyed state: key groups are fixed for the life of the job's state.
+    match job.max_parallelism {
+        Some(m) if m != graph.max_parallelism && job.checkpointed => bail!(
+            "{}: this job's keyed state has {m} key groups ([pipeline] max_parallelism = {m} when it started), the pipeline now says {}: max_parallelism is fixed for the life of a job's state. Set it back to {m}, or start over with --fresh --yes",
+            args.pipeline.display(),
+            graph.max_parallelism
+        ),
+        _ => job.max_parallelism = Some(graph.max_parallelism),
+    }
+    let keyed_store = store.as_ref().map(|s| s.keyed_store()).transpose()?;
+    if let (Some(sp), Some(store)) = (&from_savepoint, &store) {
+        sp.import_pieces(store.pieces())
+            .map_err(anyhow::Error::msg)?;
+    }
     let mut tracker = RestartTracker::new(restart);
     loop {
         // What this attempt resumes from.
@@ -139,6 +153,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         &graph,
                         r.meta.id,
                         r.states,
+                        r.meta.keyed,
                         args.allow_non_restored_state,
                         abort,
                     )
@@ -159,6 +174,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         &graph,
                         sp.meta.checkpoint,
                         sp.states.clone(),
+                        sp.meta.keyed.clone(),
                         args.allow_non_restored_state,
                         Vec::new(),
                     )
@@ -180,6 +196,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             restore,
             progress: !args.quiet && std::io::stderr().is_terminal(),
             stop_grace: args.stop_grace,
+            keyed: keyed_store.clone(),
         };
         let mut store_hooks = store.as_ref().map(|s| StoreHooks {
             store: s,

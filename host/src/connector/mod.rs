@@ -90,6 +90,21 @@ impl Native {
         }))
     }
 
+    /// Whether its subtasks' state is union state: on restore every subtask gets all of it
+    /// (merged by [`Native::merge_union`]) and keeps what concerns it, so the parallelism may
+    /// change and partitions may be added.
+    pub fn union_state(&self) -> bool {
+        matches!(self, Native::KafkaSource(_))
+    }
+
+    /// The union of the subtasks' `states`.
+    pub fn merge_union(&self, states: &[&[u8]]) -> Result<Vec<u8>, String> {
+        match self {
+            Native::KafkaSource(_) => kafka::merge_source_states(states),
+            Native::KafkaSink(_) => Err("the Kafka sink has no union state".into()),
+        }
+    }
+
     /// The factory of this connector's subtasks in job `job` (its identity; empty outside a
     /// job, e.g. in benchmarks). A Kafka sink's transactional ids, and so its commit markers,
     /// include the job: `--fresh` or a same-named job elsewhere never fences its transactions

@@ -35,6 +35,9 @@ struct Slot {
     changed: bool,
 }
 
+/// (map key, value)
+pub type MapEntry = (Vec<u8>, Vec<u8>);
+
 /// One subtask's keyed state.
 pub struct KeyedBackend {
     node: String,
@@ -218,7 +221,7 @@ impl KeyedBackend {
         key: &[u8],
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, KeyedError> {
+    ) -> Result<Vec<MapEntry>, KeyedError> {
         let g = self.group(key)?;
         let mut prefix = layout::scope_prefix(g, name, key)?;
         prefix.push(layout::MAP);
@@ -391,7 +394,7 @@ impl KeyedBackend {
                 continue;
             }
             let bytes = piece::encode(&entries);
-            let meta = self.store.put_piece(
+            let meta = self.store.pieces.put_piece(
                 &self.node,
                 g,
                 checkpoint,
@@ -433,7 +436,7 @@ impl KeyedBackend {
         }
         for (g, chain) in manifest.groups.range(self.range.clone()) {
             for p in chain {
-                let bytes = self.store.read_piece(&self.node, *g, p)?;
+                let bytes = self.store.pieces.read_piece(&self.node, *g, p)?;
                 let entries = piece::decode(&bytes).map_err(|e| {
                     KeyedError::Piece(format!(
                         "piece {}/{g}@{} does not decode: {e}",

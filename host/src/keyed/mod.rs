@@ -44,14 +44,20 @@ impl From<sled::Error> for KeyedError {
     }
 }
 
-/// Where keyed state is kept: the pieces (in the checkpoint store's sled database, so one
-/// flush makes a checkpoint's pieces and its manifest durable together) and the live trees
-/// the running subtasks work in (scratch, rebuilt from pieces on every restore).
+/// The stored pieces, in the checkpoint store's sled database (so one flush makes a
+/// checkpoint's pieces and its manifest durable together).
 #[derive(Clone)]
-pub struct Store {
+pub struct Pieces {
     pieces: sled::Tree,
     /// Names of the stored pieces (reading them from `pieces` would read their bytes).
     index: sled::Tree,
+}
+
+/// Where keyed state is kept: the pieces, and the live trees the running subtasks work in
+/// (scratch, rebuilt from pieces on every restore).
+#[derive(Clone)]
+pub struct Store {
+    pub pieces: Pieces,
     live: sled::Db,
 }
 
@@ -59,9 +65,9 @@ pub struct Store {
 const LIVE_CACHE: u64 = 64 << 20;
 
 impl Store {
-    /// Pieces in `db`, live trees in a fresh database at `live_dir` (deleted first: what a
-    /// previous run left there is scratch).
-    pub fn open(db: &sled::Db, live_dir: &Path) -> Result<Self, KeyedError> {
+    /// Live trees in a fresh database at `live_dir` (deleted first: what a previous run left
+    /// there is scratch) beside `pieces`.
+    pub fn open(pieces: Pieces, live_dir: &Path) -> Result<Self, KeyedError> {
         if live_dir.exists() {
             std::fs::remove_dir_all(live_dir).map_err(|e| {
                 KeyedError::Storage(format!("cannot clear {}: {e}", live_dir.display()))
@@ -72,11 +78,7 @@ impl Store {
             .cache_capacity(LIVE_CACHE)
             .temporary(true)
             .open()?;
-        Ok(Store {
-            pieces: db.open_tree("pieces")?,
-            index: db.open_tree("piece-index")?,
-            live,
-        })
+        Ok(Store { pieces, live })
     }
 
     /// A store for a run without checkpoints: everything in a temporary directory.
@@ -90,7 +92,26 @@ impl Store {
             .path(dir.join("pieces"))
             .temporary(true)
             .open()?;
-        Self::open(&db, &dir.join("live"))
+        Self::open(Pieces::open(&db)?, &dir.join("live"))
+    }
+
+    /// A fresh live tree for subtask `subtask` of `node`, and its tree of changed keys.
+    fn live_trees(&self, node: &str, subtask: u32) -> Result<(sled::Tree, sled::Tree), KeyedError> {
+        let name = format!("{node}\0{subtask}");
+        let changed = format!("{node}\0{subtask}\0changed");
+        self.live.drop_tree(&name)?;
+        self.live.drop_tree(&changed)?;
+        Ok((self.live.open_tree(&name)?, self.live.open_tree(&changed)?))
+    }
+}
+
+impl Pieces {
+    /// The pieces kept in `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, KeyedError> {
+        Ok(Pieces {
+            pieces: db.open_tree("pieces")?,
+            index: db.open_tree("piece-index")?,
+        })
     }
 
     fn piece_key(node: &str, group: KeyGroup, checkpoint: u64) -> Vec<u8> {
@@ -183,15 +204,6 @@ impl Store {
         Ok(deleted)
     }
 
-    /// A fresh live tree for subtask `subtask` of `node`, and its tree of changed keys.
-    fn live_trees(&self, node: &str, subtask: u32) -> Result<(sled::Tree, sled::Tree), KeyedError> {
-        let name = format!("{node}\0{subtask}");
-        let changed = format!("{node}\0{subtask}\0changed");
-        self.live.drop_tree(&name)?;
-        self.live.drop_tree(&changed)?;
-        Ok((self.live.open_tree(&name)?, self.live.open_tree(&changed)?))
-    }
-
     /// Damage a piece, as a failing disk would (tests of the fallback).
     #[doc(hidden)]
     pub fn corrupt_piece(&self, node: &str, group: KeyGroup, checkpoint: u64) -> bool {
@@ -204,6 +216,12 @@ impl Store {
             }
             _ => false,
         }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("keyed::Store")
     }
 }
 

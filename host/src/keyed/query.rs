@@ -7,7 +7,7 @@
 use super::groups::{self, KeyGroup};
 use super::layout;
 use super::piece::{self, KeyedManifest};
-use super::{KeyedError, Store};
+use super::{KeyedError, Pieces};
 use std::collections::BTreeMap;
 
 /// One piece of state a key holds: which state, the map key for a map entry, the bytes.
@@ -44,7 +44,7 @@ pub fn collect<'a>(
 
 /// Key group `g` of `node` as checkpoint `manifest` holds it.
 fn replay(
-    store: &Store,
+    store: &Pieces,
     node: &str,
     manifest: &KeyedManifest,
     g: KeyGroup,
@@ -64,7 +64,7 @@ fn replay(
 
 /// What `key` holds in `node`'s keyed state of checkpoint `manifest`.
 pub fn lookup(
-    store: &Store,
+    store: &Pieces,
     node: &str,
     manifest: &KeyedManifest,
     key: &[u8],
@@ -83,7 +83,7 @@ pub fn lookup(
 /// The first `limit` keys (in key order) starting with `prefix` in `node`'s keyed state of
 /// checkpoint `manifest`, with what they hold.
 pub fn scan(
-    store: &Store,
+    store: &Pieces,
     node: &str,
     manifest: &KeyedManifest,
     prefix: &[u8],

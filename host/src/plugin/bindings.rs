@@ -105,6 +105,7 @@ pub mod v2 {
                 "weir:plugin/host-log@0.2.0": super::operator::weir::plugin::host_log,
                 "weir:plugin/timers@0.2.0": super::operator::weir::plugin::timers,
                 "weir:plugin/late@0.2.0": super::operator::weir::plugin::late,
+                "weir:plugin/keyed-state@0.2.0": super::operator::weir::plugin::keyed_state,
             },
         });
     }
@@ -121,6 +122,6 @@ pub mod v2 {
         });
     }
 
-    pub use operator::weir::plugin::{host_log, late, timers};
+    pub use operator::weir::plugin::{host_log, keyed_state, late, timers};
     pub use packed_source::weir::plugin::watermarks;
 }

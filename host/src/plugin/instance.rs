@@ -14,7 +14,7 @@ use super::sandbox::timer_to_guest;
 use super::sandbox::{HostState, SandboxSpec};
 use super::text::{MAX_TEXT, escape};
 use super::{Contract, LoadedPlugin, PluginError, PluginHost, PluginOrigin};
-use crate::time::timers::{Domain, TimerQueue};
+use crate::time::timers::Domain;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -321,6 +321,13 @@ impl Sandboxed {
         call: &'static str,
         outcome: wasmtime::Result<Result<T, String>>,
     ) -> Result<T, PluginError> {
+        // Keyed state the plugin could not use is why the call failed, whatever it returned.
+        if let Some(e) = self.store.data_mut().keyed_error.take()
+            && !matches!(&outcome, Err(t) if t.downcast_ref::<Interrupted>().is_some())
+        {
+            self.store.data_mut().end_call();
+            return Err(self.error(call, Cause::Error(escape(&e, MAX_TEXT))));
+        }
         let cause = match outcome {
             Ok(Ok(v)) => {
                 let data = self.store.data_mut();
@@ -585,18 +592,7 @@ enum OperatorBindings {
     PackedV2(OperatorPackedV2),
 }
 
-/// Marks the state of a 0.2.0 operator: its own bytes plus the host-kept timers and
-/// watermark. State without it (from a 0.1.0 build of the plugin) is the plugin's bytes alone.
-const V2_STATE: &[u8; 8] = b"weir-et\x02";
-
-/// What a 0.2.0 operator's snapshot holds besides the plugin's bytes.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct TimedState {
-    watermark: i64,
-    timers: TimerQueue,
-    #[serde(with = "serde_bytes")]
-    plugin: Vec<u8>,
-}
+use crate::time::{TimedState, V2_STATE};
 
 /// A running operator plugin.
 pub struct OperatorInstance {
@@ -618,8 +614,10 @@ impl OperatorInstance {
         sandbox: &SandboxSpec,
         limits: Limits,
         config: &[(String, String)],
+        keyed: Option<crate::keyed::SharedKeyed>,
     ) -> Result<Self, PluginError> {
         let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
+        sb.store.data_mut().keyed = keyed;
         let bindings = match (plugin.contract, plugin.packed) {
             (Contract::V1, false) => OperatorBindings::List(
                 guarded!(instantiate sb, plugin, bindings::operator::OperatorPluginPre<HostState>)?,

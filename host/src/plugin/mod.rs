@@ -185,6 +185,8 @@ impl PluginHost {
                 .map_err(engine_error)?;
             v2::timers::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_error)?;
             v2::late::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_error)?;
+            v2::keyed_state::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                .map_err(engine_error)?;
             v2::watermarks::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
                 .map_err(engine_error)?;
         }

@@ -80,6 +80,10 @@ pub struct HostState {
     pub call_started: Instant,
     /// What the plugin does with event time (0.2.0 worlds): timers, late records, watermarks.
     pub time: GuestTime,
+    /// The subtask's keyed state (operators), shared by its instances.
+    pub keyed: Option<crate::keyed::SharedKeyed>,
+    /// Why the plugin's last use of keyed state failed: the call fails with it.
+    pub keyed_error: Option<String>,
 }
 
 /// Event time as one instance sees and changes it through the 0.2.0 imports.
@@ -167,12 +171,15 @@ impl HostState {
                 max_late: super::instance::ReplyLimits::default().records,
                 ..GuestTime::default()
             },
+            keyed: None,
+            keyed_error: None,
         })
     }
 
     /// A call into the plugin begins: forget what the previous one left.
     pub fn begin_call(&mut self) {
         self.panic = None;
+        self.keyed_error = None;
         self.limiter.refused = None;
         self.call_started = Instant::now();
     }
@@ -278,6 +285,77 @@ pub fn timer_to_guest(t: Timer) -> v2::timers::Timer {
         },
         key: t.key,
         timestamp: t.timestamp,
+    }
+}
+
+/// Most keys or map entries one `keys` or `map-entries` call returns.
+const MAX_KEYED_PAGE: u32 = 65_536;
+
+impl HostState {
+    /// Run `f` on the subtask's keyed state; a failure is kept for the call to fail with.
+    fn keyed<R>(
+        &mut self,
+        f: impl FnOnce(&mut crate::keyed::KeyedBackend) -> Result<R, crate::keyed::KeyedError>,
+    ) -> Option<R> {
+        if self.keyed_error.is_some() {
+            return None;
+        }
+        let Some(shared) = &self.keyed else {
+            self.keyed_error = Some("keyed state is only for operators".into());
+            return None;
+        };
+        let mut backend = shared.lock().unwrap_or_else(|p| p.into_inner());
+        match f(&mut backend) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                drop(backend);
+                self.keyed_error = Some(e.to_string());
+                None
+            }
+        }
+    }
+}
+
+impl v2::keyed_state::Host for HostState {
+    fn get(&mut self, scope: v2::keyed_state::Scope) -> Option<Vec<u8>> {
+        self.keyed(|b| b.get(&scope.state, &scope.key)).flatten()
+    }
+
+    fn map_get(&mut self, scope: v2::keyed_state::Scope, map_key: Vec<u8>) -> Option<Vec<u8>> {
+        self.keyed(|b| b.map_get(&scope.state, &scope.key, &map_key))
+            .flatten()
+    }
+
+    fn map_entries(
+        &mut self,
+        scope: v2::keyed_state::Scope,
+        after: Option<Vec<u8>>,
+        limit: u32,
+    ) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let limit = limit.min(MAX_KEYED_PAGE) as usize;
+        self.keyed(|b| b.map_entries(&scope.state, &scope.key, after.as_deref(), limit))
+            .unwrap_or_default()
+    }
+
+    fn keys(&mut self, state: String, after: Option<Vec<u8>>, limit: u32) -> Vec<Vec<u8>> {
+        let limit = limit.min(MAX_KEYED_PAGE) as usize;
+        self.keyed(|b| b.keys(&state, after.as_deref(), limit))
+            .unwrap_or_default()
+    }
+
+    fn apply(&mut self, changes: Vec<v2::keyed_state::Change>) {
+        use v2::keyed_state::Change;
+        self.keyed(|b| {
+            for c in changes {
+                match c {
+                    Change::Set((s, v)) => b.set(&s.state, &s.key, Some(v))?,
+                    Change::Clear(s) => b.clear(&s.state, &s.key)?,
+                    Change::Put((s, k, v)) => b.map_set(&s.state, &s.key, &k, Some(v))?,
+                    Change::Remove((s, k)) => b.map_set(&s.state, &s.key, &k, None)?,
+                }
+            }
+            Ok(())
+        });
     }
 }
 

@@ -40,6 +40,8 @@ pub struct RunOptions {
     /// After a stop is asked for, the longest the job may take to finish its savepoint before
     /// it is cancelled without one (every plugin call cut short).
     pub stop_grace: Duration,
+    /// Where operators keep keyed state; `None`: a temporary store for this run.
+    pub keyed: Option<crate::keyed::Store>,
 }
 
 impl Default for RunOptions {
@@ -54,6 +56,7 @@ impl Default for RunOptions {
             restore: None,
             progress: false,
             stop_grace: Duration::from_secs(60),
+            keyed: None,
         }
     }
 }
@@ -66,6 +69,8 @@ pub struct RestorePoint {
     pub states: HashMap<(String, u32), Vec<u8>>,
     /// Checkpoints started after the restored one that never completed: sinks abort them.
     pub abort: Vec<u64>,
+    /// node uid → its keyed state (pieces in the keyed store).
+    pub keyed: HashMap<String, crate::keyed::KeyedManifest>,
 }
 
 /// A checkpoint every subtask acked, handed to the hooks to make durable.
@@ -78,6 +83,8 @@ pub struct CompletedCheckpoint {
     pub duration: Duration,
     /// (node uid, subtask, state bytes)
     pub states: Vec<(String, u32, Vec<u8>)>,
+    /// node uid → its keyed state (the pieces are in the keyed store already).
+    pub keyed: BTreeMap<String, crate::keyed::KeyedManifest>,
 }
 
 /// Where checkpoints go. The runtime calls these on the coordinator's thread.
@@ -113,6 +120,7 @@ struct Pending {
     started_at: Instant,
     started: SystemTime,
     states: Vec<(String, u32, Vec<u8>)>,
+    keyed: BTreeMap<String, crate::keyed::KeyedManifest>,
     /// Subtasks that acked (each acks its state, and its event time when it has any).
     acks: usize,
 }
@@ -191,6 +199,17 @@ pub async fn run(
     let mut sink_controls: Vec<Sender<Control>> = Vec::new();
     let mut handles = Vec::new();
     let restore = options.restore.clone();
+    // Keyed state of this run's operators (a temporary store without a checkpoint store, and
+    // only when the job has an operator).
+    let has_operator = job
+        .nodes
+        .iter()
+        .any(|n| matches!(n.factory, NodeFactory::Operator(_)));
+    let keyed_store = match (&options.keyed, has_operator) {
+        (Some(s), _) => Some(s.clone()),
+        (None, true) => Some(crate::keyed::Store::temporary().map_err(RunError::Keyed)?),
+        (None, false) => None,
+    };
     let mut total_subtasks = 0usize;
     let mut sources_total = 0usize;
     for (i, node) in job.nodes.iter().enumerate() {
@@ -214,7 +233,10 @@ pub async fn run(
                     .map(|r| r.abort.clone())
                     .unwrap_or_default(),
             };
-            let out = Output::new(std::mem::take(&mut outs[i][s as usize]));
+            let out = Output::new(
+                std::mem::take(&mut outs[i][s as usize]),
+                job.max_parallelism,
+            );
             let inputs = Inputs::new(
                 std::mem::take(&mut ins[i][s as usize]),
                 options.exactly_once,
@@ -231,10 +253,34 @@ pub async fn run(
                         run_source(ctx, node.as_mut(), out, rx, batch_size)
                     })
                 }
-                NodeFactory::Operator(f) => Box::new(move |ctx| {
-                    let mut node = f(ctx.subtask)?;
-                    run_operator(ctx, node.as_mut(), inputs, out)
-                }),
+                NodeFactory::Operator(f) => {
+                    let (store, uid, parallelism) = (
+                        keyed_store.clone().expect("made for operators"),
+                        node.uid.clone(),
+                        node.parallelism,
+                    );
+                    let manifest = restore
+                        .as_ref()
+                        .and_then(|r| r.keyed.get(&node.uid).cloned());
+                    let max_parallelism = job.max_parallelism;
+                    Box::new(move |ctx| {
+                        let mut backend = crate::keyed::KeyedBackend::new(
+                            &store,
+                            &uid,
+                            ctx.subtask,
+                            parallelism,
+                            max_parallelism,
+                        )
+                        .map_err(RunError::Keyed)?;
+                        if let Some(m) = &manifest {
+                            backend.restore(m).map_err(RunError::Keyed)?;
+                        }
+                        let keyed: crate::keyed::SharedKeyed =
+                            Arc::new(std::sync::Mutex::new(backend));
+                        let mut node = f(ctx.subtask, &keyed)?;
+                        run_operator(ctx, node.as_mut(), inputs, out, &keyed)
+                    })
+                }
                 NodeFactory::Sink(f) => {
                     let (tx, rx) = unbounded();
                     sink_controls.push(tx);
@@ -326,6 +372,7 @@ pub async fn run(
                 started_at: Instant::now(),
                 started: SystemTime::now(),
                 states: Vec::new(),
+                keyed: BTreeMap::new(),
                 acks: 0,
             },
         );
@@ -412,10 +459,17 @@ pub async fn run(
                             }
                         }
                     }
-                    Event::Ack { checkpoint, node, subtask, state, time } => {
+                    Event::Ack { checkpoint, node, subtask, state, time, keyed } => {
                         let Some(p) = pending.get_mut(&checkpoint) else { continue };
                         let uid = &job.nodes[node].uid;
                         p.states.push((uid.clone(), subtask, state));
+                        if let Some(part) = keyed.filter(|k| !k.groups.is_empty()) {
+                            let whole = p.keyed.entry(uid.clone()).or_insert_with(|| crate::keyed::KeyedManifest {
+                                max_parallelism: part.max_parallelism,
+                                groups: Default::default(),
+                            });
+                            whole.groups.extend(part.groups);
+                        }
                         if let Some(time) = time {
                             p.states.push((crate::time::time_uid(uid), subtask, time));
                         }
@@ -431,6 +485,7 @@ pub async fn run(
                             started: p.started,
                             duration: p.started_at.elapsed(),
                             states: p.states,
+                            keyed: p.keyed,
                         };
                         let stored = tokio::task::block_in_place(|| hooks.complete(&done));
                         if let Err(e) = stored {

@@ -18,7 +18,7 @@ mod subtask;
 pub use coordinator::{
     CheckpointHooks, CompletedCheckpoint, NoCheckpointStore, RestorePoint, RunOptions, StopSignal,
 };
-pub use node::{NodeFactory, OperatorNode, SinkNode, SourceNode};
+pub use node::{NodeFactory, OperatorFactory, OperatorNode, SinkNode, SourceNode};
 pub use output::stable_hash;
 pub use poison::Isolating;
 
@@ -94,6 +94,8 @@ pub struct Job {
     pub nodes: Vec<JobNode>,
     pub batch_size: u32,
     pub channel_capacity: usize,
+    /// Key groups of the job's keyed state; `hash` edges route by them.
+    pub max_parallelism: u32,
     /// Set when the job is being torn down: subtasks stop, and calls into plugins are cut
     /// short (also ones blocked in a host call).
     pub cancel: Arc<std::sync::atomic::AtomicBool>,
@@ -126,6 +128,7 @@ impl Job {
                 .collect(),
             batch_size: graph.batch_size,
             channel_capacity: graph.channel_capacity,
+            max_parallelism: graph.max_parallelism,
             cancel,
         }
     }
@@ -147,6 +150,8 @@ pub enum RunError {
     /// A record's event time could not be read: the same input fails the same way again.
     #[error(transparent)]
     Time(crate::time::watermarks::TimestampError),
+    #[error(transparent)]
+    Keyed(crate::keyed::KeyedError),
     #[error("internal: {0}")]
     Internal(String),
 }

@@ -7,6 +7,7 @@
 use super::poison::Isolating;
 use crate::config::OnError;
 use crate::graph::Node;
+use crate::keyed::SharedKeyed;
 use crate::plugin::{
     LoadedPlugin, OperatorInstance, PluginError, PluginHost, Polled, Record, SinkInstance,
     SourceInstance,
@@ -159,12 +160,17 @@ pub trait SinkNode: Send {
 
 type Factory<T> = Arc<dyn Fn(u32) -> Result<Box<T>, PluginError> + Send + Sync>;
 
+/// Builds an operator subtask's instance, given the subtask index and the subtask's keyed
+/// state (every instance of the subtask, also a recycled one, shares it).
+pub type OperatorFactory =
+    Arc<dyn Fn(u32, &SharedKeyed) -> Result<Box<dyn OperatorNode>, PluginError> + Send + Sync>;
+
 /// Builds one node's subtask instances, given the subtask index. Called on the subtask's own
 /// thread, so instantiation of parallel subtasks runs in parallel.
 #[derive(Clone)]
 pub enum NodeFactory {
     Source(Factory<dyn SourceNode>),
-    Operator(Factory<dyn OperatorNode>),
+    Operator(OperatorFactory),
     Sink(Factory<dyn SinkNode>),
 }
 
@@ -215,10 +221,11 @@ impl NodeFactory {
             crate::config::NodeKind::Operator => {
                 let recycle_above = node.recycle_above;
                 let on_error = node.on_error;
-                NodeFactory::Operator(Arc::new(move |subtask| {
+                NodeFactory::Operator(Arc::new(move |subtask, keyed| {
                     let start = {
                         let (host, plugin, uid) = (host.clone(), plugin.clone(), uid.clone());
                         let (sandbox, config) = (sandbox.clone(), config.clone());
+                        let keyed = keyed.clone();
                         move || -> Result<Box<dyn OperatorNode>, PluginError> {
                             let i = OperatorInstance::start(
                                 &host,
@@ -229,6 +236,7 @@ impl NodeFactory {
                                 &sandbox,
                                 limits,
                                 &config,
+                                Some(keyed.clone()),
                             )?;
                             Ok(Box::new(i))
                         }

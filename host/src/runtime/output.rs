@@ -26,11 +26,17 @@ pub struct OutEdge {
 pub struct Output {
     edges: Vec<OutEdge>,
     next: usize,
+    /// Key groups of the job: `hash` edges send a key to the subtask holding its group.
+    max_parallelism: u32,
 }
 
 impl Output {
-    pub fn new(edges: Vec<OutEdge>) -> Self {
-        Output { edges, next: 0 }
+    pub fn new(edges: Vec<OutEdge>, max_parallelism: u32) -> Self {
+        Output {
+            edges,
+            next: 0,
+            max_parallelism,
+        }
     }
 
     /// Whether any edge carries the output `port`.
@@ -86,9 +92,11 @@ impl Output {
             }
             Partition::Hash => {
                 let mut parts: Vec<Vec<Record>> = (0..n).map(|_| Vec::new()).collect();
+                let max = self.max_parallelism;
                 for r in batch {
                     let k = r.key.as_deref().unwrap_or(&r.value);
-                    parts[(stable_hash(k) % n as u64) as usize].push(r);
+                    let group = crate::keyed::groups::group_of(k, max);
+                    parts[crate::keyed::groups::subtask_of(group, max, n as u32) as usize].push(r);
                 }
                 for (s, part) in e.senders.iter().zip(parts) {
                     if !part.is_empty() {
@@ -138,11 +146,14 @@ mod tests {
     #[test]
     fn hash_routes_equal_keys_to_one_channel() {
         let (txs, rxs): (Vec<_>, Vec<_>) = (0..3).map(|_| crossbeam_channel::unbounded()).unzip();
-        let mut out = Output::new(vec![OutEdge {
-            partition: Partition::Hash,
-            port: Port::Main,
-            senders: txs,
-        }]);
+        let mut out = Output::new(
+            vec![OutEdge {
+                partition: Partition::Hash,
+                port: Port::Main,
+                senders: txs,
+            }],
+            128,
+        );
         let keys = ["a", "b", "c", "a", "d", "b", "a"];
         out.send_batch(keys.iter().map(|k| rec(k)).collect())
             .unwrap();
@@ -154,6 +165,11 @@ mod tests {
             while let Ok(Message::Batch(b)) = rx.try_recv() {
                 for r in b {
                     total += 1;
+                    let group = crate::keyed::groups::group_of(r.key.as_deref().unwrap(), 128);
+                    assert!(
+                        crate::keyed::groups::range(i as u32, 3, 128).contains(&group),
+                        "a key reached a subtask that does not hold its key group"
+                    );
                     let prev = home.insert(r.key.clone().unwrap(), i);
                     assert!(
                         prev.is_none() || prev == Some(i),

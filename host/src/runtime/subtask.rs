@@ -40,6 +40,8 @@ pub enum Event {
         state: Vec<u8>,
         /// The subtask's event time, when it has any.
         time: Option<Vec<u8>>,
+        /// The subtask's part of its node's keyed state (operators).
+        keyed: Option<crate::keyed::KeyedManifest>,
     },
     SourceEnded,
     Committed {
@@ -72,7 +74,13 @@ pub struct SubtaskCtx {
 }
 
 impl SubtaskCtx {
-    fn ack(&self, checkpoint: u64, state: Vec<u8>, time: SubtaskTime) {
+    fn ack(
+        &self,
+        checkpoint: u64,
+        state: Vec<u8>,
+        time: SubtaskTime,
+        keyed: Option<crate::keyed::KeyedManifest>,
+    ) {
         let time = (time.input > i64::MIN || time.generator.is_some()).then(|| time.encode());
         let _ = self.events.send(Event::Ack {
             checkpoint,
@@ -80,6 +88,7 @@ impl SubtaskCtx {
             subtask: self.subtask,
             state,
             time,
+            keyed,
         });
     }
 
@@ -139,7 +148,7 @@ pub fn run_source(
                     input: i64::MIN,
                     generator: clock.checkpoint(),
                 };
-                ctx.ack(b.id, state, time);
+                ctx.ack(b.id, state, time, None);
                 out.broadcast(&Message::Barrier(b))?;
                 if b.last {
                     return await_last_commit(ctx, node, &control, b.id);
@@ -266,6 +275,7 @@ pub fn run_operator(
     node: &mut dyn OperatorNode,
     mut inputs: Inputs,
     mut out: Output,
+    keyed: &crate::keyed::SharedKeyed,
 ) -> Result<(), RunError> {
     if let Some(state) = &ctx.restore {
         node.restore(state)?;
@@ -317,7 +327,13 @@ pub fn run_operator(
                     input: inputs.watermark(),
                     generator: clock.checkpoint(),
                 };
-                ctx.ack(b.id, state, time);
+                // This subtask writes its keyed state's pieces itself; the ack names them.
+                let manifest = keyed
+                    .lock()
+                    .map_err(|_| RunError::Internal("keyed state lock poisoned".into()))?
+                    .snapshot(b.id)
+                    .map_err(RunError::Keyed)?;
+                ctx.ack(b.id, state, time, Some(manifest));
                 out.broadcast(&Message::Barrier(b))?;
                 if b.last {
                     return Ok(());
@@ -379,7 +395,7 @@ pub fn run_sink(
                     input: inputs.watermark(),
                     generator: None,
                 };
-                ctx.ack(b.id, state, time);
+                ctx.ack(b.id, state, time, None);
                 if b.last {
                     last = Some(b.id);
                 }

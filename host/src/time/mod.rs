@@ -9,6 +9,33 @@ pub mod watermarks;
 
 use serde::{Deserialize, Serialize};
 
+/// Marks the state of a 0.2.0 operator: its own bytes plus the host-kept timers and
+/// watermark. State without it (from a 0.1.0 build of the plugin) is the plugin's bytes alone.
+pub const V2_STATE: &[u8; 8] = b"weir-et\x02";
+
+/// What a 0.2.0 operator's snapshot holds besides the plugin's bytes.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TimedState {
+    pub watermark: i64,
+    pub timers: timers::TimerQueue,
+    #[serde(with = "serde_bytes")]
+    pub plugin: Vec<u8>,
+}
+
+impl TimedState {
+    /// Decode a 0.2.0 operator's snapshot; `None` if `state` is not one.
+    pub fn decode(state: &[u8]) -> Option<Result<Self, String>> {
+        let rest = state.strip_prefix(V2_STATE.as_slice())?;
+        Some(
+            postcard::from_bytes(rest).map_err(|e| format!("the stored timers do not decode: {e}")),
+        )
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_extend(self, V2_STATE.to_vec()).expect("encoding into a Vec cannot fail")
+    }
+}
+
 /// The watermark that ends event time: the input ended, everything is complete.
 pub const END_OF_TIME: i64 = i64::MAX;
 

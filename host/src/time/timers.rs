@@ -78,6 +78,18 @@ impl TimerQueue {
         self.processing.first().map(|(ts, _)| *ts)
     }
 
+    /// Add every timer of `other`.
+    pub fn merge(&mut self, other: TimerQueue) {
+        self.event.extend(other.event);
+        self.processing.extend(other.processing);
+    }
+
+    /// Keep the timers whose key passes `keep`.
+    pub fn retain(&mut self, keep: impl Fn(Option<&[u8]>) -> bool) {
+        self.event.retain(|(_, k)| keep(k.as_deref()));
+        self.processing.retain(|(_, k)| keep(k.as_deref()));
+    }
+
     /// How many timers are registered, both clocks.
     pub fn len(&self) -> usize {
         self.event.len() + self.processing.len()

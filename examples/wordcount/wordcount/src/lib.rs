@@ -1,23 +1,25 @@
-//! Word count: a stateful operator written with the Rust SDK.
+//! Word count: a stateful operator written with the Rust SDK, its counts in keyed state.
 //!
 //! Words are maximal runs of alphanumeric characters, lowercased. For every word it sees, it
-//! emits `word<TAB>count` with the running count, keyed by the word. The counts are its state:
-//! they survive a snapshot and restore, so a resumed job counts on from the checkpoint.
+//! emits `word<TAB>count` with the running count, keyed by the word. The counts live in the
+//! host as keyed state (one value per word): they are checkpointed incrementally, survive a
+//! restore, may outgrow the plugin's memory, and move between subtasks when the parallelism
+//! changes. At parallelism > 1 put `tokenize` before it on a `hash` edge, so each word reaches
+//! the subtask that holds its count.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use weir_sdk::{Config, Context, Operator, Record, Result, operator};
+use weir_sdk::{Config, Context, Operator, Record, Result, ValueState, operator};
 
 #[derive(Serialize, Deserialize)]
 struct WordCount {
-    counts: HashMap<String, u64>,
+    counts: ValueState<u64>,
 }
 
 #[operator]
 impl Operator for WordCount {
     fn open(_config: &Config, _ctx: &Context) -> Result<Self> {
         Ok(WordCount {
-            counts: HashMap::new(),
+            counts: ValueState::new("counts"),
         })
     }
 
@@ -30,8 +32,8 @@ impl Operator for WordCount {
                 .filter(|w| !w.is_empty())
             {
                 let word = word.to_lowercase();
-                let count = self.counts.entry(word.clone()).or_insert(0);
-                *count += 1;
+                let count = self.counts.get(word.as_bytes())?.unwrap_or(0) + 1;
+                self.counts.set(word.as_bytes(), count);
                 let value = format!("{word}\t{count}");
                 out.push(Record::keyed(word, value));
             }

@@ -10,7 +10,7 @@ mod source;
 
 pub use partitioner::{Partitioner, murmur2};
 pub use sink::KafkaSink;
-pub use source::KafkaSource;
+pub use source::{KafkaSource, merge_source_states};
 
 use super::options::Options;
 use crate::config::ConfigError;

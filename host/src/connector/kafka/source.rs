@@ -35,6 +35,24 @@ struct State {
     seeking: Vec<(String, i32, i64)>,
 }
 
+/// The union of source subtasks' snapshots (union state): every partition any of them read,
+/// with its offset. Each partition is read by one subtask at a time, so no two disagree.
+pub fn merge_source_states(states: &[&[u8]]) -> Result<Vec<u8>, String> {
+    let mut all = State::default();
+    let mut ends: Option<Vec<(String, i32, i64)>> = None;
+    for bytes in states {
+        let s: State = serde_json::from_slice(bytes)
+            .map_err(|e| format!("the checkpointed Kafka offsets are unreadable: {e}"))?;
+        all.offsets.extend(s.offsets);
+        all.seeking.extend(s.seeking);
+        if let Some(e) = s.ends {
+            ends.get_or_insert_with(Vec::new).extend(e);
+        }
+    }
+    all.ends = ends;
+    Ok(serde_json::to_vec(&all).expect("offsets serialise"))
+}
+
 /// A running Kafka source subtask.
 pub struct KafkaSource {
     cfg: Arc<SourceConfig>,
@@ -510,9 +528,15 @@ impl SourceNode for KafkaSource {
         let nested = |v: Vec<(String, i32, i64)>| -> BTreeMap<Tp, i64> {
             v.into_iter().map(|(t, p, o)| ((t, p), o)).collect()
         };
-        self.p.offsets = nested(s.offsets);
-        self.p.seeking = nested(s.seeking);
-        let Some(mut ends) = s.ends.map(nested) else {
+        // Union state: the offsets of every subtask; this one keeps its partitions'.
+        let mine = |m: BTreeMap<Tp, i64>| -> BTreeMap<Tp, i64> {
+            m.into_iter()
+                .filter(|(tp, _)| self.partitions.contains(tp))
+                .collect()
+        };
+        self.p.offsets = mine(nested(s.offsets));
+        self.p.seeking = mine(nested(s.seeking));
+        let Some(mut ends) = s.ends.map(nested).map(mine) else {
             return Ok(());
         };
         // Partitions added since the first start: read up to where they are now.

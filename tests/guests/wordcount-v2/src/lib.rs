@@ -1,21 +1,20 @@
 //! Test guest: a second build of the word count, to prove a savepoint carries state across a
-//! plugin swap. Same state layout as examples/wordcount (so it restores v1's counts); its
-//! updates end in `\tv2`, so a test can tell which build wrote each line.
+//! plugin swap. Same keyed state as examples/wordcount (value state `counts`, so it restores
+//! v1's counts); its updates end in `\tv2`, so a test can tell which build wrote each line.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use weir_sdk::{Config, Context, Operator, Record, Result, operator};
+use weir_sdk::{Config, Context, Operator, Record, Result, ValueState, operator};
 
 #[derive(Serialize, Deserialize)]
 struct WordCount {
-    counts: HashMap<String, u64>,
+    counts: ValueState<u64>,
 }
 
 #[operator]
 impl Operator for WordCount {
     fn open(_config: &Config, _ctx: &Context) -> Result<Self> {
         Ok(WordCount {
-            counts: HashMap::new(),
+            counts: ValueState::new("counts"),
         })
     }
 
@@ -28,8 +27,8 @@ impl Operator for WordCount {
                 .filter(|w| !w.is_empty())
             {
                 let word = word.to_lowercase();
-                let count = self.counts.entry(word.clone()).or_insert(0);
-                *count += 1;
+                let count = self.counts.get(word.as_bytes())?.unwrap_or(0) + 1;
+                self.counts.set(word.as_bytes(), count);
                 out.push(Record::keyed(word.clone(), format!("{word}\t{count}\tv2")));
             }
         }
