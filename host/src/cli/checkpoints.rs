@@ -1,4 +1,6 @@
-//! `weir checkpoints list|show PIPELINE`: the checkpoints in a pipeline's state directory.
+//! `weir checkpoints list|show PIPELINE`: the checkpoints in a pipeline's state directory. A
+//! checkpoint's size is what it wrote; keyed state it shares with older checkpoints (pieces
+//! it names but did not write again) is shown apart.
 
 use crate::checkpoint::settings::CheckpointSettings;
 use crate::config::PipelineSpec;
@@ -65,15 +67,16 @@ pub fn checkpoints(cmd: CheckpointsCommand) -> anyhow::Result<ExitCode> {
         CheckpointsCommand::List { pipeline } => {
             let store = open(&pipeline)?;
             println!(
-                "{:>6}  {:<20}  {:>12}  {:>10}  status",
-                "id", "time (UTC)", "size", "duration"
+                "{:>6}  {:<20}  {:>12}  {:>12}  {:>10}  status",
+                "id", "time (UTC)", "written", "shared", "duration"
             );
             for m in store.list()? {
                 println!(
-                    "{:>6}  {:<20}  {:>12}  {:>8}ms  {}",
+                    "{:>6}  {:<20}  {:>12}  {:>12}  {:>8}ms  {}",
                     m.id,
                     time(m.started_ms),
                     format!("{} B", m.bytes()),
+                    format!("{} B", m.shared_bytes()),
                     m.duration_ms,
                     status(&m.status, m.last, m.finished, m.savepoint)
                 );
@@ -95,10 +98,14 @@ pub fn checkpoints(cmd: CheckpointsCommand) -> anyhow::Result<ExitCode> {
             );
             println!("started:   {}", time(m.started_ms));
             println!("duration:  {} ms", m.duration_ms);
-            println!("size:      {} bytes", m.bytes());
+            println!("written:   {} bytes", m.bytes());
+            println!(
+                "shared:    {} bytes (keyed state pieces of older checkpoints)",
+                m.shared_bytes()
+            );
             let verdict = if m.status == Status::Complete {
                 match store.read(&m) {
-                    Ok(_) => "every blob verified".to_string(),
+                    Ok(_) => "every blob and piece verified".to_string(),
                     Err(why) => format!("CORRUPT: {why}"),
                 }
             } else {
@@ -113,6 +120,18 @@ pub fn checkpoints(cmd: CheckpointsCommand) -> anyhow::Result<ExitCode> {
                 println!(
                     "{:<20} {:>8} {:>12} {:>10x}",
                     b.node, b.subtask, b.len, b.crc32
+                );
+            }
+            for (node, k) in &m.keyed {
+                let pieces = k.pieces().count();
+                let own = k.pieces().filter(|(_, p)| p.checkpoint == m.id).count();
+                println!(
+                    "keyed state of {node}: {} key groups (of {}), {pieces} pieces ({own} written by this checkpoint, {} shared), {} bytes written, {} shared",
+                    k.groups.len(),
+                    k.max_parallelism,
+                    pieces - own,
+                    k.bytes_written_by(m.id),
+                    k.bytes() - k.bytes_written_by(m.id)
                 );
             }
             Ok(ExitCode::SUCCESS)

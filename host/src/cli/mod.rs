@@ -6,6 +6,7 @@ mod checkpoints;
 mod inspect;
 mod new;
 mod run;
+mod state;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,10 @@ pub enum Command {
     /// List or show the checkpoints kept for a pipeline.
     #[command(subcommand)]
     Checkpoints(checkpoints::CheckpointsCommand),
+    /// Read a keyed operator's state: one key, or the keys with a prefix (from the running
+    /// job, or the latest checkpoint when none runs).
+    #[command(subcommand)]
+    State(state::StateCommand),
     /// Measure throughput: memory source → Wasm filter+map → discarding sink, against the same
     /// logic run natively in this process.
     Bench(bench::BenchArgs),
@@ -66,6 +71,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Checkpoints(cmd) => checkpoints::checkpoints(cmd),
+        Command::State(cmd) => state::state(cmd),
         Command::Bench(args) => bench::bench(args),
     }
 }

@@ -125,6 +125,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         _ => job.max_parallelism = Some(graph.max_parallelism),
     }
     let keyed_store = store.as_ref().map(|s| s.keyed_store()).transpose()?;
+    // `weir state get|scan` asks the running job through its state directory.
+    let _serving = match &keyed_store {
+        Some(k) => match crate::keyed::live::serve(&settings.dir, k.registry.clone()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("live state queries are unavailable: {e}");
+                None
+            }
+        },
+        None => None,
+    };
     if let (Some(sp), Some(store)) = (&from_savepoint, &store) {
         sp.import_pieces(store.pieces())
             .map_err(anyhow::Error::msg)?;

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod groups;
 pub mod layout;
+pub mod live;
 pub mod piece;
 pub mod query;
 
@@ -59,6 +60,8 @@ pub struct Pieces {
 pub struct Store {
     pub pieces: Pieces,
     live: sled::Db,
+    /// The running subtasks' state, for live queries.
+    pub registry: live::Registry,
 }
 
 /// Memory sled may use for the live trees' pages.
@@ -78,7 +81,11 @@ impl Store {
             .cache_capacity(LIVE_CACHE)
             .temporary(true)
             .open()?;
-        Ok(Store { pieces, live })
+        Ok(Store {
+            pieces,
+            live,
+            registry: live::Registry::default(),
+        })
     }
 
     /// A store for a run without checkpoints: everything in a temporary directory.

@@ -11,7 +11,7 @@ use super::{KeyedError, Pieces};
 use std::collections::BTreeMap;
 
 /// One piece of state a key holds: which state, the map key for a map entry, the bytes.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Held {
     pub state: String,
     pub map_key: Option<Vec<u8>>,
