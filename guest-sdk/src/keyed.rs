@@ -38,9 +38,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::{Rc, Weak};
 use std::sync::OnceLock;
 
-/// Most cached entries per state handle kept between calls (clean entries; the cache is
-/// emptied past it).
+/// Most cached entries, and about the most bytes of keys and encoded values, a state handle
+/// keeps between calls (the cache is emptied past either: it must stay far below a plugin's
+/// memory ceiling, whatever the size of the state).
 const CACHE_ENTRIES: usize = 100_000;
+const CACHE_BYTES: usize = 8 << 20;
 /// Keys or map entries asked of the host per call.
 const PAGE: u32 = 1024;
 
@@ -254,26 +256,36 @@ type Slot<T> = (Option<T>, bool);
 struct ValueCache<T> {
     name: String,
     slots: RefCell<HashMap<Vec<u8>, Slot<T>>>,
+    /// About the bytes cached (keys and encoded values), counted as they come.
+    bytes: std::cell::Cell<usize>,
 }
 
 impl<T: Serialize> Pending for ValueCache<T> {
     fn drain(&self, out: &mut Vec<Change>) -> Result<()> {
         let mut slots = self.slots.borrow_mut();
+        let mut bytes = self.bytes.get();
         for (k, (v, dirty)) in slots.iter_mut().filter(|(_, (_, d))| *d) {
             out.push(match v {
-                Some(v) => Change::Set(self.name.clone(), k.clone(), encode(&self.name, v)?),
+                Some(v) => {
+                    let encoded = encode(&self.name, v)?;
+                    bytes += k.len() + encoded.len();
+                    Change::Set(self.name.clone(), k.clone(), encoded)
+                }
                 None => Change::Clear(self.name.clone(), k.clone()),
             });
             *dirty = false;
         }
-        if slots.len() > CACHE_ENTRIES {
+        if slots.len() > CACHE_ENTRIES || bytes > CACHE_BYTES {
             slots.clear();
+            bytes = 0;
         }
+        self.bytes.set(bytes);
         Ok(())
     }
 
     fn discard(&self) {
         self.slots.borrow_mut().clear();
+        self.bytes.set(0);
     }
 }
 
@@ -288,6 +300,7 @@ impl<T: Serialize + DeserializeOwned + Clone + 'static> ValueState<T> {
         let cache = Rc::new(ValueCache {
             name: name.to_owned(),
             slots: RefCell::new(HashMap::new()),
+            bytes: std::cell::Cell::new(0),
         });
         register(cache.clone());
         ValueState { cache }
@@ -304,7 +317,12 @@ impl<T: Serialize + DeserializeOwned + Clone + 'static> ValueState<T> {
             return Ok(v.clone());
         }
         let v = match host_get(&self.cache.name, key) {
-            Some(bytes) => Some(decode(&self.cache.name, &bytes)?),
+            Some(bytes) => {
+                self.cache
+                    .bytes
+                    .set(self.cache.bytes.get() + key.len() + bytes.len());
+                Some(decode(&self.cache.name, &bytes)?)
+            }
             None => None,
         };
         self.cache
@@ -416,6 +434,7 @@ struct MapCache<V> {
     slots: RefCell<HashMap<MapSlotKey, Slot<V>>>,
     /// Keys whose whole map was cleared during the current call.
     cleared: RefCell<Vec<Vec<u8>>>,
+    bytes: std::cell::Cell<usize>,
 }
 
 impl<V: Serialize> Pending for MapCache<V> {
@@ -424,27 +443,30 @@ impl<V: Serialize> Pending for MapCache<V> {
             out.push(Change::Clear(self.name.clone(), k));
         }
         let mut slots = self.slots.borrow_mut();
+        let mut bytes = self.bytes.get();
         for ((k, mk), (v, dirty)) in slots.iter_mut().filter(|(_, (_, d))| *d) {
             out.push(match v {
-                Some(v) => Change::Put(
-                    self.name.clone(),
-                    k.clone(),
-                    mk.clone(),
-                    encode(&self.name, v)?,
-                ),
+                Some(v) => {
+                    let encoded = encode(&self.name, v)?;
+                    bytes += k.len() + mk.len() + encoded.len();
+                    Change::Put(self.name.clone(), k.clone(), mk.clone(), encoded)
+                }
                 None => Change::Remove(self.name.clone(), k.clone(), mk.clone()),
             });
             *dirty = false;
         }
-        if slots.len() > CACHE_ENTRIES {
+        if slots.len() > CACHE_ENTRIES || bytes > CACHE_BYTES {
             slots.clear();
+            bytes = 0;
         }
+        self.bytes.set(bytes);
         Ok(())
     }
 
     fn discard(&self) {
         self.slots.borrow_mut().clear();
         self.cleared.borrow_mut().clear();
+        self.bytes.set(0);
     }
 }
 
@@ -459,6 +481,7 @@ impl<V: Serialize + DeserializeOwned + Clone + 'static> MapState<V> {
             name: name.to_owned(),
             slots: RefCell::new(HashMap::new()),
             cleared: RefCell::new(Vec::new()),
+            bytes: std::cell::Cell::new(0),
         });
         register(cache.clone());
         MapState { cache }
@@ -471,7 +494,11 @@ impl<V: Serialize + DeserializeOwned + Clone + 'static> MapState<V> {
             return Ok(v.clone());
         }
         let v = match host_map_get(&self.cache.name, key, map_key) {
-            Some(bytes) => Some(decode(&self.cache.name, &bytes)?),
+            Some(bytes) => {
+                let held = self.cache.bytes.get() + key.len() + map_key.len() + bytes.len();
+                self.cache.bytes.set(held);
+                Some(decode(&self.cache.name, &bytes)?)
+            }
             None => None,
         };
         self.cache

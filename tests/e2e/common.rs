@@ -25,6 +25,7 @@ const GUESTS: &[&str] = &[
     "event-time",
     "event-source",
     "windowed-counts",
+    "keyed-fill",
 ];
 
 /// Path of the component built from guest crate `name`; builds all test guests on first use.

@@ -8,6 +8,7 @@ mod event_time;
 mod hostile;
 mod identity;
 mod kafka;
+mod keyed;
 mod languages;
 mod sandbox;
 mod validate;

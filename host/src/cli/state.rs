@@ -96,7 +96,10 @@ pub fn state(cmd: StateCommand) -> anyhow::Result<ExitCode> {
         .then(|| live::ask(&settings.dir, &request))
         .flatten()
     {
-        Some(answer) => (answer.map_err(anyhow::Error::msg)?, "the running job".to_string()),
+        Some(answer) => (
+            answer.map_err(anyhow::Error::msg)?,
+            "the running job".to_string(),
+        ),
         None => from_checkpoint(&settings, &pipeline, &request, checkpoint)?,
     };
     eprintln!("{node}: from {source}");

@@ -277,6 +277,7 @@ pub async fn run(
                         }
                         let keyed: crate::keyed::SharedKeyed =
                             Arc::new(std::sync::Mutex::new(backend));
+                        store.registry.add(&uid, ctx.subtask, parallelism, &keyed);
                         let mut node = f(ctx.subtask, &keyed)?;
                         run_operator(ctx, node.as_mut(), inputs, out, &keyed)
                     })
