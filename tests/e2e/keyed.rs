@@ -5,8 +5,9 @@
 use crate::common::*;
 use std::path::Path;
 
-/// file source → tokenize → `hash` → word count (keyed state, `parallelism`) → file sink.
-fn keyed_pipeline(parallelism: u32, rate: u32) -> String {
+/// file source → tokenize → `hash` → word count (keyed state, `parallelism`) → `rebalance` →
+/// file sink (`sinks` subtasks).
+fn keyed_pipeline(parallelism: u32, sinks: u32, rate: u32) -> String {
     format!(
         r#"
 [checkpoint]
@@ -35,6 +36,7 @@ kind = "sink"
 plugin = "file"
 input = "count"
 partition = "rebalance"
+parallelism = {sinks}
 config = {{ path = "/out/counts.txt" }}
 grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
 "#,
@@ -54,7 +56,11 @@ fn setup(lines: usize) -> (tempfile::TempDir, String) {
 }
 
 fn set_parallelism(dir: &Path, parallelism: u32, rate: u32) {
-    std::fs::write(dir.join("p.toml"), keyed_pipeline(parallelism, rate)).unwrap();
+    set_parallelisms(dir, parallelism, 1, rate);
+}
+
+fn set_parallelisms(dir: &Path, parallelism: u32, sinks: u32, rate: u32) {
+    std::fs::write(dir.join("p.toml"), keyed_pipeline(parallelism, sinks, rate)).unwrap();
 }
 
 /// The output lines sorted: with several count subtasks the file sink interleaves their
@@ -65,8 +71,21 @@ fn sorted_lines(text: &str) -> Vec<&str> {
     v
 }
 
+/// Every file the sink subtasks wrote (`counts.txt`, `counts.txt.<i>` at parallelism > 1).
 fn assert_exact(dir: &Path, text: &str) {
-    let got = std::fs::read_to_string(dir.join("out/counts.txt")).unwrap();
+    let mut got = String::new();
+    for entry in std::fs::read_dir(dir.join("out")).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let suffix = name.strip_prefix("counts.txt").unwrap_or("?");
+        if suffix.is_empty()
+            || suffix
+                .strip_prefix('.')
+                .is_some_and(|i| i.parse::<u32>().is_ok())
+        {
+            got.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
     let want = expected_updates(text);
     let (g, w) = (sorted_lines(&got), sorted_lines(&want));
     if g != w {
@@ -180,11 +199,12 @@ fn rescaled_two_three_killed_one_the_output_is_exact_and_queries_answer() {
     assert_clean_failure(&wrong, &["`words` holds no keyed state", "count"]);
 }
 
+/// The keyed operator's and the exactly-once sink's parallelism both change between attempts.
 #[test]
 fn a_crash_loop_that_changes_the_parallelism_every_time_is_exact() {
-    let (dir, text) = setup(300_000);
+    let (dir, text) = setup(400_000);
     let d = dir.path();
-    set_parallelism(d, 1, 60_000);
+    set_parallelism(d, 1, 30_000);
     let warm = run_weir(&["validate", "p.toml"], d);
     assert!(warm.status.success(), "{}", stderr(&warm));
     let mut rng = Rng::from_time("keyed crash loop");
@@ -192,7 +212,7 @@ fn a_crash_loop_that_changes_the_parallelism_every_time_is_exact() {
     let mut attempt = 0;
     while landed < 10 {
         attempt += 1;
-        set_parallelism(d, [1, 2, 3][attempt % 3], 60_000);
+        set_parallelisms(d, [1, 2, 3][attempt % 3], [2, 1, 3][attempt % 3], 30_000);
         let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, attempt);
         wait_for_a_checkpoint(&mut child, d, attempt);
         std::thread::sleep(rng.millis(100, 400));
@@ -207,7 +227,7 @@ fn a_crash_loop_that_changes_the_parallelism_every_time_is_exact() {
         landed += 1;
     }
     attempt += 1;
-    set_parallelism(d, 2, 1_000_000);
+    set_parallelisms(d, 2, 2, 1_000_000);
     let status = spawn_weir(&["run", "p.toml"], d, attempt).wait().unwrap();
     assert!(status.success(), "{}", log(d, attempt));
     let rescaled = (2..=attempt)

@@ -139,6 +139,7 @@ pub fn restore_point(
         }
     }
     let mut out = HashMap::new();
+    let mut retired = HashMap::new();
     for node in &graph.nodes {
         let Some((state, time)) = by_node.remove(&node.uid) else {
             continue;
@@ -150,7 +151,15 @@ pub fn restore_point(
                 .map(|s| m.get(&s).cloned())
                 .collect()
         };
-        let states = rescale::redistribute(node, &old(&state), graph.max_parallelism)?;
+        let rescale::Redistributed {
+            states,
+            retired: gone,
+        } = rescale::redistribute(node, &old(&state), graph.max_parallelism)?;
+        for (s, list) in gone.into_iter().enumerate() {
+            if !list.is_empty() {
+                retired.insert((node.uid.clone(), s as u32), list);
+            }
+        }
         let times = rescale::redistribute_time(&node.uid, &old(&time), node.parallelism)?;
         if old_parallelism != node.parallelism as usize {
             tracing::info!(
@@ -177,5 +186,6 @@ pub fn restore_point(
         states: out,
         abort,
         keyed,
+        retired,
     })
 }

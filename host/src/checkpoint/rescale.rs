@@ -6,6 +6,8 @@
 //!   timers go to subtask 0), its watermark the lowest of the old ones;
 //! - union state (the Kafka source's offsets): every new subtask gets all of it and keeps
 //!   what concerns it;
+//! - a sink's open transactions: subtask i takes over old subtask i's; those of old subtasks
+//!   a lower parallelism drops are finished (committed or aborted) by a new one at its start;
 //! - anything else (a plugin's own struct, a 0.1.0 build): refused, saying why and what to do.
 //!
 //! Invariant: nothing is dropped or duplicated silently: every old subtask's state reaches
@@ -15,9 +17,44 @@ use crate::graph::{Node, Plugin};
 use crate::keyed::groups;
 use crate::time::{SubtaskTime, TimedState};
 
-/// The state of each new subtask (`None`: starts empty) from `old` (one per old subtask,
-/// `None` where a subtask stored nothing).
+/// A node's state for its new subtasks.
+pub struct Redistributed {
+    /// Per new subtask (`None`: starts empty).
+    pub states: Vec<Option<Vec<u8>>>,
+    /// Sinks at a lower parallelism: per new subtask, the old subtasks (index, state) whose
+    /// transactions it finishes before it starts.
+    pub retired: Vec<Vec<(u32, Vec<u8>)>>,
+}
+
+/// The state of each new subtask from `old` (one per old subtask, `None` where a subtask
+/// stored nothing).
 pub fn redistribute(
+    node: &Node,
+    old: &[Option<Vec<u8>>],
+    max_parallelism: u32,
+) -> Result<Redistributed, String> {
+    let new = node.parallelism as usize;
+    // A sink's state is its open transactions: a new subtask takes over the old one of its
+    // index; those a lower parallelism drops are finished (committed up to the restored
+    // checkpoint) by subtask `old % new` before it starts; added subtasks start empty.
+    if node.kind == crate::config::NodeKind::Sink && old.len() != new {
+        let mut retired = vec![Vec::new(); new];
+        for (j, state) in old.iter().enumerate().skip(new) {
+            if let Some(state) = state {
+                retired[j % new].push((j as u32, state.clone()));
+            }
+        }
+        let states = (0..new).map(|i| old.get(i).cloned().flatten()).collect();
+        return Ok(Redistributed { states, retired });
+    }
+    let plain = |states: Vec<Option<Vec<u8>>>| Redistributed {
+        states,
+        retired: Vec::new(),
+    };
+    redistribute_state(node, old, max_parallelism).map(plain)
+}
+
+fn redistribute_state(
     node: &Node,
     old: &[Option<Vec<u8>>],
     max_parallelism: u32,

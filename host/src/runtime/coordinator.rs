@@ -71,6 +71,9 @@ pub struct RestorePoint {
     pub abort: Vec<u64>,
     /// node uid → its keyed state (pieces in the keyed store).
     pub keyed: HashMap<String, crate::keyed::KeyedManifest>,
+    /// (sink uid, subtask) → the states of old subtasks a lower parallelism dropped, by old
+    /// index: that subtask finishes their transactions before it starts.
+    pub retired: HashMap<(String, u32), Vec<(u32, Vec<u8>)>>,
 }
 
 /// A checkpoint every subtask acked, handed to the hooks to make durable.
@@ -285,7 +288,23 @@ pub async fn run(
                 NodeFactory::Sink(f) => {
                     let (tx, rx) = unbounded();
                     sink_controls.push(tx);
+                    let retired = restore
+                        .as_ref()
+                        .and_then(|r| r.retired.get(&(node.uid.clone(), s)).cloned())
+                        .unwrap_or_default();
                     Box::new(move |ctx| {
+                        // Subtasks a smaller parallelism dropped: what they prepared for the
+                        // restored checkpoint is published, what came after aborted, once.
+                        for (old, state) in &retired {
+                            let mut gone = f(*old)?;
+                            gone.restore(state)?;
+                            if let Some(id) = ctx.restored_checkpoint {
+                                gone.commit(id)?;
+                                for newer in &ctx.abort_after_restore {
+                                    gone.abort(*newer)?;
+                                }
+                            }
+                        }
                         let mut node = f(ctx.subtask)?;
                         run_sink(ctx, node.as_mut(), inputs, rx)
                     })

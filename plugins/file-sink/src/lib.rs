@@ -11,8 +11,11 @@
 //! a commit repeated after a crash (the host re-commits the restored checkpoint) first truncates
 //! `<path>` to that length and never appends the same data twice; and the first commit after a
 //! restore cuts `<path>` back to what the restored checkpoint committed, so output of any later
-//! checkpoint (restored from an older one after corruption) is not duplicated by the replay. With parallelism N > 1 each
-//! subtask i writes its own file `<path>.<i>`.
+//! checkpoint (restored from an older one after corruption) is not duplicated by the replay.
+//! With parallelism N > 1 each subtask i writes its own file `<path>.<i>`. When a resumed job's
+//! parallelism changes, a subtask takes over the state of the old one of its index (the host
+//! finishes the transactions of dropped ones); an added subtask keeps what its file holds
+//! (committed by the job before) and appends.
 
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
@@ -189,6 +192,13 @@ impl Sink for FileSink {
     }
 
     fn commit(&mut self, checkpoint: u64) -> Result<()> {
+        if self.replace && !self.settled && self.pending.is_empty() {
+            // A commit before any prepare, without restored state: this subtask was added to
+            // a resumed job (its parallelism grew). What `path` holds was committed by the job
+            // before (an earlier subtask of this index): keep it and append.
+            self.committed_len = file_len(&self.path)?;
+            self.replace = false;
+        }
         if self.replace {
             if file_len(&self.path)? > 0 {
                 OpenOptions::new()
@@ -250,6 +260,9 @@ impl Sink for FileSink {
 
     fn restore(&mut self, state: &[u8]) -> Result<()> {
         let saved: FileSink = weir_sdk::state::decode(state)?;
+        // The file the state describes (written at the parallelism the state was taken at).
+        self.writer = None;
+        self.path = saved.path;
         self.committed_len = saved.committed_len;
         self.pending = saved.pending;
         self.replace = false;
