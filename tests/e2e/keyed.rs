@@ -323,3 +323,117 @@ fn a_damaged_piece_of_keyed_state_falls_back_to_an_older_checkpoint() {
     );
     assert_exact(d, &text);
 }
+
+/// Wait until `path` has at least `n` lines (the sink committed them: a checkpoint covering
+/// their records completed), or the run ended.
+fn wait_for_lines(child: &mut std::process::Child, path: &Path, n: usize) {
+    let stuck = std::time::Instant::now() + STUCK;
+    loop {
+        let lines = std::fs::read_to_string(path).map_or(0, |t| t.lines().count());
+        if lines >= n {
+            return;
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended at {lines} lines"
+        );
+        assert!(
+            std::time::Instant::now() < stuck,
+            "stuck at {lines} of {n} lines"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The newest checkpoint attempt `attempt` logged as complete ("checkpoint N complete in").
+fn newest_complete(dir: &Path, attempt: usize) -> u64 {
+    log(dir, attempt)
+        .lines()
+        .filter_map(|l| {
+            let rest = l.split("checkpoint ").nth(1)?;
+            let (id, tail) = rest.split_once(' ')?;
+            tail.starts_with("complete in").then(|| id.parse().ok())?
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_checkpoint_after_one_percent_of_the_keys_changed_writes_under_five_percent_of_a_full_one() {
+    let dir = scratch();
+    let d = dir.path();
+    for sub in ["in", "out"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let pipeline = format!(
+        r#"
+[checkpoint]
+interval = "100ms"
+
+[node.keys]
+kind = "source"
+plugin = "directory"
+config = {{ path = "/in", scan_ms = 20 }}
+grants.dirs = [{{ host = "in", guest = "/in" }}]
+
+[node.fill]
+kind = "operator"
+plugin = "{fill}"
+input = "keys"
+config = {{ value_bytes = 100 }}
+
+[node.out]
+kind = "sink"
+plugin = "file"
+input = "fill"
+config = {{ path = "/out/updates.txt" }}
+grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
+"#,
+        fill = guest("keyed-fill").display()
+    );
+    std::fs::write(d.join("p.toml"), pipeline).unwrap();
+    let keys = 20_000;
+    let put = |name: &str, n: usize| {
+        let text: String = (0..n).map(|i| format!("k{i}\n")).collect();
+        std::fs::write(d.join(format!("in/.{name}")), text).unwrap();
+        std::fs::rename(d.join(format!("in/.{name}")), d.join(format!("in/{name}"))).unwrap();
+    };
+    put("a.txt", keys);
+    let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, 1);
+    let out = d.join("out/updates.txt");
+    wait_for_lines(&mut child, &out, keys);
+    let full_at = newest_complete(d, 1);
+    // 1 % of the keys change.
+    put("b.txt", keys / 100);
+    wait_for_lines(&mut child, &out, keys + keys / 100);
+    sigterm(&child);
+    assert!(child.wait().unwrap().success(), "{}", log(d, 1));
+    let store = weir_host::state::StateStore::open(&d.join(".weir/p")).unwrap();
+    let complete: Vec<_> = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.status == weir_host::state::Status::Complete)
+        .collect();
+    let last = complete.last().unwrap();
+    let full = last.keyed["fill"].bytes();
+    let after: u64 = complete
+        .iter()
+        .filter(|m| m.id > full_at)
+        .map(|m| m.keyed.get("fill").map_or(0, |k| k.bytes_written_by(m.id)))
+        .sum();
+    assert!(
+        full > (keys * 100) as u64,
+        "full state is only {full} bytes"
+    );
+    assert!(after > 0, "the changes were never checkpointed");
+    assert!(
+        after * 20 < full,
+        "checkpoints after 1 % of the keys changed wrote {after} bytes, full state is {full}"
+    );
+    // The state itself is right: a changed key holds both updates.
+    drop(store);
+    let got = run_weir(&["state", "get", "p.toml", "fill", "k7"], d);
+    assert!(got.status.success(), "{}", stderr(&got));
+    assert_eq!(stdout(&got), format!("blobs\t\"{}\"\n", "x".repeat(100)));
+}
