@@ -57,6 +57,11 @@ const BUILTINS: &[(&str, &str, &str)] = &[
         "weir_plugin_bench_window",
     ),
     (
+        "BENCH_COUNT",
+        "weir-plugin-bench-count",
+        "weir_plugin_bench_count",
+    ),
+    (
         "BENCH_STATE",
         "weir-plugin-bench-state",
         "weir_plugin_bench_state",

@@ -96,6 +96,15 @@ pub const BENCH_WINDOW: Builtin = Builtin {
     bytes: include_bytes!(env!("WEIR_BUILTIN_BENCH_WINDOW")),
 };
 
+/// Embedded for `weir bench` only, like [`BENCH_STATE`]: a word count keeping its counts in
+/// a `HashMap` or in keyed state, by config `mode` (plugins/bench-count).
+pub const BENCH_COUNT: Builtin = Builtin {
+    kind: NodeKind::Operator,
+    name: "bench-count",
+    about: "weir bench's keyed-state word count",
+    bytes: include_bytes!(env!("WEIR_BUILTIN_BENCH_COUNT")),
+};
+
 /// The built-in `name` of `kind`.
 pub fn find(kind: NodeKind, name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.kind == kind && b.name == name)
@@ -104,7 +113,7 @@ pub fn find(kind: NodeKind, name: &str) -> Option<&'static Builtin> {
 /// The component bytes of the built-in `name` of `kind`.
 pub fn bytes(kind: NodeKind, name: &str) -> Option<&'static [u8]> {
     find(kind, name)
-        .or([&BENCH_STATE, &BENCH_WINDOW]
+        .or([&BENCH_STATE, &BENCH_WINDOW, &BENCH_COUNT]
             .into_iter()
             .find(|b| b.kind == kind && b.name == name))
         .map(|b| b.bytes)

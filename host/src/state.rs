@@ -292,6 +292,12 @@ impl StateStore {
         Ok(meta)
     }
 
+    /// Make everything written so far durable.
+    pub fn flush(&self) -> Result<(), StateError> {
+        self.db.flush().map_err(|e| self.io(e))?;
+        Ok(())
+    }
+
     /// Mark `id` failed (it will never complete).
     pub fn failed(&self, id: u64, reason: &str) -> Result<(), StateError> {
         if let Some(mut meta) = self.get(id)?

@@ -48,6 +48,13 @@ pub struct BenchArgs {
     /// Run only the --operator comparison.
     #[arg(long)]
     pub only_operators: bool,
+    /// Keys of the keyed-state checkpoint measurement (100-byte values; 1 % change between
+    /// the full and the incremental checkpoint). 0 skips it.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub keys: u64,
+    /// Run only the keyed-state measurements.
+    #[arg(long)]
+    pub only_keyed: bool,
     /// Run only the Kafka benchmark against the broker at these bootstrap servers: Kafka → Wasm
     /// filter-map → Kafka exactly-once (checkpoints every 1 s) beside raw librdkafka.
     /// Uses --records (default here: 1,000,000 if left at its default) and --value-size.
@@ -66,6 +73,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let host = Arc::new(PluginHost::new()?);
+    if args.only_keyed {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        keyed_state(&rt, &host, &args)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.only_operators {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -166,6 +180,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     println!("ratio = native records/s ÷ wasm records/s (1.00x = as fast as native)");
     window_count(&rt, &host, &args)?;
+    keyed_state(&rt, &host, &args)?;
     if !args.skip_checkpoints {
         checkpoint_costs(&rt, &host, &node, &args)?;
     }
@@ -231,6 +246,142 @@ fn window_count(
         human(rates[0]),
         human(rates[1]),
         rates[1] / rates[0]
+    );
+    Ok(())
+}
+
+/// Keyed state: a word count with its counts in keyed state against the same count in a
+/// `HashMap` in the plugin (both Wasm, same pipeline); then checkpoint and restore costs of
+/// `args.keys` keys in the host's store, full against incremental.
+fn keyed_state(
+    rt: &tokio::runtime::Runtime,
+    host: &Arc<PluginHost>,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    let plugin = host.load(&PluginOrigin::Builtin {
+        kind: crate::builtin::BENCH_COUNT.kind,
+        name: crate::builtin::BENCH_COUNT.name,
+    })?;
+    let lines = crate::bench::make_lines(1024);
+    let total = (args.records / 10).max(1024);
+    let mut rates = Vec::new();
+    for mode in ["hashmap", "keyed"] {
+        let node = Node {
+            uid: "count".into(),
+            kind: NodeKind::Operator,
+            plugin: crate::graph::Plugin::Wasm(plugin.clone()),
+            parallelism: 1,
+            inputs: Vec::new(),
+            config: vec![("mode".into(), mode.into())],
+            sandbox: SandboxSpec::default(),
+            limits: Limits::default(),
+            recycle_above: None,
+            on_error: crate::config::OnError::Fail,
+            watermarks: None,
+        };
+        let mut best: f64 = 0.0;
+        for _ in 0..2 {
+            let (rate, _) = pipeline_with(
+                rt,
+                &lines,
+                total,
+                NodeFactory::of(host.clone(), &node),
+                RunOptions::default(),
+                &mut NoCheckpointStore,
+            )?;
+            best = best.max(rate);
+        }
+        rates.push(best);
+    }
+    println!();
+    println!(
+        "keyed count: {total} lines of 8 words (16 distinct), batch 1024, memory source → Wasm word count → discard"
+    );
+    println!(
+        "  counts in a HashMap in the plugin: {}/s words   in keyed state: {}/s words   ratio {:.2}x",
+        human(rates[0] * 8.0),
+        human(rates[1] * 8.0),
+        rates[0] / rates[1]
+    );
+    if args.keys == 0 {
+        return Ok(());
+    }
+    keyed_checkpoints(args.keys)
+}
+
+/// Checkpoint and restore costs of `keys` keys in the host's keyed store (sled, on disk).
+fn keyed_checkpoints(keys: u64) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix(".weir-bench-keyed-")
+        .tempdir_in(".")?;
+    let store = StateStore::open(dir.path())?;
+    let keyed = store.keyed_store()?;
+    let mut backend = crate::keyed::KeyedBackend::new(&keyed, "count", 0, 1, 128)?;
+    let value = vec![b'v'; 100];
+    let key = |i: u64| format!("key-{i:012}");
+    let t = Instant::now();
+    for i in 0..keys {
+        backend.set("counts", key(i).as_bytes(), Some(value.clone()))?;
+    }
+    let load = t.elapsed();
+    // (manifest, writing the pieces, making them durable)
+    let checkpoint = |backend: &mut crate::keyed::KeyedBackend, id: u64| {
+        let t = Instant::now();
+        let m = backend.snapshot(id)?;
+        let pieces = t.elapsed();
+        store.flush()?;
+        anyhow::Ok((m, pieces, t.elapsed() - pieces))
+    };
+    let (full, full_took, full_sync) = checkpoint(&mut backend, 1)?;
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let changed = keys / 100;
+    let updated = vec![b'u'; 100];
+    for _ in 0..changed {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        backend.set("counts", key(x % keys).as_bytes(), Some(updated.clone()))?;
+    }
+    let (incr, incr_took, incr_sync) = checkpoint(&mut backend, 2)?;
+    let t = Instant::now();
+    let mut restored = crate::keyed::KeyedBackend::new(&keyed, "count", 0, 1, 128)?;
+    restored.restore(&incr)?;
+    let restore_took = t.elapsed();
+    anyhow::ensure!(
+        restored.get("counts", key(keys - 1).as_bytes())?.is_some(),
+        "the restored state misses a key"
+    );
+    let mib = |b: u64| b as f64 / f64::from(1 << 20);
+    let full_bytes = full.bytes_written_by(1);
+    let incr_bytes = incr.bytes_written_by(2);
+    println!();
+    println!(
+        "keyed state: {keys} keys of 100-byte values ({:.0} MiB as pieces), one subtask, sled on disk",
+        mib(incr.bytes())
+    );
+    println!(
+        "  load: {}/s keys ({:.1} s)",
+        human(keys as f64 / load.as_secs_f64()),
+        load.as_secs_f64()
+    );
+    println!(
+        "  full checkpoint:        {:>8.1} MiB in {:>6} ms (pieces {} ms + sync {} ms)",
+        mib(full_bytes),
+        (full_took + full_sync).as_millis(),
+        full_took.as_millis(),
+        full_sync.as_millis()
+    );
+    println!(
+        "  after 1% keys changed:  {:>8.1} MiB in {:>6} ms (pieces {} ms + sync {} ms): {:.2}% of the bytes",
+        mib(incr_bytes),
+        (incr_took + incr_sync).as_millis(),
+        incr_took.as_millis(),
+        incr_sync.as_millis(),
+        100.0 * incr_bytes as f64 / full_bytes as f64
+    );
+    println!(
+        "  restore (one subtask, every key group): {} ms",
+        restore_took.as_millis()
     );
     Ok(())
 }

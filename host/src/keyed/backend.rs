@@ -145,9 +145,11 @@ impl KeyedBackend {
             return Ok(());
         }
         self.write_back()?;
+        // Only groups with pieces already need their changes noted: a group without any is
+        // written whole at the next checkpoint (read back from the live tree).
         let mut changed = sled::Batch::default();
         for (k, slot) in self.cache.drain() {
-            if slot.changed {
+            if slot.changed && self.chains.contains_key(&layout::group_of_storage_key(&k)) {
                 changed.insert(k, &[]);
             }
         }
@@ -371,14 +373,21 @@ impl KeyedBackend {
                 .or_default()
                 .push((k, v));
         }
+        // A group without pieces whose changes left the cache was not noted: any such group
+        // that holds something now is written whole, like every group without pieces.
+        for g in self.range.clone() {
+            if !self.chains.contains_key(&g)
+                && !by_group.contains_key(&g)
+                && self.live.scan_prefix(g.to_be_bytes()).next().is_some()
+            {
+                by_group.insert(g, Vec::new());
+            }
+        }
         for (g, entries) in by_group {
             let chain = self.chains.get(&g);
             let (entries, full) = match chain {
-                // No base yet: the group held nothing, so its changes are all of it.
-                None => (
-                    entries.into_iter().filter(|(_, v)| v.is_some()).collect(),
-                    true,
-                ),
+                // No base yet: the group is written whole.
+                None => (self.whole_group(g)?, true),
                 Some(chain) => {
                     let delta = piece::encode(&entries).len() as u64;
                     let deltas: u64 = chain.iter().skip(1).map(|p| p.len).sum();

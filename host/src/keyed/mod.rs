@@ -64,8 +64,9 @@ pub struct Store {
     pub registry: live::Registry,
 }
 
-/// Memory sled may use for the live trees' pages.
-const LIVE_CACHE: u64 = 64 << 20;
+/// Memory sled may use for the live trees' pages (host memory, outside every plugin's
+/// ceiling; state beyond it stays on disk).
+const LIVE_CACHE: u64 = 256 << 20;
 
 impl Store {
     /// Live trees in a fresh database at `live_dir` (deleted first: what a previous run left
