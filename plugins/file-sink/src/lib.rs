@@ -110,7 +110,12 @@ impl FileSink {
                 .unwrap_or_default()
         );
         for entry in fs::read_dir(&dir)? {
-            let name = entry?.file_name().to_string_lossy().into_owned();
+            // Other subtasks' files come and go in the same directory while this one looks.
+            let entry = match entry {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                entry => entry?,
+            };
+            let name = entry.file_name().to_string_lossy().into_owned();
             let Some(id) = name.strip_prefix(&stem).and_then(|s| s.parse::<u64>().ok()) else {
                 continue;
             };
