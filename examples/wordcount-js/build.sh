@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build wordcount.wasm from app.js with componentize-js (installed into guest-sdk/js by npm install).
 # Usage: build.sh [OUT.wasm] [SOURCE.js] [WIT_DIR]
-# WIT_DIR wit/v0.2 builds against weir:plugin@0.2.0 (event time: weir-time.js).
+# WIT_DIR wit/v0.2 builds against weir:plugin@0.2.0 (event time: weir-time.js; keyed state:
+# weir-state.js).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$here/../.."
@@ -16,6 +17,7 @@ cp "$src" "$work/app.js"
 cp "$js/weir.js" "$js/weir-time.js" "$work/"
 if [ "$wit" = "$(realpath "$root/wit/v0.2")" ]; then
   sed -i 's/@0\.1\.0/@0.2.0/' "$work/weir.js"
+  cp "$js/weir-state.js" "$work/"
 fi
 cd "$work"
 "$js/node_modules/.bin/componentize-js" app.js --wit "$wit" --world-name operator-plugin \

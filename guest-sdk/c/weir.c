@@ -144,4 +144,45 @@ void weir_emit_late(weir_record_t record) {
     weir_plugin_late_emit(&list);
     weir_plugin_types_record_free(&record);
 }
+
+/* A scope borrowing `name` and `key` (imports borrow their arguments). */
+static weir_plugin_keyed_state_scope_t scope_of(const char *name, const void *key, size_t key_len) {
+    weir_plugin_keyed_state_scope_t s;
+    s.state.ptr = (uint8_t *)name;
+    s.state.len = strlen(name);
+    s.key.ptr = (uint8_t *)key;
+    s.key.len = key_len;
+    return s;
+}
+
+bool weir_state_get(const char *name, const void *key, size_t key_len, uint8_t **value,
+                    size_t *value_len) {
+    weir_plugin_keyed_state_scope_t s = scope_of(name, key, key_len);
+    weir_bytes_t got;
+    if (!weir_plugin_keyed_state_get(&s, &got)) return false;
+    /* An empty list's pointer is not the allocator's: hand out one free() takes. */
+    if (got.len == 0) got.ptr = malloc(1);
+    *value = got.ptr;
+    *value_len = got.len;
+    return true;
+}
+
+void weir_state_set(const char *name, const void *key, size_t key_len, const void *value,
+                    size_t value_len) {
+    weir_plugin_keyed_state_change_t c;
+    c.tag = WEIR_PLUGIN_KEYED_STATE_CHANGE_SET;
+    c.val.set.f0 = scope_of(name, key, key_len);
+    c.val.set.f1.ptr = (uint8_t *)value;
+    c.val.set.f1.len = value_len;
+    weir_plugin_keyed_state_list_change_t list = {&c, 1};
+    weir_plugin_keyed_state_apply(&list);
+}
+
+void weir_state_clear(const char *name, const void *key, size_t key_len) {
+    weir_plugin_keyed_state_change_t c;
+    c.tag = WEIR_PLUGIN_KEYED_STATE_CHANGE_CLEAR;
+    c.val.clear = scope_of(name, key, key_len);
+    weir_plugin_keyed_state_list_change_t list = {&c, 1};
+    weir_plugin_keyed_state_apply(&list);
+}
 #endif

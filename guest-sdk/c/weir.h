@@ -78,6 +78,22 @@ void weir_delete_event_timer(const void *key, size_t key_len, int64_t ts);
 int64_t weir_current_watermark(void);
 /* Send a record (taken: do not free it) to the node's `<node>.late` output. */
 void weir_emit_late(weir_record_t record);
+
+/*
+ * Keyed value state (also wit/v0.2): one value per (state name, key), kept by the host beyond
+ * the plugin's memory, checkpointed incrementally, redistributed when the parallelism changes.
+ * The key is the record's (the operator sits behind a `hash` edge). Values are opaque bytes;
+ * store JSON (a number as its digits, say) so `weir state get` shows them as they are. Unlike
+ * the Rust and Python SDKs, C has no cache: every set reaches the host at once.
+ */
+/* The value of `name` for `key`: true and *value (free() it) / *value_len if it has one. */
+bool weir_state_get(const char *name, const void *key, size_t key_len, uint8_t **value,
+                    size_t *value_len);
+/* Set the value of `name` for `key`. */
+void weir_state_set(const char *name, const void *key, size_t key_len, const void *value,
+                    size_t value_len);
+/* Forget the value of `name` for `key`. */
+void weir_state_clear(const char *name, const void *key, size_t key_len);
 #endif
 
 #endif

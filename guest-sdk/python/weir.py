@@ -8,6 +8,11 @@ exports it with one line:
 State defaults to a pickle of the instance's attributes; override `snapshot`/`restore` for
 anything else.
 
+Keyed state (operators built against wit/v0.2): `ValueState`, `ListState` and `MapState` keep
+values per key in the host, beyond the plugin's memory, checkpointed incrementally and
+redistributed when the parallelism changes; values are JSON. A call's writes reach the host at
+its end (a call that raises changes nothing), and a handle pickles as its name alone.
+
 Event time (operators built against wit/v0.2, `weir:plugin@0.2.0`): `register_event_timer`,
 `register_processing_timer`, `current_watermark`, `emit_late`, and `Windows` (tumbling,
 sliding and session windows over keys with `Count`, `Sum`, `Min`, `Max` or `Reduce`, and
@@ -18,6 +23,7 @@ Invariant: exactly one plugin instance per component instance, created by `open`
 before `open` is an error, not a crash.
 """
 
+import json
 import pickle
 import traceback
 
@@ -28,6 +34,11 @@ try:  # weir:plugin@0.2.0 operators import timers and the late output; 0.1.0 wor
     from wit_world.imports import late, timers
 except ImportError:
     late = timers = None
+
+try:  # ... and keyed state.
+    from wit_world.imports import keyed_state
+except ImportError:
+    keyed_state = None
 
 Record = types.Record
 Header = types.Header
@@ -151,24 +162,36 @@ class _State:
         return _call(lambda: _instance.restore(state))
 
 
+def _keyed_call(fn):
+    """An operator call: its keyed-state writes go to the host if it succeeds."""
+    try:
+        out = _call(fn)
+    except Err:
+        _keyed_end(False)
+        raise
+    _keyed_end(True)
+    return out
+
+
 def export_operator(cls):
     """The (Operator, State) export classes for an operator class."""
 
     class _Operator:
         def open(self, cfg, ctx):
             _open(cls, cfg, ctx)
+            _keyed_end(True)
 
         def process(self, batch):
-            return _call(lambda: _instance.process(batch))
+            return _keyed_call(lambda: _instance.process(batch))
 
         def on_watermark(self, ts):
-            return _call(lambda: _instance.on_watermark(ts))
+            return _keyed_call(lambda: _instance.on_watermark(ts))
 
         def on_timers(self, fired):
-            return _call(lambda: _instance.on_timers(fired))
+            return _keyed_call(lambda: _instance.on_timers(fired))
 
         def finish(self):
-            return _call(lambda: _instance.finish())
+            return _keyed_call(lambda: _instance.finish())
 
     return _Operator, _State
 
@@ -456,3 +479,158 @@ class Windows:
                 del self.panes[t.key]
         out.sort(key=lambda f: (f.start, f.end, f.key))
         return out
+
+
+# --- Keyed state (weir:plugin@0.2.0 operators) --------------------------------------------
+
+_HANDLES = []  # every live state handle, flushed at the end of each call
+_CACHE_ENTRIES = 100_000
+_PAGE = 1024
+
+
+def _ks():
+    if keyed_state is None:
+        raise RuntimeError("keyed state needs an operator built against wit/v0.2 (weir:plugin@0.2.0)")
+    return keyed_state
+
+
+def _key(key):
+    return key.encode() if isinstance(key, str) else bytes(key)
+
+
+def _scope(name, key):
+    return _ks().Scope(state=name, key=_key(key))
+
+
+def _flush():
+    changes = []
+    for h in _HANDLES:
+        h._drain(changes)
+    if changes:
+        _ks().apply(changes)
+
+
+def _keyed_end(ok):
+    if ok:
+        _flush()
+    else:
+        for h in _HANDLES:
+            h._discard()
+
+
+def keys(name):
+    """Every key this subtask holds state `name` for (the current call's writes included)."""
+    _flush()
+    after = None
+    while True:
+        page = _ks().keys(name, after, _PAGE)
+        yield from page
+        if len(page) < _PAGE:
+            return
+        after = page[-1]
+
+
+class _Handle:
+    def __init__(self, name):
+        self.name = name
+        self._slots = {}  # cache key -> [value or None, dirty]
+        _HANDLES.append(self)
+
+    def __getstate__(self):
+        return {"name": self.name}
+
+    def __setstate__(self, state):
+        self.__init__(state["name"])
+
+    def _discard(self):
+        self._slots.clear()
+
+    def keys(self):
+        return keys(self.name)
+
+
+class ValueState(_Handle):
+    """One value per key (any JSON value)."""
+
+    def get(self, key, default=None):
+        k = _key(key)
+        slot = self._slots.get(k)
+        if slot is None:
+            raw = _ks().get(_scope(self.name, k))
+            slot = [None if raw is None else json.loads(raw), False]
+            self._slots[k] = slot
+        return default if slot[0] is None else slot[0]
+
+    def set(self, key, value):
+        self._slots[_key(key)] = [value, True]
+
+    def clear(self, key):
+        self._slots[_key(key)] = [None, True]
+
+    def _drain(self, out):
+        ks = _ks()
+        for k, slot in self._slots.items():
+            if slot[1]:
+                scope = ks.Scope(state=self.name, key=k)
+                if slot[0] is None:
+                    out.append(ks.Change_Clear(scope))
+                else:
+                    out.append(ks.Change_Set((scope, json.dumps(slot[0]).encode())))
+                slot[1] = False
+        if len(self._slots) > _CACHE_ENTRIES:
+            self._slots.clear()
+
+
+class ListState(ValueState):
+    """A list per key, stored as one value."""
+
+    def get(self, key, default=None):
+        return list(super().get(key, []))
+
+    def add(self, key, value):
+        items = self.get(key)
+        items.append(value)
+        self.set(key, items)
+
+
+class MapState(_Handle):
+    """A map per key: entries (bytes or str map keys, JSON values) one at a time."""
+
+    def get(self, key, map_key, default=None):
+        k = (_key(key), _key(map_key))
+        slot = self._slots.get(k)
+        if slot is None:
+            raw = _ks().map_get(_scope(self.name, k[0]), k[1])
+            slot = [None if raw is None else json.loads(raw), False]
+            self._slots[k] = slot
+        return default if slot[0] is None else slot[0]
+
+    def put(self, key, map_key, value):
+        self._slots[(_key(key), _key(map_key))] = [value, True]
+
+    def remove(self, key, map_key):
+        self._slots[(_key(key), _key(map_key))] = [None, True]
+
+    def entries(self, key):
+        """Every (map key, value) of `key`'s map, in map-key order."""
+        _flush()
+        out, after = [], None
+        while True:
+            page = _ks().map_entries(_scope(self.name, key), after, _PAGE)
+            out.extend((mk, json.loads(v)) for mk, v in page)
+            if len(page) < _PAGE:
+                return out
+            after = page[-1][0]
+
+    def _drain(self, out):
+        ks = _ks()
+        for (k, mk), slot in self._slots.items():
+            if slot[1]:
+                scope = ks.Scope(state=self.name, key=k)
+                if slot[0] is None:
+                    out.append(ks.Change_Remove((scope, mk)))
+                else:
+                    out.append(ks.Change_Put((scope, mk, json.dumps(slot[0]).encode())))
+                slot[1] = False
+        if len(self._slots) > _CACHE_ENTRIES:
+            self._slots.clear()

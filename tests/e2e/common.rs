@@ -443,6 +443,26 @@ pub fn timers_plugin(lang: &str) -> PathBuf {
     )
 }
 
+/// The word count with its counts in keyed value state in C, Python or JavaScript
+/// (tests/lang-guests/keyed.*, against `wit/v0.2`); the Rust one is examples/wordcount.
+pub fn keyed_plugin(lang: &str) -> PathBuf {
+    let ext = match lang {
+        "c" => "c",
+        "python" => "py",
+        "js" => "js",
+        _ => panic!("no keyed test guest in {lang}"),
+    };
+    let example = root().join(format!("examples/wordcount-{lang}"));
+    let source = root().join(format!("tests/lang-guests/keyed.{ext}"));
+    cached_build(
+        lang,
+        &example,
+        &root().join("wit/v0.2/weir.wit"),
+        Some(&source),
+        "keyed",
+    )
+}
+
 /// The Python build of the windowed-counts example's operator
 /// (`examples/windowed-counts/python/build.sh`, against `wit/v0.2`), cached as [`lang_build`]'s.
 pub fn python_windowed_counts() -> PathBuf {

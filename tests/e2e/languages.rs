@@ -142,6 +142,41 @@ fn every_build_recovers_exactly_from_sigkill() {
     }
 }
 
+/// The word count with its counts in keyed state (wit/v0.2) in C, Python and JavaScript: exact
+/// through SIGKILLs, and its state answers `weir state get` (values stored as JSON numbers).
+#[test]
+fn every_build_keeps_counts_in_keyed_state_through_sigkills_and_answers_queries() {
+    for (lang, lines, rate) in [
+        ("c", 200_000, 40_000),
+        ("python", 40_000, 8_000),
+        ("js", 20_000, 4_000),
+    ] {
+        let text = conformance_text(lines);
+        let want = expected_updates(&text);
+        let p = throttled(
+            &pipeline(
+                &keyed_plugin(lang),
+                "[checkpoint]\ninterval = \"100ms\"",
+                "",
+            ),
+            rate,
+        );
+        let dir = setup(&text, &p);
+        crash_loop(&["run", "p.toml"], dir.path(), 3, 300, 700);
+        assert!(
+            output(dir.path()) == want,
+            "{lang}: output after SIGKILLs differs"
+        );
+        let got = run_weir(&["state", "get", "p.toml", "count", "weir"], dir.path());
+        assert_eq!(
+            stdout(&got),
+            format!("counts\t{}\n", count_words(&text)["weir"]),
+            "{lang}: {}",
+            stderr(&got)
+        );
+    }
+}
+
 /// The failure-path guest in `lang` as node `count`, with `extra` settings on the node.
 fn faulty(lang: &str, extra: &str) -> String {
     let (plugin, config) = if lang == "rust" {
