@@ -37,6 +37,18 @@ pub fn redistribute(
     // A sink's state is its open transactions: a new subtask takes over the old one of its
     // index; those a lower parallelism drops are finished (committed up to the restored
     // checkpoint) by subtask `old % new` before it starts; added subtasks start empty.
+    if let Plugin::Native(native) = &node.plugin
+        && node.kind == crate::config::NodeKind::Sink
+        && old.len() != new
+        && old.iter().any(Option::is_some)
+    {
+        return Err(format!(
+            "node `{}` ({native}) was checkpointed with parallelism {} but now has parallelism {new}: its open Kafka transactions are tied to the transactional ids of its subtasks, so its parallelism cannot change on restore; set parallelism = {} again (a stop with savepoint leaves nothing open, but the ids still are the subtasks')",
+            node.uid,
+            old.len(),
+            old.len()
+        ));
+    }
     if node.kind == crate::config::NodeKind::Sink && old.len() != new {
         let mut retired = vec![Vec::new(); new];
         for (j, state) in old.iter().enumerate().skip(new) {

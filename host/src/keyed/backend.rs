@@ -1,5 +1,5 @@
-//! One subtask's keyed state while the job runs: a sled tree on disk (state is bounded by the
-//! disk, not by memory) behind a write-back cache, and what changed since the last checkpoint,
+//! One subtask's keyed state while the job runs: a B-tree on disk ([`super::live_tree`]; state
+//! is bounded by the disk, not by memory) behind a write-back cache, and what changed since the last checkpoint,
 //! so a checkpoint writes pieces only for what changed.
 //!
 //! Invariants: every change since the last checkpoint is either a `changed` slot of the cache
@@ -46,9 +46,8 @@ pub struct KeyedBackend {
     max_parallelism: u32,
     range: Range<KeyGroup>,
     store: Store,
-    live: sled::Tree,
-    /// Keys changed since the last checkpoint whose slots left the cache.
-    changed: sled::Tree,
+    /// On disk: the values, and the keys changed since the last checkpoint that left the cache.
+    live: super::live_tree::LiveTree,
     cache: HashMap<Vec<u8>, Slot>,
     cache_bytes: usize,
     cache_limit: usize,
@@ -64,7 +63,7 @@ impl KeyedBackend {
         parallelism: u32,
         max_parallelism: u32,
     ) -> Result<Self, KeyedError> {
-        let (live, changed) = store.live_trees(node, subtask)?;
+        let live = store.live_tree(node, subtask)?;
         Ok(KeyedBackend {
             node: node.to_owned(),
             subtask,
@@ -73,7 +72,6 @@ impl KeyedBackend {
             range: groups::range(subtask, parallelism, max_parallelism),
             store: store.clone(),
             live,
-            changed,
             cache: HashMap::new(),
             cache_bytes: 0,
             cache_limit: DEFAULT_CACHE_BYTES,
@@ -108,7 +106,7 @@ impl KeyedBackend {
         if let Some(slot) = self.cache.get(storage_key) {
             return Ok(slot.value.clone());
         }
-        let value = self.live.get(storage_key)?.map(|v| v.to_vec());
+        let value = self.live.get(storage_key)?;
         self.account(storage_key.len() + value.as_ref().map_or(0, Vec::len));
         self.cache.insert(
             storage_key.to_vec(),
@@ -147,31 +145,36 @@ impl KeyedBackend {
         self.write_back()?;
         // Only groups with pieces already need their changes noted: a group without any is
         // written whole at the next checkpoint (read back from the live tree).
-        let mut changed = sled::Batch::default();
-        for (k, slot) in self.cache.drain() {
-            if slot.changed && self.chains.contains_key(&layout::group_of_storage_key(&k)) {
-                changed.insert(k, &[]);
-            }
-        }
-        self.changed.apply_batch(changed)?;
+        let mut changed: Vec<Vec<u8>> = self
+            .cache
+            .drain()
+            .filter(|(k, slot)| {
+                slot.changed && self.chains.contains_key(&layout::group_of_storage_key(k))
+            })
+            .map(|(k, _)| k)
+            .collect();
+        changed.sort_unstable();
+        self.live.note_changed(changed.iter().map(Vec::as_slice))?;
         self.cache_bytes = 0;
         Ok(())
     }
 
     /// Write every dirty slot to the live tree (the slots stay, clean).
     fn write_back(&mut self) -> Result<(), KeyedError> {
-        let mut batch = sled::Batch::default();
-        let mut any = false;
-        for (k, slot) in self.cache.iter_mut().filter(|(_, s)| s.dirty) {
-            match &slot.value {
-                Some(v) => batch.insert(k.as_slice(), v.as_slice()),
-                None => batch.remove(k.as_slice()),
-            }
-            slot.dirty = false;
-            any = true;
+        let mut dirty: Vec<(&Vec<u8>, &mut Slot)> =
+            self.cache.iter_mut().filter(|(_, s)| s.dirty).collect();
+        if dirty.is_empty() {
+            return Ok(());
         }
-        if any {
-            self.live.apply_batch(batch)?;
+        // In key order: the B-tree's pages are written once each.
+        dirty.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        self.live.apply(
+            dirty
+                .iter()
+                .map(|(k, slot)| (k.as_slice(), slot.value.as_deref())),
+        )?;
+        for (_, slot) in dirty {
+            slot.dirty = false;
         }
         Ok(())
     }
@@ -238,13 +241,13 @@ impl KeyedBackend {
             None => prefix.clone(),
         };
         let mut out = Vec::new();
-        for item in self.live.range(start..) {
-            let (k, v) = item?;
-            if !k.starts_with(&prefix) || out.len() >= limit {
-                break;
+        self.live.scan(&start, &prefix, |k, v| {
+            if out.len() >= limit {
+                return false;
             }
             out.push((k[prefix.len()..].to_vec(), v.to_vec()));
-        }
+            true
+        })?;
         Ok(out)
     }
 
@@ -254,9 +257,10 @@ impl KeyedBackend {
         let prefix = layout::scope_prefix(g, name, key)?;
         self.write_back()?;
         let mut doomed = Vec::new();
-        for item in self.live.scan_prefix(&prefix) {
-            doomed.push(item?.0.to_vec());
-        }
+        self.live.scan(&prefix, &prefix, |k, _| {
+            doomed.push(k.to_vec());
+            true
+        })?;
         for k in doomed {
             self.write(k, None)?;
         }
@@ -288,21 +292,23 @@ impl KeyedBackend {
                 }
                 None => prefix.clone(),
             };
-            for item in self.live.range(start..) {
-                let (k, _) = item?;
-                if !k.starts_with(&prefix) {
-                    break;
-                }
-                let Some(parts) = layout::parse(&k) else {
-                    continue;
+            let mut full = false;
+            self.live.scan(&start, &prefix, |k, _| {
+                let Some(parts) = layout::parse(k) else {
+                    return true;
                 };
                 if out.last().is_some_and(|l| l.as_slice() == parts.key) {
-                    continue;
+                    return true;
                 }
                 if out.len() >= limit {
-                    return Ok(out);
+                    full = true;
+                    return false;
                 }
                 out.push(parts.key.to_vec());
+                true
+            })?;
+            if full {
+                return Ok(out);
             }
         }
         Ok(out)
@@ -313,15 +319,11 @@ impl KeyedBackend {
         let g = self.group(key)?;
         self.write_back()?;
         let mut found = super::query::Found::new();
-        let rows: Vec<(sled::IVec, sled::IVec)> = self
-            .live
-            .scan_prefix(g.to_be_bytes())
-            .collect::<Result<_, _>>()?;
-        super::query::collect(
-            rows.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
-            &|k| k == key,
-            &mut found,
-        );
+        let prefix = g.to_be_bytes();
+        self.live.scan(&prefix, &prefix, |k, v| {
+            super::query::collect(std::iter::once((k, v)), &|k| k == key, &mut found);
+            true
+        })?;
         Ok(found.remove(key).unwrap_or_default())
     }
 
@@ -331,14 +333,15 @@ impl KeyedBackend {
         self.write_back()?;
         let mut found = super::query::Found::new();
         for g in self.range.clone() {
-            for item in self.live.scan_prefix(g.to_be_bytes()) {
-                let (k, v) = item?;
+            let group = g.to_be_bytes();
+            self.live.scan(&group, &group, |k, v| {
                 super::query::collect(
-                    std::iter::once((k.as_ref(), v.as_ref())),
+                    std::iter::once((k, v)),
                     &|key| key.starts_with(prefix),
                     &mut found,
                 );
-            }
+                true
+            })?;
             while found.len() > limit {
                 found.pop_last();
             }
@@ -353,15 +356,13 @@ impl KeyedBackend {
         // What changed, by storage key: keys that left the cache (their values are in the live
         // tree, or in the cache if read again), then the cache's own changes.
         let mut changes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for item in self.changed.iter() {
-            let (k, _) = item?;
-            let value = match self.cache.get(k.as_ref()) {
+        for k in self.live.take_changed()? {
+            let value = match self.cache.get(&k) {
                 Some(slot) => slot.value.clone(),
-                None => self.live.get(&k)?.map(|v| v.to_vec()),
+                None => self.live.get(&k)?,
             };
-            changes.insert(k.to_vec(), value);
+            changes.insert(k, value);
         }
-        self.changed.clear()?;
         for (k, slot) in self.cache.iter_mut().filter(|(_, s)| s.changed) {
             changes.insert(k.clone(), slot.value.clone());
             slot.changed = false;
@@ -378,7 +379,7 @@ impl KeyedBackend {
         for g in self.range.clone() {
             if !self.chains.contains_key(&g)
                 && !by_group.contains_key(&g)
-                && self.live.scan_prefix(g.to_be_bytes()).next().is_some()
+                && self.live.any(&g.to_be_bytes())?
             {
                 by_group.insert(g, Vec::new());
             }
@@ -427,10 +428,11 @@ impl KeyedBackend {
     fn whole_group(&mut self, g: KeyGroup) -> Result<Vec<Entry>, KeyedError> {
         self.write_back()?;
         let mut out = Vec::new();
-        for item in self.live.scan_prefix(g.to_be_bytes()) {
-            let (k, v) = item?;
+        let prefix = g.to_be_bytes();
+        self.live.scan(&prefix, &prefix, |k, v| {
             out.push((k.to_vec(), Some(v.to_vec())));
-        }
+            true
+        })?;
         Ok(out)
     }
 
@@ -452,14 +454,9 @@ impl KeyedBackend {
                         self.node, p.checkpoint
                     ))
                 })?;
-                let mut batch = sled::Batch::default();
-                for (k, v) in entries {
-                    match v {
-                        Some(v) => batch.insert(k, v),
-                        None => batch.remove(k),
-                    }
-                }
-                self.live.apply_batch(batch)?;
+                // Pieces are in key order (a base is a scan; deltas come from a sorted map).
+                self.live
+                    .apply(entries.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))?;
             }
             self.chains.insert(*g, chain.clone());
         }

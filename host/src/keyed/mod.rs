@@ -11,6 +11,7 @@ pub mod backend;
 pub mod groups;
 pub mod layout;
 pub mod live;
+pub mod live_tree;
 pub mod piece;
 pub mod query;
 
@@ -59,14 +60,17 @@ pub struct Pieces {
 #[derive(Clone)]
 pub struct Store {
     pub pieces: Pieces,
-    live: sled::Db,
+    /// Where the subtasks' live trees are (one file each).
+    live: std::path::PathBuf,
     /// The running subtasks' state, for live queries.
     pub registry: live::Registry,
+    /// A temporary store's directory, deleted with the last clone.
+    _temporary: Option<std::sync::Arc<tempfile::TempDir>>,
 }
 
-/// Memory sled may use for the live trees' pages (host memory, outside every plugin's
+/// Memory each subtask's live tree may use for its pages (host memory, outside every plugin's
 /// ceiling; state beyond it stays on disk).
-const LIVE_CACHE: u64 = 256 << 20;
+const LIVE_CACHE: usize = 128 << 20;
 
 impl Store {
     /// Live trees in a fresh database at `live_dir` (deleted first: what a previous run left
@@ -77,39 +81,37 @@ impl Store {
                 KeyedError::Storage(format!("cannot clear {}: {e}", live_dir.display()))
             })?;
         }
-        let live = sled::Config::new()
-            .path(live_dir)
-            .cache_capacity(LIVE_CACHE)
-            .temporary(true)
-            .open()?;
+        std::fs::create_dir_all(live_dir).map_err(|e| {
+            KeyedError::Storage(format!("cannot create {}: {e}", live_dir.display()))
+        })?;
         Ok(Store {
             pieces,
-            live,
+            live: live_dir.to_owned(),
             registry: live::Registry::default(),
+            _temporary: None,
         })
     }
 
     /// A store for a run without checkpoints: everything in a temporary directory.
     pub fn temporary() -> Result<Self, KeyedError> {
-        let dir = std::env::temp_dir().join(format!(
-            "weir-keyed-{}-{}",
-            std::process::id(),
-            TEMP.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        ));
+        let dir = tempfile::Builder::new()
+            .prefix("weir-keyed-")
+            .tempdir()
+            .map_err(|e| KeyedError::Storage(format!("cannot make a temporary directory: {e}")))?;
         let db = sled::Config::new()
-            .path(dir.join("pieces"))
+            .path(dir.path().join("pieces"))
             .temporary(true)
             .open()?;
-        Self::open(Pieces::open(&db)?, &dir.join("live"))
+        let mut store = Self::open(Pieces::open(&db)?, &dir.path().join("live"))?;
+        store._temporary = Some(std::sync::Arc::new(dir));
+        Ok(store)
     }
 
-    /// A fresh live tree for subtask `subtask` of `node`, and its tree of changed keys.
-    fn live_trees(&self, node: &str, subtask: u32) -> Result<(sled::Tree, sled::Tree), KeyedError> {
-        let name = format!("{node}\0{subtask}");
-        let changed = format!("{node}\0{subtask}\0changed");
-        self.live.drop_tree(&name)?;
-        self.live.drop_tree(&changed)?;
-        Ok((self.live.open_tree(&name)?, self.live.open_tree(&changed)?))
+    /// A fresh live tree for subtask `subtask` of `node` (its file named by the node's name
+    /// in hex: any name makes a file name).
+    fn live_tree(&self, node: &str, subtask: u32) -> Result<live_tree::LiveTree, KeyedError> {
+        let hex: String = node.bytes().map(|b| format!("{b:02x}")).collect();
+        live_tree::LiveTree::create(&self.live.join(format!("{hex}-{subtask}.redb")), LIVE_CACHE)
     }
 }
 
@@ -232,5 +234,3 @@ impl std::fmt::Debug for Store {
         f.write_str("keyed::Store")
     }
 }
-
-static TEMP: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
