@@ -483,6 +483,71 @@ fn kafka_to_wasm_to_file_killed_ten_times_is_exact() {
     );
 }
 
+/// The Kafka source's offsets are union state: SIGKILLed ten times while its parallelism moves
+/// between 1, 2 and 3 over 4 partitions, every partition resumes at its offset in whichever
+/// subtask reads it now, and the output is exact.
+#[test]
+fn the_kafka_source_rescales_across_sigkills_exactly() {
+    let b = Broker::start();
+    let sink = FILE_SINK.replace("input = \"in\"", "input = \"count\"");
+    let dir = setup(&word_pipeline(&b, 2_000, &sink));
+    let d = dir.path();
+    let text = sample_text(40_000, 9);
+    b.create("words", 4);
+    b.produce(d, "words", &text, None);
+    let write = |parallelism: u32| {
+        let p = word_pipeline(&b, 2_000, &sink)
+            .replacen(
+                "plugin = \"kafka\"\n",
+                &format!("plugin = \"kafka\"\nparallelism = {parallelism}\n"),
+                1,
+            )
+            .replacen(
+                "input = \"in\"\n",
+                "input = \"in\"\npartition = \"rebalance\"\n",
+                1,
+            );
+        std::fs::write(d.join("p.toml"), p).unwrap();
+    };
+    write(2);
+    let warm = run_weir(&["validate", "p.toml"], d);
+    assert!(warm.status.success(), "{}", stderr(&warm));
+    let mut rng = Rng::from_time("kafka rescale");
+    let mut attempt = 0;
+    while attempt < 10 {
+        attempt += 1;
+        write([1, 2, 3][attempt % 3]);
+        let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, attempt);
+        wait_for_a_checkpoint(&mut child, d, attempt);
+        std::thread::sleep(rng.millis(200, 500));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "weir ended before kill {attempt}: the input is too small"
+        );
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    write(3);
+    let status = spawn_weir(&["run", "p.toml"], d, attempt + 1)
+        .wait()
+        .unwrap();
+    assert!(status.success(), "the final run failed");
+    let rescaled = (2..=attempt + 1)
+        .filter(|a| {
+            std::fs::read_to_string(d.join(format!("attempt-{a}.err")))
+                .unwrap_or_default()
+                .contains("rescaling node `in`")
+        })
+        .count();
+    assert!(
+        rescaled >= 5,
+        "only {rescaled} attempts rescaled the source"
+    );
+    let got = sorted(lines_of(&d.join("out/out.txt")));
+    let want = sorted(expected_updates(&text).lines().map(str::to_owned));
+    assert!(got == want, "{} lines, expected {}", got.len(), want.len());
+}
+
 /// Labels of the transactions weir logged as committed, over every attempt in `dir`.
 fn committed_labels(dir: &Path) -> BTreeSet<String> {
     let mut labels = BTreeSet::new();

@@ -1,5 +1,5 @@
 //! Keyed state: values, maps and lists per (state name, key), owned by the host, grouped into
-//! key groups ([`groups`]), kept on disk while the job runs ([`backend`]: a sled tree per
+//! key groups ([`groups`]), kept on disk while the job runs ([`backend`]: a redb B-tree per
 //! subtask behind a cache, so state is bounded by the disk, not a guest's memory), and
 //! checkpointed incrementally as immutable pieces ([`piece`]) that each subtask writes itself.
 //!
