@@ -369,9 +369,11 @@ impl StateStore {
             states.insert((b.node.clone(), b.subtask), bytes.to_vec());
         }
         for (node, m) in &meta.keyed {
+            let mut segments: BTreeMap<u64, crate::keyed::SegmentCache> = BTreeMap::new();
             for (g, p) in m.pieces() {
+                let cache = segments.entry(p.checkpoint).or_default();
                 self.pieces
-                    .read_piece(node, g, p)
+                    .read_piece_via(node, g, p, cache)
                     .map_err(|e| e.to_string())?;
             }
         }

@@ -307,7 +307,9 @@ fn a_damaged_piece_of_keyed_state_falls_back_to_an_older_checkpoint() {
         let manifest = &last.keyed["count"];
         let damaged = manifest
             .pieces()
-            .filter(|(g, p)| store.pieces().corrupt_piece("count", *g, p.checkpoint))
+            .filter(|(g, p)| {
+                p.checkpoint == last.id && store.pieces().corrupt_piece("count", *g, p)
+            })
             .count();
         assert!(damaged > 0);
         last.id

@@ -384,6 +384,7 @@ impl KeyedBackend {
                 by_group.insert(g, Vec::new());
             }
         }
+        let mut deltas = Vec::new();
         for (g, entries) in by_group {
             let chain = self.chains.get(&g);
             let (entries, full) = match chain {
@@ -404,19 +405,29 @@ impl KeyedBackend {
                 continue;
             }
             let bytes = piece::encode(&entries);
+            if !full {
+                deltas.push((g, bytes, entries.len() as u64));
+                continue;
+            }
             let meta = self.store.pieces.put_piece(
                 &self.node,
                 g,
                 checkpoint,
                 &bytes,
-                full,
+                true,
                 entries.len() as u64,
             )?;
-            let chain = self.chains.entry(g).or_default();
-            if full {
-                chain.clear();
+            self.chains.insert(g, vec![meta]);
+        }
+        // Every delta of this checkpoint in one write.
+        if !deltas.is_empty() {
+            let metas =
+                self.store
+                    .pieces
+                    .put_segment(&self.node, self.range.start, checkpoint, &deltas)?;
+            for (g, meta) in metas {
+                self.chains.entry(g).or_default().push(meta);
             }
-            chain.push(meta);
         }
         Ok(KeyedManifest {
             max_parallelism: self.max_parallelism,
@@ -445,9 +456,12 @@ impl KeyedBackend {
                 self.node, manifest.max_parallelism, self.max_parallelism
             )));
         }
+        // Deltas of one checkpoint share a segment: read each segment once per run of groups.
+        let mut segments: BTreeMap<u64, super::SegmentCache> = BTreeMap::new();
         for (g, chain) in manifest.groups.range(self.range.clone()) {
             for p in chain {
-                let bytes = self.store.pieces.read_piece(&self.node, *g, p)?;
+                let cache = segments.entry(p.checkpoint).or_default();
+                let bytes = self.store.pieces.read_piece_via(&self.node, *g, p, cache)?;
                 let entries = piece::decode(&bytes).map_err(|e| {
                     KeyedError::Piece(format!(
                         "piece {}/{g}@{} does not decode: {e}",

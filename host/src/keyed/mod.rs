@@ -124,6 +124,14 @@ impl Pieces {
         })
     }
 
+    /// Where `piece` of `group` is stored: its own key, or its segment's.
+    fn stored_key(node: &str, group: KeyGroup, piece: &PieceMeta) -> Vec<u8> {
+        match piece.segment {
+            None => Self::piece_key(node, group, piece.checkpoint),
+            Some((first, _)) => Self::piece_key(node, SEGMENT | first, piece.checkpoint),
+        }
+    }
+
     fn piece_key(node: &str, group: KeyGroup, checkpoint: u64) -> Vec<u8> {
         let mut k = Vec::with_capacity(node.len() + 11);
         k.extend_from_slice(node.as_bytes());
@@ -152,7 +160,70 @@ impl Pieces {
             crc32: crc32fast::hash(bytes),
             full,
             entries,
+            segment: None,
         })
+    }
+
+    /// Store `parts` (group, bytes, entries: deltas of one subtask's checkpoint) as one
+    /// segment named by `first` (the first group of the subtask's range); their metadata.
+    pub fn put_segment(
+        &self,
+        node: &str,
+        first: KeyGroup,
+        checkpoint: u64,
+        parts: &[(KeyGroup, Vec<u8>, u64)],
+    ) -> Result<Vec<(KeyGroup, PieceMeta)>, KeyedError> {
+        let mut value = Vec::with_capacity(parts.iter().map(|p| p.1.len()).sum());
+        let mut metas = Vec::with_capacity(parts.len());
+        for (g, bytes, entries) in parts {
+            metas.push((
+                *g,
+                PieceMeta {
+                    checkpoint,
+                    len: bytes.len() as u64,
+                    crc32: crc32fast::hash(bytes),
+                    full: false,
+                    entries: *entries,
+                    segment: Some((first, value.len() as u64)),
+                },
+            ));
+            value.extend_from_slice(bytes);
+        }
+        let key = Self::piece_key(node, SEGMENT | first, checkpoint);
+        self.pieces.insert(&key, value)?;
+        self.index.insert(&key, &[])?;
+        Ok(metas)
+    }
+
+    /// Store what [`Pieces::read_piece`] read, where `piece` says it lives (importing a
+    /// savepoint): a piece of a segment goes to its offset in that segment.
+    pub fn put_at(
+        &self,
+        node: &str,
+        group: KeyGroup,
+        piece: &PieceMeta,
+        bytes: &[u8],
+    ) -> Result<(), KeyedError> {
+        let key = Self::stored_key(node, group, piece);
+        let value = match piece.segment {
+            None => bytes.to_vec(),
+            Some((_, offset)) => {
+                let mut v = self
+                    .pieces
+                    .get(&key)?
+                    .map(|v| v.to_vec())
+                    .unwrap_or_default();
+                let (at, end) = (offset as usize, offset as usize + bytes.len());
+                if v.len() < end {
+                    v.resize(end, 0);
+                }
+                v[at..end].copy_from_slice(bytes);
+                v
+            }
+        };
+        self.pieces.insert(&key, value)?;
+        self.index.insert(&key, &[])?;
+        Ok(())
     }
 
     /// A piece's bytes, checked against its length and checksum.
@@ -162,16 +233,44 @@ impl Pieces {
         group: KeyGroup,
         piece: &PieceMeta,
     ) -> Result<Vec<u8>, KeyedError> {
+        self.read_piece_via(node, group, piece, &mut SegmentCache::default())
+    }
+
+    /// [`Pieces::read_piece`], keeping the last segment read in `cache` (the pieces of one
+    /// segment are read one after the other by a restore).
+    pub fn read_piece_via(
+        &self,
+        node: &str,
+        group: KeyGroup,
+        piece: &PieceMeta,
+        cache: &mut SegmentCache,
+    ) -> Result<Vec<u8>, KeyedError> {
         let what = || {
             format!(
                 "piece {}/{group}@{} of {node}'s keyed state",
                 node, piece.checkpoint
             )
         };
-        let bytes = self
-            .pieces
-            .get(Self::piece_key(node, group, piece.checkpoint))?
-            .ok_or_else(|| KeyedError::Piece(format!("{} is missing", what())))?;
+        let key = Self::stored_key(node, group, piece);
+        let stored = match &cache.0 {
+            Some((k, v)) if piece.segment.is_some() && *k == key => v.clone(),
+            _ => {
+                let v = self
+                    .pieces
+                    .get(&key)?
+                    .ok_or_else(|| KeyedError::Piece(format!("{} is missing", what())))?;
+                if piece.segment.is_some() {
+                    cache.0 = Some((key, v.clone()));
+                }
+                v
+            }
+        };
+        let bytes: &[u8] = match piece.segment {
+            None => &stored,
+            Some((_, offset)) => stored
+                .get(offset as usize..(offset + piece.len) as usize)
+                .ok_or_else(|| KeyedError::Piece(format!("{} is cut short", what())))?,
+        };
         if bytes.len() as u64 != piece.len || crc32fast::hash(&bytes) != piece.crc32 {
             return Err(KeyedError::Piece(format!(
                 "{} fails its checksum ({} bytes, expected {})",
@@ -192,10 +291,7 @@ impl Pieces {
     ) -> Result<usize, KeyedError> {
         let named: std::collections::HashSet<Vec<u8>> = keep
             .iter()
-            .flat_map(|(node, m)| {
-                m.pieces()
-                    .map(|(g, p)| Self::piece_key(node, g, p.checkpoint))
-            })
+            .flat_map(|(node, m)| m.pieces().map(|(g, p)| Self::stored_key(node, g, p)))
             .collect();
         let mut deleted = 0;
         for item in self.index.iter() {
@@ -216,18 +312,26 @@ impl Pieces {
 
     /// Damage a piece, as a failing disk would (tests of the fallback).
     #[doc(hidden)]
-    pub fn corrupt_piece(&self, node: &str, group: KeyGroup, checkpoint: u64) -> bool {
-        let key = Self::piece_key(node, group, checkpoint);
+    pub fn corrupt_piece(&self, node: &str, group: KeyGroup, piece: &PieceMeta) -> bool {
+        let key = Self::stored_key(node, group, piece);
+        let at = piece.segment.map_or(0, |(_, offset)| offset as usize);
         match self.pieces.get(&key) {
-            Ok(Some(v)) => {
+            Ok(Some(v)) if v.len() > at => {
                 let mut v = v.to_vec();
-                v[0] ^= 0xff;
+                v[at] ^= 0xff;
                 self.pieces.insert(key, v).is_ok()
             }
             _ => false,
         }
     }
 }
+
+/// The segment a restore read last.
+#[derive(Default)]
+pub struct SegmentCache(Option<(Vec<u8>, sled::IVec)>);
+
+/// Marks a segment's name among group ids (which stay below 32 768).
+const SEGMENT: KeyGroup = 0x8000;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

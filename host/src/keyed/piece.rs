@@ -22,6 +22,11 @@ pub struct PieceMeta {
     pub full: bool,
     /// Entries it holds (puts and, in a delta, removals).
     pub entries: u64,
+    /// Where it is stored when not on its own: (segment, offset). A subtask writes all its
+    /// deltas of one checkpoint as one segment (one store write instead of one per group);
+    /// the segment is named by the first group of the subtask's range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<(KeyGroup, u64)>,
 }
 
 /// The pieces one key group is rebuilt from: a base, then deltas in checkpoint order.
