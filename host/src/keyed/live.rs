@@ -14,10 +14,13 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 
+/// (node, subtask, parallelism, its backend)
+type Entry = (String, u32, u32, Weak<Mutex<KeyedBackend>>);
+
 /// The subtasks' keyed state of the running job: (node, subtask, parallelism) → its backend.
 #[derive(Clone, Default)]
 pub struct Registry {
-    inner: Arc<Mutex<Vec<(String, u32, u32, Weak<Mutex<KeyedBackend>>)>>>,
+    inner: Arc<Mutex<Vec<Entry>>>,
 }
 
 impl Registry {

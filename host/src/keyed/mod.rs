@@ -271,7 +271,7 @@ impl Pieces {
                 .get(offset as usize..(offset + piece.len) as usize)
                 .ok_or_else(|| KeyedError::Piece(format!("{} is cut short", what())))?,
         };
-        if bytes.len() as u64 != piece.len || crc32fast::hash(&bytes) != piece.crc32 {
+        if bytes.len() as u64 != piece.len || crc32fast::hash(bytes) != piece.crc32 {
             return Err(KeyedError::Piece(format!(
                 "{} fails its checksum ({} bytes, expected {})",
                 what(),

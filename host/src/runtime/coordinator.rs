@@ -61,6 +61,9 @@ impl Default for RunOptions {
     }
 }
 
+/// The state of a sink subtask a lower parallelism dropped: (old subtask index, state).
+pub type Retired = (u32, Vec<u8>);
+
 /// State to resume a job from.
 #[derive(Clone, Debug, Default)]
 pub struct RestorePoint {
@@ -73,7 +76,7 @@ pub struct RestorePoint {
     pub keyed: HashMap<String, crate::keyed::KeyedManifest>,
     /// (sink uid, subtask) → the states of old subtasks a lower parallelism dropped, by old
     /// index: that subtask finishes their transactions before it starts.
-    pub retired: HashMap<(String, u32), Vec<(u32, Vec<u8>)>>,
+    pub retired: HashMap<(String, u32), Vec<Retired>>,
 }
 
 /// A checkpoint every subtask acked, handed to the hooks to make durable.
