@@ -145,16 +145,17 @@ impl KeyedBackend {
         self.write_back()?;
         // Only groups with pieces already need their changes noted: a group without any is
         // written whole at the next checkpoint (read back from the live tree).
-        let mut changed: Vec<Vec<u8>> = self
+        let mut changed: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
             .cache
             .drain()
             .filter(|(k, slot)| {
                 slot.changed && self.chains.contains_key(&layout::group_of_storage_key(k))
             })
-            .map(|(k, _)| k)
+            .map(|(k, slot)| (k, slot.value))
             .collect();
         changed.sort_unstable();
-        self.live.note_changed(changed.iter().map(Vec::as_slice))?;
+        self.live
+            .note_changed(changed.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))?;
         self.cache_bytes = 0;
         Ok(())
     }
@@ -356,11 +357,9 @@ impl KeyedBackend {
         // What changed, by storage key: keys that left the cache (their values are in the live
         // tree, or in the cache if read again), then the cache's own changes.
         let mut changes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        for k in self.live.take_changed()? {
-            let value = match self.cache.get(&k) {
-                Some(slot) => slot.value.clone(),
-                None => self.live.get(&k)?,
-            };
+        // (A key read back into the cache since holds the same value; changed again, the
+        // cache's own change below replaces it.)
+        for (k, value) in self.live.take_changed()? {
             changes.insert(k, value);
         }
         for (k, slot) in self.cache.iter_mut().filter(|(_, s)| s.changed) {

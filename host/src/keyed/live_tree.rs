@@ -10,7 +10,8 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use std::path::Path;
 
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
-const CHANGED: TableDefinition<&[u8], ()> = TableDefinition::new("changed");
+/// Key → its value when it left the cache: `0` removed, `1` followed by the value.
+const CHANGED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("changed");
 
 fn storage(e: impl std::fmt::Display) -> KeyedError {
     KeyedError::Storage(e.to_string())
@@ -54,7 +55,7 @@ impl LiveTree {
         &self,
         f: impl FnOnce(
             &mut redb::Table<&[u8], &[u8]>,
-            &mut redb::Table<&[u8], ()>,
+            &mut redb::Table<&[u8], &[u8]>,
         ) -> Result<(), KeyedError>,
     ) -> Result<(), KeyedError> {
         let mut tx = self.db.begin_write().map_err(storage)?;
@@ -118,27 +119,42 @@ impl LiveTree {
         Ok(found)
     }
 
-    /// Note keys as changed since the last checkpoint.
+    /// Note keys as changed since the last checkpoint, with their values now (`None`:
+    /// removed), so the checkpoint reads them in order instead of looking each one up.
     pub fn note_changed<'a>(
         &self,
-        keys: impl IntoIterator<Item = &'a [u8]>,
+        keys: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>,
     ) -> Result<(), KeyedError> {
         self.write(|_, changed| {
-            for k in keys {
-                changed.insert(k, ()).map_err(storage)?;
+            let mut buf = Vec::new();
+            for (k, v) in keys {
+                buf.clear();
+                match v {
+                    None => buf.push(0),
+                    Some(v) => {
+                        buf.push(1);
+                        buf.extend_from_slice(v);
+                    }
+                }
+                changed.insert(k, buf.as_slice()).map_err(storage)?;
             }
             Ok(())
         })
     }
 
-    /// The keys noted as changed, forgotten.
-    pub fn take_changed(&self) -> Result<Vec<Vec<u8>>, KeyedError> {
+    /// The keys noted as changed with their noted values, forgotten.
+    pub fn take_changed(&self) -> Result<Vec<super::piece::Entry>, KeyedError> {
         let mut keys = Vec::new();
         {
             let tx = self.db.begin_read().map_err(storage)?;
             let t = tx.open_table(CHANGED).map_err(storage)?;
             for item in t.iter().map_err(storage)? {
-                keys.push(item.map_err(storage)?.0.value().to_vec());
+                let (k, v) = item.map_err(storage)?;
+                let value = match v.value().split_first() {
+                    Some((1, rest)) => Some(rest.to_vec()),
+                    _ => None,
+                };
+                keys.push((k.value().to_vec(), value));
             }
         }
         if !keys.is_empty() {
