@@ -80,12 +80,10 @@ impl CheckpointMeta {
 
     /// Bytes of the pieces it shares with older checkpoints (named, not written again).
     pub fn shared_bytes(&self) -> u64 {
-        self.keyed.values().map(|m| m.bytes()).sum::<u64>()
-            - self
-                .keyed
-                .values()
-                .map(|m| m.bytes_written_by(self.id))
-                .sum::<u64>()
+        self.keyed
+            .values()
+            .map(|m| m.bytes() - m.bytes_written_by(self.id))
+            .sum()
     }
 }
 

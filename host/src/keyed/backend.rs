@@ -52,6 +52,9 @@ pub struct KeyedBackend {
     cache_bytes: usize,
     cache_limit: usize,
     chains: BTreeMap<KeyGroup, Chain>,
+    /// Groups without pieces whose changes left the cache unnoted: written whole at the next
+    /// checkpoint.
+    unnoted: std::collections::BTreeSet<KeyGroup>,
 }
 
 impl KeyedBackend {
@@ -76,6 +79,7 @@ impl KeyedBackend {
             cache_bytes: 0,
             cache_limit: DEFAULT_CACHE_BYTES,
             chains: BTreeMap::new(),
+            unnoted: Default::default(),
         })
     }
 
@@ -143,16 +147,17 @@ impl KeyedBackend {
             return Ok(());
         }
         self.write_back()?;
-        // Only groups with pieces already need their changes noted: a group without any is
-        // written whole at the next checkpoint (read back from the live tree).
-        let mut changed: Vec<(Vec<u8>, Option<Vec<u8>>)> = self
-            .cache
-            .drain()
-            .filter(|(k, slot)| {
-                slot.changed && self.chains.contains_key(&layout::group_of_storage_key(k))
-            })
-            .map(|(k, slot)| (k, slot.value))
-            .collect();
+        // Only groups with pieces need their changes noted: a group without any is written
+        // whole at the next checkpoint (read back from the live tree).
+        let mut changed: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for (k, slot) in self.cache.drain().filter(|(_, slot)| slot.changed) {
+            let g = layout::group_of_storage_key(&k);
+            if self.chains.contains_key(&g) {
+                changed.push((k, slot.value));
+            } else {
+                self.unnoted.insert(g);
+            }
+        }
         changed.sort_unstable();
         self.live
             .note_changed(changed.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))?;
@@ -354,11 +359,10 @@ impl KeyedBackend {
     /// group whole when it has none yet or its chain got long. Returns this subtask's part
     /// of the node's manifest.
     pub fn snapshot(&mut self, checkpoint: u64) -> Result<KeyedManifest, KeyedError> {
-        // What changed, by storage key: keys that left the cache (their values are in the live
-        // tree, or in the cache if read again), then the cache's own changes.
+        // What changed, by storage key: keys that left the cache, with their values then (one
+        // read back since holds the same; changed again, the cache's own change below
+        // replaces it), then the cache's own changes.
         let mut changes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        // (A key read back into the cache since holds the same value; changed again, the
-        // cache's own change below replaces it.)
         for (k, value) in self.live.take_changed()? {
             changes.insert(k, value);
         }
@@ -373,37 +377,35 @@ impl KeyedBackend {
                 .or_default()
                 .push((k, v));
         }
-        // A group without pieces whose changes left the cache was not noted: any such group
-        // that holds something now is written whole, like every group without pieces.
-        for g in self.range.clone() {
-            if !self.chains.contains_key(&g)
-                && !by_group.contains_key(&g)
-                && self.live.any(&g.to_be_bytes())?
-            {
-                by_group.insert(g, Vec::new());
-            }
+        // Groups without pieces whose changes left the cache unnoted are written whole, like
+        // every group without pieces.
+        for g in std::mem::take(&mut self.unnoted) {
+            by_group.entry(g).or_default();
         }
         let mut deltas = Vec::new();
         for (g, entries) in by_group {
             let chain = self.chains.get(&g);
-            let (entries, full) = match chain {
-                // No base yet: the group is written whole.
-                None => (self.whole_group(g)?, true),
-                Some(chain) => {
-                    let delta = piece::encode(&entries).len() as u64;
-                    let deltas: u64 = chain.iter().skip(1).map(|p| p.len).sum();
-                    if chain.len() >= MAX_CHAIN || deltas + delta > chain[0].len {
-                        (self.whole_group(g)?, true)
-                    } else {
-                        (entries, false)
-                    }
+            let delta = chain.map(|_| piece::encode(&entries));
+            let (entries, bytes, full) = match (chain, delta) {
+                (Some(chain), Some(bytes))
+                    if chain.len() < MAX_CHAIN
+                        && chain.iter().skip(1).map(|p| p.len).sum::<u64>()
+                            + bytes.len() as u64
+                            <= chain[0].len =>
+                {
+                    (entries, bytes, false)
+                }
+                // No base yet, or the chain got long: the group is written whole.
+                _ => {
+                    let whole = self.whole_group(g)?;
+                    let bytes = piece::encode(&whole);
+                    (whole, bytes, true)
                 }
             };
             if full && entries.is_empty() {
                 self.chains.remove(&g);
                 continue;
             }
-            let bytes = piece::encode(&entries);
             if !full {
                 deltas.push((g, bytes, entries.len() as u64));
                 continue;

@@ -109,16 +109,6 @@ impl LiveTree {
         Ok(())
     }
 
-    /// Whether anything begins with `prefix`.
-    pub fn any(&self, prefix: &[u8]) -> Result<bool, KeyedError> {
-        let mut found = false;
-        self.scan(prefix, prefix, |_, _| {
-            found = true;
-            false
-        })?;
-        Ok(found)
-    }
-
     /// Note keys as changed since the last checkpoint, with their values now (`None`:
     /// removed), so the checkpoint reads them in order instead of looking each one up.
     pub fn note_changed<'a>(
