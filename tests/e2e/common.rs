@@ -309,20 +309,40 @@ pub fn wait_for_checkpoints(child: &mut std::process::Child, cwd: &Path, attempt
 /// slowness of a loaded machine, only there so a hung run fails instead of hanging the suite.
 pub const STUCK: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// Compile and cache every component of `pipeline` (via `weir validate`): an attempt killed
+/// while compiling would never get to run at all.
+pub fn precompile(pipeline: &str, cwd: &Path) {
+    let warm = run_weir(&["validate", pipeline], cwd);
+    assert!(warm.status.success(), "{}", stderr(&warm));
+}
+
 /// Kill `weir run` with SIGKILL at random moments, restarting it each time, at least `kills`
 /// times; then let it finish. Returns how many kills landed on a running process. Asserts that
 /// later attempts resumed from a checkpoint rather than starting over.
 pub fn crash_loop(args: &[&str], cwd: &Path, kills: usize, lo_ms: u64, hi_ms: u64) -> usize {
-    // Compile and cache every component first: an attempt killed while compiling would never
-    // get to run at all.
+    crash_loop_changing(args, cwd, kills, lo_ms, hi_ms, |_, _| {})
+}
+
+/// [`crash_loop`], calling `change(attempt, last)` before each attempt (attempts count from 1;
+/// `last` for the final, unkilled one), e.g. to rewrite the pipeline file. Attempt `a` logs
+/// to `attempt-<a>.err`; the final attempt is the returned count + 1.
+pub fn crash_loop_changing(
+    args: &[&str],
+    cwd: &Path,
+    kills: usize,
+    lo_ms: u64,
+    hi_ms: u64,
+    mut change: impl FnMut(usize, bool),
+) -> usize {
     let pipeline = args.last().expect("the pipeline file is the last argument");
-    let warm = run_weir(&["validate", pipeline], cwd);
-    assert!(warm.status.success(), "{}", stderr(&warm));
+    change(1, false);
+    precompile(pipeline, cwd);
     let mut rng = Rng::from_time("crash_loop");
     let mut landed = 0;
     let mut attempt = 0;
     while landed < kills {
         attempt += 1;
+        change(attempt, false);
         let mut child = spawn_weir_logging_checkpoints(args, cwd, attempt);
         // Kill only after this attempt completed a checkpoint: on a slow machine an
         // interpreter's start-up alone can outlast the kill interval, and a loop of attempts
@@ -345,6 +365,7 @@ pub fn crash_loop(args: &[&str], cwd: &Path, kills: usize, lo_ms: u64, hi_ms: u6
         }
     }
     attempt += 1;
+    change(attempt, true);
     let status = spawn_weir(args, cwd, attempt).wait().unwrap();
     let err =
         std::fs::read_to_string(cwd.join(format!("attempt-{attempt}.err"))).unwrap_or_default();

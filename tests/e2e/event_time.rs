@@ -311,8 +311,7 @@ fn source_events(indices: impl Iterator<Item = u64>, step: i64, users: u64) -> V
 /// the lines of the output after the stop.
 pub fn run_until_counted(dir: &Path, pipeline: &str, want: &[String]) -> Vec<String> {
     std::fs::write(dir.join("p.toml"), pipeline).unwrap();
-    let warm = run_weir(&["validate", "p.toml"], dir);
-    assert!(warm.status.success(), "{}", stderr(&warm));
+    precompile("p.toml", dir);
     let mut child = spawn_weir(&["run", "p.toml"], dir, 1);
     let stuck = std::time::Instant::now() + STUCK;
     loop {
@@ -459,8 +458,7 @@ grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
         plugin = guest("event-time").display()
     );
     std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
-    let warm = run_weir(&["validate", "p.toml"], dir.path());
-    assert!(warm.status.success(), "{}", stderr(&warm));
+    precompile("p.toml", dir.path());
     let mut first = spawn_weir_logging_checkpoints(&["run", "p.toml"], dir.path(), 1);
     wait_for_checkpoints(&mut first, dir.path(), 1, 3);
     assert!(

@@ -509,30 +509,10 @@ fn the_kafka_source_rescales_across_sigkills_exactly() {
             );
         std::fs::write(d.join("p.toml"), p).unwrap();
     };
-    write(2);
-    let warm = run_weir(&["validate", "p.toml"], d);
-    assert!(warm.status.success(), "{}", stderr(&warm));
-    let mut rng = Rng::from_time("kafka rescale");
-    let mut attempt = 0;
-    while attempt < 10 {
-        attempt += 1;
-        write([1, 2, 3][attempt % 3]);
-        let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, attempt);
-        wait_for_a_checkpoint(&mut child, d, attempt);
-        std::thread::sleep(rng.millis(200, 500));
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "weir ended before kill {attempt}: the input is too small"
-        );
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-    write(3);
-    let status = spawn_weir(&["run", "p.toml"], d, attempt + 1)
-        .wait()
-        .unwrap();
-    assert!(status.success(), "the final run failed");
-    let rescaled = (2..=attempt + 1)
+    let kills = crash_loop_changing(&["run", "p.toml"], d, 10, 200, 500, |attempt, last| {
+        write(if last { 3 } else { [1, 2, 3][attempt % 3] })
+    });
+    let rescaled = (2..=kills + 1)
         .filter(|a| {
             std::fs::read_to_string(d.join(format!("attempt-{a}.err")))
                 .unwrap_or_default()

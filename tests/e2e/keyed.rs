@@ -107,8 +107,7 @@ fn rescaled_two_three_killed_one_the_output_is_exact_and_queries_answer() {
     let (dir, text) = setup(200_000);
     let d = dir.path();
     set_parallelism(d, 2, 40_000);
-    let warm = run_weir(&["validate", "p.toml"], d);
-    assert!(warm.status.success(), "{}", stderr(&warm));
+    precompile("p.toml", d);
 
     // Parallelism 2, stopped with a savepoint.
     let mut first = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, 1);
@@ -204,32 +203,18 @@ fn rescaled_two_three_killed_one_the_output_is_exact_and_queries_answer() {
 fn a_crash_loop_that_changes_the_parallelism_every_time_is_exact() {
     let (dir, text) = setup(400_000);
     let d = dir.path();
-    set_parallelism(d, 1, 30_000);
-    let warm = run_weir(&["validate", "p.toml"], d);
-    assert!(warm.status.success(), "{}", stderr(&warm));
-    let mut rng = Rng::from_time("keyed crash loop");
-    let mut landed = 0;
-    let mut attempt = 0;
-    while landed < 10 {
-        attempt += 1;
-        set_parallelisms(d, [1, 2, 3][attempt % 3], [2, 1, 3][attempt % 3], 30_000);
-        let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, attempt);
-        wait_for_a_checkpoint(&mut child, d, attempt);
-        std::thread::sleep(rng.millis(100, 400));
-        if let Some(status) = child.try_wait().unwrap() {
-            panic!(
-                "weir ended ({status}) after {landed} kills:\n{}",
-                log(d, attempt)
-            );
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
-        landed += 1;
-    }
-    attempt += 1;
-    set_parallelisms(d, 2, 2, 1_000_000);
-    let status = spawn_weir(&["run", "p.toml"], d, attempt).wait().unwrap();
-    assert!(status.success(), "{}", log(d, attempt));
+    let kills = crash_loop_changing(
+        &["run", "p.toml"],
+        d,
+        10,
+        100,
+        400,
+        |attempt, last| match last {
+            false => set_parallelisms(d, [1, 2, 3][attempt % 3], [2, 1, 3][attempt % 3], 30_000),
+            true => set_parallelisms(d, 2, 2, 1_000_000),
+        },
+    );
+    let attempt = kills + 1;
     let rescaled = (2..=attempt)
         .filter(|a| log(d, *a).contains("rescaling node `count`"))
         .count();
@@ -284,8 +269,7 @@ fn a_damaged_piece_of_keyed_state_falls_back_to_an_older_checkpoint() {
     let (dir, text) = setup(150_000);
     let d = dir.path();
     set_parallelism(d, 2, 50_000);
-    let warm = run_weir(&["validate", "p.toml"], d);
-    assert!(warm.status.success(), "{}", stderr(&warm));
+    precompile("p.toml", d);
     let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, 1);
     wait_for_checkpoints(&mut child, d, 1, 4);
     child.kill().unwrap();
