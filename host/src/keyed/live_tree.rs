@@ -3,6 +3,9 @@
 //! since the last checkpoint that left the cache. Writes are not durable (nothing needs them to
 //! be: the checkpoint's pieces are); memory stays within the tree's page cache.
 //!
+//! The file is made at the first write: a subtask that never keeps keyed state (a stateless
+//! operator) costs no file and no start-up work.
+//!
 //! Invariant: the file belongs to one subtask of one run; nothing else opens it.
 
 use super::KeyedError;
@@ -19,8 +22,10 @@ fn storage(e: impl std::fmt::Display) -> KeyedError {
 
 /// A subtask's live tree; its file goes with it.
 pub struct LiveTree {
-    db: Database,
+    /// Made at the first write; until then the tree is empty.
+    db: std::cell::OnceCell<Database>,
     path: std::path::PathBuf,
+    cache_bytes: usize,
 }
 
 impl Drop for LiveTree {
@@ -35,19 +40,23 @@ impl LiveTree {
         if path.exists() {
             std::fs::remove_file(path).map_err(storage)?;
         }
-        let db = Database::builder()
-            .set_cache_size(cache_bytes)
-            .create(path)
-            .map_err(storage)?;
-        let me = LiveTree {
-            db,
+        Ok(LiveTree {
+            db: std::cell::OnceCell::new(),
             path: path.to_owned(),
-        };
-        me.write(|values, changed| {
-            let _ = (values, changed);
-            Ok(())
-        })?;
-        Ok(me)
+            cache_bytes,
+        })
+    }
+
+    /// The database, made on first use.
+    fn db(&self) -> Result<&Database, KeyedError> {
+        if let Some(db) = self.db.get() {
+            return Ok(db);
+        }
+        let db = Database::builder()
+            .set_cache_size(self.cache_bytes)
+            .create(&self.path)
+            .map_err(storage)?;
+        Ok(self.db.get_or_init(|| db))
     }
 
     /// Run `f` in one write transaction on both tables.
@@ -58,7 +67,7 @@ impl LiveTree {
             &mut redb::Table<&[u8], &[u8]>,
         ) -> Result<(), KeyedError>,
     ) -> Result<(), KeyedError> {
-        let mut tx = self.db.begin_write().map_err(storage)?;
+        let mut tx = self.db()?.begin_write().map_err(storage)?;
         tx.set_durability(Durability::None).map_err(storage)?;
         {
             let mut values = tx.open_table(VALUES).map_err(storage)?;
@@ -70,7 +79,10 @@ impl LiveTree {
 
     /// The value under `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, KeyedError> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let Some(db) = self.db.get() else {
+            return Ok(Default::default());
+        };
+        let tx = db.begin_read().map_err(storage)?;
         let t = tx.open_table(VALUES).map_err(storage)?;
         Ok(t.get(key).map_err(storage)?.map(|v| v.value().to_vec()))
     }
@@ -98,7 +110,10 @@ impl LiveTree {
         prefix: &[u8],
         mut f: impl FnMut(&[u8], &[u8]) -> bool,
     ) -> Result<(), KeyedError> {
-        let tx = self.db.begin_read().map_err(storage)?;
+        let Some(db) = self.db.get() else {
+            return Ok(());
+        };
+        let tx = db.begin_read().map_err(storage)?;
         let t = tx.open_table(VALUES).map_err(storage)?;
         for item in t.range(start..).map_err(storage)? {
             let (k, v) = item.map_err(storage)?;
@@ -136,7 +151,10 @@ impl LiveTree {
     pub fn take_changed(&self) -> Result<Vec<super::piece::Entry>, KeyedError> {
         let mut keys = Vec::new();
         {
-            let tx = self.db.begin_read().map_err(storage)?;
+            let Some(db) = self.db.get() else {
+                return Ok(Default::default());
+            };
+            let tx = db.begin_read().map_err(storage)?;
             let t = tx.open_table(CHANGED).map_err(storage)?;
             for item in t.iter().map_err(storage)? {
                 let (k, v) = item.map_err(storage)?;
