@@ -1,0 +1,295 @@
+//! Reading packed records in place: one pass that checks a whole batch ([`validate`]), and the
+//! borrowed view of a checked one ([`Iter`], [`RecordRef`]).
+//!
+//! Invariant: [`Iter`] only walks bytes [`validate`] accepted, so its reads cannot fail.
+
+use crate::{Error, Limits};
+
+/// One record, borrowed from its batch's buffer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: &'a [u8],
+    /// Event time, ms since the Unix epoch.
+    pub timestamp: Option<i64>,
+    pub headers: Headers<'a>,
+    /// The record's whole encoding, to copy it on unchanged.
+    raw: &'a [u8],
+}
+
+impl<'a> RecordRef<'a> {
+    /// The record's encoding, as [`crate::BatchBuilder::push_ref`] copies it.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The bytes a `hash` edge routes this record by (and keyed state is scoped to): its key,
+    /// or its value when it has none.
+    pub fn routing_key(&self) -> &'a [u8] {
+        self.key.unwrap_or(self.value)
+    }
+
+    /// The value as UTF-8, if it is.
+    pub fn value_str(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.value).ok()
+    }
+
+    /// The first header called `name`.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+impl std::fmt::Debug for RecordRef<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        f.debug_struct("Record")
+            .field("key", &self.key.map(text))
+            .field("value", &text(self.value))
+            .field("timestamp", &self.timestamp)
+            .field("headers", &self.headers.len())
+            .finish()
+    }
+}
+
+/// A record's headers, borrowed: (name, value) pairs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Headers<'a> {
+    count: usize,
+    bytes: &'a [u8],
+}
+
+impl<'a> Headers<'a> {
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + use<'a> {
+        let mut r = Reader {
+            bytes: self.bytes,
+            pos: 0,
+        };
+        (0..self.count).map(move |_| {
+            let name = r.bytes().expect("validated");
+            let value = r.bytes().expect("validated");
+            (std::str::from_utf8(name).expect("validated"), value)
+        })
+    }
+
+    /// The headers' encoding (without their count).
+    pub(crate) fn raw(&self) -> &'a [u8] {
+        self.bytes
+    }
+}
+
+/// The records of a checked batch, in order.
+pub struct Iter<'a> {
+    reader: Reader<'a>,
+    left: usize,
+}
+
+impl<'a> Iter<'a> {
+    pub(crate) fn new(body: &'a [u8], len: usize) -> Self {
+        Iter {
+            reader: Reader {
+                bytes: body,
+                pos: 0,
+            },
+            left: len,
+        }
+    }
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = RecordRef<'a>;
+
+    fn next(&mut self) -> Option<RecordRef<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        Some(self.reader.record(None).expect("validated"))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+/// Check `bytes` as a whole batch within `limits`; the record count and where the first
+/// record starts.
+pub(crate) fn validate(bytes: &[u8], limits: &Limits) -> Result<(usize, usize), Error> {
+    if bytes.len() > limits.bytes {
+        return Err(Error::TooLarge(format!(
+            "a batch of {} bytes (limit {})",
+            bytes.len(),
+            limits.bytes
+        )));
+    }
+    let mut r = Reader { bytes, pos: 0 };
+    let n = r.varint().map_err(Error::Malformed)?;
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n > limits.records {
+        return Err(Error::TooLarge(format!(
+            "{n} records (limit {})",
+            limits.records
+        )));
+    }
+    let body = r.pos;
+    // Every record takes at least 4 bytes: a count no buffer could hold is refused before any
+    // record is read.
+    if n > (bytes.len() - body) / 4 {
+        return Err(Error::Malformed(format!(
+            "it claims {n} records in {} bytes",
+            bytes.len() - body
+        )));
+    }
+    let mut headers = HeaderBudget {
+        left: limits.headers,
+        limit: limits.headers,
+    };
+    for i in 0..n {
+        r.record(Some(&mut headers)).map_err(|e| match e {
+            Fault::Format(m) => Error::Malformed(format!("record {i}: {m}")),
+            Fault::Headers(m) => Error::TooLarge(m),
+        })?;
+    }
+    if r.pos != bytes.len() {
+        return Err(Error::Malformed(format!(
+            "{} bytes after the last record",
+            bytes.len() - r.pos
+        )));
+    }
+    Ok((n, body))
+}
+
+struct HeaderBudget {
+    left: usize,
+    limit: usize,
+}
+
+#[derive(Debug)]
+enum Fault {
+    Format(String),
+    Headers(String),
+}
+
+impl From<String> for Fault {
+    fn from(m: String) -> Self {
+        Fault::Format(m)
+    }
+}
+
+/// A cursor over encoded bytes.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Result<u8, String> {
+        let b = *self
+            .bytes
+            .get(self.pos)
+            .ok_or_else(|| "it ends early".to_owned())?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// An unsigned LEB128 varint of at most 10 bytes (padding allowed).
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut out: u64 = 0;
+        for i in 0..10 {
+            let b = self.byte()?;
+            let bits = u64::from(b & 0x7f);
+            if i == 9 && b > 1 {
+                return Err("a varint overflows 64 bits".into());
+            }
+            out |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                return Ok(out);
+            }
+        }
+        Err("a varint runs past 10 bytes".into())
+    }
+
+    fn len(&mut self) -> Result<usize, String> {
+        let n = self.varint()?;
+        let n = usize::try_from(n).map_err(|_| format!("a length of {n}"))?;
+        if n > self.bytes.len() - self.pos {
+            return Err(format!(
+                "a length of {n} with {} bytes left",
+                self.bytes.len() - self.pos
+            ));
+        }
+        Ok(n)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let n = self.len()?;
+        let b = &self.bytes[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(b)
+    }
+
+    fn tag(&mut self, what: &str) -> Result<bool, String> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            t => Err(format!("{what} has option tag {t} (0 or 1)")),
+        }
+    }
+
+    /// One record; with a budget, header names are checked as UTF-8 and counted against it.
+    fn record(&mut self, budget: Option<&mut HeaderBudget>) -> Result<RecordRef<'a>, Fault> {
+        let start = self.pos;
+        let key = if self.tag("the key")? {
+            Some(self.bytes()?)
+        } else {
+            None
+        };
+        let value = self.bytes()?;
+        let timestamp = if self.tag("the timestamp")? {
+            let z = self.varint()?;
+            Some(((z >> 1) as i64) ^ -((z & 1) as i64))
+        } else {
+            None
+        };
+        let count = self.varint()?;
+        let count = usize::try_from(count).unwrap_or(usize::MAX);
+        if let Some(budget) = budget {
+            if count > budget.left {
+                return Err(Fault::Headers(format!(
+                    "more than {} headers (limit {})",
+                    budget.limit, budget.limit
+                )));
+            }
+            budget.left -= count;
+        }
+        let at = self.pos;
+        for _ in 0..count {
+            let name = self.bytes()?;
+            if std::str::from_utf8(name).is_err() {
+                return Err(Fault::Format("a header name is not UTF-8".into()));
+            }
+            self.bytes()?;
+        }
+        let headers = Headers {
+            count,
+            bytes: &self.bytes[at..self.pos],
+        };
+        Ok(RecordRef {
+            key,
+            value,
+            timestamp,
+            headers,
+            raw: &self.bytes[start..self.pos],
+        })
+    }
+}
