@@ -6,55 +6,55 @@
 //! `NativeWindowCount` runs the very `weir_sdk::window` code plugins/bench-window runs in Wasm,
 //! so the Wasm and native throughputs compare the same work.
 
-use crate::plugin::{PluginError, Polled, Record};
+use crate::batch::{Batch, BatchBuilder};
+use crate::plugin::{PluginError, Polled};
 use crate::runtime::{OperatorNode, SinkNode, SourceNode};
 
 /// `n` records: an 8-byte key (or none), a `value_size`-byte value whose first byte is spread
 /// uniformly.
-pub fn make_records(n: usize, value_size: usize, keys: bool) -> Vec<Record> {
+pub fn make_records(n: usize, value_size: usize, keys: bool) -> Batch {
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    (0..n)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let mut value = vec![b'a' + (x % 26) as u8; value_size];
-            if let Some(first) = value.first_mut() {
-                *first = (x >> 8) as u8;
-            }
-            Record {
-                key: keys.then(|| (i as u64).to_be_bytes().to_vec()),
-                value,
-                timestamp: None,
-                headers: Vec::new(),
-            }
-        })
-        .collect()
+    let mut b = BatchBuilder::with_capacity(n * (value_size + 12));
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let mut value = vec![b'a' + (x % 26) as u8; value_size];
+        if let Some(first) = value.first_mut() {
+            *first = (x >> 8) as u8;
+        }
+        let key = (i as u64).to_be_bytes();
+        b.push(keys.then_some(&key[..]), &value, None, []);
+    }
+    b.finish()
 }
 
 /// The workload, natively: drop records whose first value byte is a multiple of 4, upper-case
-/// the rest.
-pub fn filter_map_native(mut batch: Vec<Record>) -> Vec<Record> {
-    batch.retain(|r| r.value.first().is_some_and(|b| b % 4 != 0));
-    for r in &mut batch {
-        r.value.make_ascii_uppercase();
+/// the rest, into one output buffer.
+pub fn filter_map_native(batch: &Batch) -> Batch {
+    let mut out = BatchBuilder::with_capacity(batch.body_len());
+    for r in batch {
+        if r.value.first().is_some_and(|b| b % 4 != 0) {
+            out.push_mapped(&r, |v| {
+                v.extend_from_slice(r.value);
+                v.as_mut_slice().make_ascii_uppercase();
+            });
+        }
     }
-    batch
+    out.finish()
 }
 
-/// Emits `total` records, cloned from a template batch, `batch` at a time.
+/// Emits `total` records, copies of a template batch, a batch at a time.
 pub struct MemorySource {
-    template: Vec<Record>,
+    template: Batch,
     remaining: u64,
-    batch: usize,
 }
 
 impl MemorySource {
-    pub fn new(template: Vec<Record>, total: u64, batch: usize) -> Self {
+    pub fn new(template: Batch, total: u64) -> Self {
         MemorySource {
             template,
             remaining: total,
-            batch,
         }
     }
 }
@@ -64,9 +64,12 @@ impl SourceNode for MemorySource {
         if self.remaining == 0 {
             return Ok(Polled::End);
         }
-        let n = (self.batch as u64).min(self.remaining) as usize;
+        let n = (self.template.len() as u64).min(self.remaining) as usize;
         self.remaining -= n as u64;
-        Ok(Polled::Batch(self.template[..n].to_vec()))
+        if n == self.template.len() {
+            return Ok(Polled::Batch(self.template.clone()));
+        }
+        Ok(Polled::Batch(crate::batch::split(&self.template, n).0))
     }
     fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>, PluginError> {
         Ok(self.remaining.to_le_bytes().to_vec())
@@ -83,11 +86,11 @@ impl SourceNode for MemorySource {
 pub struct NativeFilterMap;
 
 impl OperatorNode for NativeFilterMap {
-    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
-        Ok(filter_map_native(batch))
+    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
+        Ok(filter_map_native(&batch))
     }
-    fn on_watermark(&mut self, _ts: i64) -> Result<Vec<Record>, PluginError> {
-        Ok(Vec::new())
+    fn on_watermark(&mut self, _ts: i64) -> Result<Batch, PluginError> {
+        Ok(Batch::empty())
     }
     fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
         Ok(Vec::new())
@@ -101,7 +104,7 @@ impl OperatorNode for NativeFilterMap {
 pub struct DiscardSink;
 
 impl SinkNode for DiscardSink {
-    fn write(&mut self, batch: Vec<Record>) -> Result<(), PluginError> {
+    fn write(&mut self, batch: Batch) -> Result<(), PluginError> {
         drop(std::hint::black_box(batch));
         Ok(())
     }
@@ -132,10 +135,11 @@ mod tests {
     #[test]
     fn native_filter_map_drops_a_quarter_and_upper_cases() {
         let records = make_records(10_000, 100, true);
-        let out = filter_map_native(records.clone());
+        let out = filter_map_native(&records);
         let kept = out.len() as f64 / records.len() as f64;
         assert!((0.70..0.80).contains(&kept), "kept {kept}");
         assert!(out.iter().all(|r| r.value[0] % 4 != 0));
+        assert!(out.iter().all(|r| r.key.is_some_and(|k| k.len() == 8)));
         assert!(
             out.iter()
                 .all(|r| r.value[1..].iter().all(|b| b.is_ascii_uppercase()))
@@ -144,7 +148,7 @@ mod tests {
 }
 
 /// `n` text lines of 8 words each, from a small vocabulary: input for the word-count comparison.
-pub fn make_lines(n: usize) -> Vec<Record> {
+pub fn make_lines(n: usize) -> Batch {
     const WORDS: &[&str] = &[
         "river",
         "weir",
@@ -164,24 +168,19 @@ pub fn make_lines(n: usize) -> Vec<Record> {
         "operator",
     ];
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    (0..n)
-        .map(|_| {
-            let words: Vec<&str> = (0..8)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    WORDS[(x % WORDS.len() as u64) as usize]
-                })
-                .collect();
-            Record {
-                key: None,
-                value: words.join(" ").into_bytes(),
-                timestamp: None,
-                headers: Vec::new(),
-            }
-        })
-        .collect()
+    let mut b = BatchBuilder::new();
+    for _ in 0..n {
+        let words: Vec<&str> = (0..8)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                WORDS[(x % WORDS.len() as u64) as usize]
+            })
+            .collect();
+        b.push(None, words.join(" ").as_bytes(), None, []);
+    }
+    b.finish()
 }
 
 /// The word count of examples/wordcount, natively: the baseline for the language comparison.
@@ -191,10 +190,10 @@ pub struct NativeWordCount {
 }
 
 impl OperatorNode for NativeWordCount {
-    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
-        let mut out = Vec::new();
+    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
+        let mut out = BatchBuilder::new();
         for r in &batch {
-            let text = String::from_utf8_lossy(&r.value);
+            let text = String::from_utf8_lossy(r.value);
             for word in text
                 .split(|c: char| !c.is_alphanumeric())
                 .filter(|w| !w.is_empty())
@@ -202,18 +201,14 @@ impl OperatorNode for NativeWordCount {
                 let word = word.to_lowercase();
                 let count = self.counts.entry(word.clone()).or_insert(0);
                 *count += 1;
-                out.push(Record {
-                    value: format!("{word}\t{count}").into_bytes(),
-                    key: Some(word.into_bytes()),
-                    timestamp: None,
-                    headers: Vec::new(),
-                });
+                let value = format!("{word}\t{count}");
+                out.push(Some(word.as_bytes()), value.as_bytes(), None, []);
             }
         }
-        Ok(out)
+        Ok(out.finish())
     }
-    fn on_watermark(&mut self, _ts: i64) -> Result<Vec<Record>, PluginError> {
-        Ok(Vec::new())
+    fn on_watermark(&mut self, _ts: i64) -> Result<Batch, PluginError> {
+        Ok(Batch::empty())
     }
     fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
         Ok(Vec::new())
@@ -251,16 +246,14 @@ impl SourceNode for KeyedEventSource {
             return Ok(Polled::End);
         }
         let end = (self.next + self.batch as u64).min(self.total);
-        let batch = (self.next..end)
-            .map(|i| Record {
-                key: Some((i % self.keys).to_be_bytes().to_vec()),
-                value: i.to_le_bytes().to_vec(),
-                timestamp: Some((i / self.per_ms) as i64),
-                headers: Vec::new(),
-            })
-            .collect();
+        let mut batch = BatchBuilder::with_capacity(self.batch * 24);
+        for i in self.next..end {
+            let key = (i % self.keys).to_be_bytes();
+            let ts = (i / self.per_ms) as i64;
+            batch.push(Some(&key), &i.to_le_bytes(), Some(ts), []);
+        }
         self.next = end;
-        Ok(Polled::Batch(batch))
+        Ok(Polled::Batch(batch.finish()))
     }
     fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>, PluginError> {
         Ok(self.next.to_le_bytes().to_vec())
@@ -289,12 +282,12 @@ impl NativeWindowCount {
 }
 
 impl OperatorNode for NativeWindowCount {
-    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
+    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
         let batch = batch
-            .into_iter()
+            .iter()
             .map(|r| weir_sdk::Record {
-                key: r.key,
-                value: r.value,
+                key: r.key.map(<[u8]>::to_vec),
+                value: r.value.to_vec(),
                 timestamp: r.timestamp,
                 headers: Vec::new(),
             })
@@ -307,21 +300,15 @@ impl OperatorNode for NativeWindowCount {
                 connector: "bench window",
                 message: e.to_string(),
             })?;
-        Ok(Vec::new())
+        Ok(Batch::empty())
     }
-    fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
+    fn on_watermark(&mut self, ts: i64) -> Result<Batch, PluginError> {
         let fired = weir_sdk::time::testing::advance_watermark(ts);
-        Ok(self
-            .counts
-            .fire(&fired)
-            .into_iter()
-            .map(|f| Record {
-                key: Some(f.key),
-                value: f.value.to_le_bytes().to_vec(),
-                timestamp: None,
-                headers: Vec::new(),
-            })
-            .collect())
+        let mut out = BatchBuilder::new();
+        for f in self.counts.fire(&fired) {
+            out.push(Some(&f.key), &f.value.to_le_bytes(), None, []);
+        }
+        Ok(out.finish())
     }
     fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
         Ok(Vec::new())

@@ -8,6 +8,7 @@
 //! - [`protected`]: the host's own files (state, cache, pipeline, plugins) that no grant may reach.
 //! - [`builtin`]: the built-in plugins, compiled into this binary.
 //! - [`connector`]: connectors native to the host (Kafka), beside the Wasm plugins.
+//! - [`batch`]: batches as the runtime carries them, packed from source to sink.
 //! - [`runtime`]: one task per subtask, bounded channels, in-band [`runtime::Message`]s, barrier
 //!   alignment; runs a job to its end or its first failure.
 //! - [`checkpoint`]: checkpoint settings, restart strategies, savepoints, matching state to nodes.
@@ -21,6 +22,7 @@
 //! Invariant: nothing a plugin does (trap, out-of-memory, endless loop) panics or aborts the host;
 //! it ends the run with an error that names the node, the plugin and the cause.
 
+pub mod batch;
 pub mod bench;
 pub mod builtin;
 pub mod checkpoint;

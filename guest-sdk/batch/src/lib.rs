@@ -92,6 +92,11 @@ impl Batch {
         &self.bytes
     }
 
+    /// The encoded batch as its buffer (what generated bindings take for a `list<u8>`).
+    pub fn as_vec(&self) -> &Vec<u8> {
+        &self.bytes
+    }
+
     /// The encoded batch, giving up the buffer.
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes

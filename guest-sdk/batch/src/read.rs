@@ -36,7 +36,10 @@ impl<'a> RecordRef<'a> {
 
     /// The first header called `name`.
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
-        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
     }
 }
 

@@ -149,8 +149,10 @@ fn bad_bytes_are_refused_naming_why() {
     // A header name that is not UTF-8.
     assert!(malformed(&[1, 0, 0, 0, 1, 1, 0xff, 0]).contains("UTF-8"));
     assert!(
-        malformed(&[1, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0])
-            .contains("overflows")
+        malformed(&[
+            1, 0, 0, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0
+        ])
+        .contains("overflows")
     );
 }
 

@@ -162,7 +162,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let native_call = rate(total, || {
             let mut done = 0;
             while done < total {
-                std::hint::black_box(filter_map_native(template.clone()));
+                std::hint::black_box(filter_map_native(&template));
                 done += template.len() as u64;
             }
             Ok(())
@@ -670,7 +670,7 @@ impl CheckpointHooks for Timed<'_> {
 /// Records/s of one run of memory source → `operator` → discard through the runtime.
 fn pipeline(
     rt: &tokio::runtime::Runtime,
-    template: &[crate::plugin::Record],
+    template: &crate::batch::Batch,
     total: u64,
     operator: NodeFactory,
 ) -> anyhow::Result<f64> {
@@ -688,13 +688,13 @@ fn pipeline(
 /// [`pipeline`] with checkpoint options and hooks; also returns the report.
 fn pipeline_with(
     rt: &tokio::runtime::Runtime,
-    template: &[crate::plugin::Record],
+    template: &crate::batch::Batch,
     total: u64,
     operator: NodeFactory,
     options: RunOptions,
     hooks: &mut dyn CheckpointHooks,
 ) -> anyhow::Result<(f64, runtime::RunReport)> {
-    let template = template.to_vec();
+    let template = template.clone();
     let batch = template.len();
     let job = Job {
         name: "bench".into(),
@@ -705,7 +705,7 @@ fn pipeline_with(
                 parallelism: 1,
                 inputs: Vec::new(),
                 factory: NodeFactory::Source(Arc::new(move |_| {
-                    Ok(Box::new(MemorySource::new(template.clone(), total, batch)))
+                    Ok(Box::new(MemorySource::new(template.clone(), total)))
                 })),
             },
             JobNode {

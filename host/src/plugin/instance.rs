@@ -9,11 +9,11 @@
 //! own words only describe a panic when the trap a panic causes follows them.
 
 use super::bindings::{self, Context, Record};
-use super::packed::{self, ReplyError};
 use super::sandbox::timer_to_guest;
 use super::sandbox::{HostState, SandboxSpec};
 use super::text::{MAX_TEXT, escape};
 use super::{Contract, LoadedPlugin, PluginError, PluginHost, PluginOrigin};
+use crate::batch::{self, Batch};
 use crate::time::timers::Domain;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,6 +40,17 @@ pub struct ReplyLimits {
     pub bytes: usize,
     /// Headers of all records together.
     pub headers: usize,
+}
+
+impl ReplyLimits {
+    /// The same limits, for checking a packed batch.
+    fn batch(&self) -> batch::Limits {
+        batch::Limits {
+            records: self.records,
+            bytes: self.bytes,
+            headers: self.headers,
+        }
+    }
 }
 
 impl Default for ReplyLimits {
@@ -405,23 +416,23 @@ impl Sandboxed {
         Cause::Trap(escape(&format!("{trap:#}"), MAX_TEXT))
     }
 
-    /// Decode a packed batch the plugin returned from `call`, within the reply limits.
-    fn unpack(&self, call: &'static str, bytes: &[u8]) -> Result<Vec<Record>, PluginError> {
-        packed::decode(bytes, &self.reply).map_err(|e| {
+    /// Check a packed batch the plugin returned from `call` whole, within the reply limits.
+    fn unpack(&self, call: &'static str, bytes: Vec<u8>) -> Result<Batch, PluginError> {
+        Batch::decode(bytes, &self.reply.batch()).map_err(|e| {
             self.error(
                 call,
                 match e {
-                    ReplyError::Malformed(m) => Cause::BadBatch(m),
-                    ReplyError::TooLarge(m) => Cause::TooLarge(m),
+                    weir_batch::Error::Malformed(m) => Cause::BadBatch(m),
+                    weir_batch::Error::TooLarge(m) => Cause::TooLarge(m),
                 },
             )
         })
     }
 
-    /// Check a batch the plugin returned in the list form against the reply limits.
-    fn check(&self, call: &'static str, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
-        packed::check(&batch, &self.reply).map_err(|m| self.error(call, Cause::TooLarge(m)))?;
-        Ok(batch)
+    /// Check a batch the plugin returned in the list form against the reply limits, and pack it.
+    fn check(&self, call: &'static str, batch: Vec<Record>) -> Result<Batch, PluginError> {
+        check(&batch, &self.reply).map_err(|m| self.error(call, Cause::TooLarge(m)))?;
+        Ok(batch::from_records(&batch))
     }
 
     fn context(&self, parallelism: u32) -> Context {
@@ -435,7 +446,7 @@ impl Sandboxed {
 
 /// What one source poll produced.
 pub enum Polled {
-    Batch(Vec<Record>),
+    Batch(Batch),
     Idle,
     End,
 }
@@ -552,7 +563,7 @@ impl SourceInstance {
                     .weir_plugin_packed_source()
                     .call_poll(s, max))?;
                 Ok(match r {
-                    PollResult::Batch(bytes) => Polled::Batch(self.sandbox.unpack("poll", &bytes)?),
+                    PollResult::Batch(bytes) => Polled::Batch(self.sandbox.unpack("poll", bytes)?),
                     PollResult::Idle => Polled::Idle,
                     PollResult::End => Polled::End,
                 })
@@ -563,7 +574,7 @@ impl SourceInstance {
                     .weir_plugin_packed_source()
                     .call_poll(s, max))?;
                 Ok(match r {
-                    PollResult::Batch(bytes) => Polled::Batch(self.sandbox.unpack("poll", &bytes)?),
+                    PollResult::Batch(bytes) => Polled::Batch(self.sandbox.unpack("poll", bytes)?),
                     PollResult::Idle => Polled::Idle,
                     PollResult::End => Polled::End,
                 })
@@ -598,8 +609,6 @@ use crate::time::{TimedState, V2_STATE};
 pub struct OperatorInstance {
     sandbox: Sandboxed,
     bindings: OperatorBindings,
-    /// The packed encoding buffer, reused from batch to batch.
-    scratch: Vec<u8>,
 }
 
 impl OperatorInstance {
@@ -637,7 +646,6 @@ impl OperatorInstance {
         let mut me = OperatorInstance {
             sandbox: sb,
             bindings,
-            scratch: Vec::new(),
         };
         match &me.bindings {
             OperatorBindings::List(b) => guarded!(me.sandbox, "open", |s| b
@@ -657,24 +665,23 @@ impl OperatorInstance {
     }
 
     /// Transform one batch.
-    pub fn process(&mut self, batch: &[Record]) -> Result<Vec<Record>, PluginError> {
+    pub fn process(&mut self, batch: &Batch) -> Result<Batch, PluginError> {
         // The same call on either contract's bindings of one batch form.
         macro_rules! list {
             ($b:ident) => {{
+                let records = batch::to_records(batch);
                 let out = guarded!(self.sandbox, "process", |s| $b
                     .weir_plugin_operator()
-                    .call_process(s, batch))?;
+                    .call_process(s, &records))?;
                 self.sandbox.check("process", out)
             }};
         }
         macro_rules! packed {
             ($b:ident) => {{
-                let bytes = packed::encode(batch, std::mem::take(&mut self.scratch));
                 let out = guarded!(self.sandbox, "process", |s| $b
                     .weir_plugin_packed_operator()
-                    .call_process(s, &bytes));
-                self.scratch = bytes;
-                self.sandbox.unpack("process", &out?)
+                    .call_process(s, batch.as_vec()))?;
+                self.sandbox.unpack("process", out)
             }};
         }
         match &self.bindings {
@@ -700,8 +707,8 @@ impl OperatorInstance {
     /// Event time advanced to `ts`: the event-time timers up to it fire (in order, in calls of
     /// at most [`crate::time::timers::FIRE_BATCH`], also those registered while firing), then
     /// the plugin hears the watermark.
-    pub fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
-        let mut out = Vec::new();
+    pub fn on_watermark(&mut self, ts: i64) -> Result<Batch, PluginError> {
+        let mut out = Batch::empty();
         if self.timed() {
             self.sandbox.store.data_mut().time.watermark = ts;
             out = self.fire_due(Domain::EventTime, ts)?;
@@ -719,7 +726,7 @@ impl OperatorInstance {
                 let r = guarded!(self.sandbox, "on-watermark", |s| $b
                     .weir_plugin_packed_operator()
                     .call_on_watermark(s, ts))?;
-                self.sandbox.unpack("on-watermark", &r)?
+                self.sandbox.unpack("on-watermark", r)?
             }};
         }
         let produced = match &self.bindings {
@@ -728,14 +735,13 @@ impl OperatorInstance {
             OperatorBindings::Packed(b) => packed!(b),
             OperatorBindings::PackedV2(b) => packed!(b),
         };
-        out.extend(produced);
-        Ok(out)
+        Ok(batch::concat(out, &produced))
     }
 
     /// The wall clock reached `now`: the processing-time timers due fire.
-    pub fn on_processing_time(&mut self, now: i64) -> Result<Vec<Record>, PluginError> {
+    pub fn on_processing_time(&mut self, now: i64) -> Result<Batch, PluginError> {
         if !self.timed() {
-            return Ok(Vec::new());
+            return Ok(Batch::empty());
         }
         self.fire_due(Domain::ProcessingTime, now)
     }
@@ -746,8 +752,8 @@ impl OperatorInstance {
     }
 
     /// Fire every timer of `domain` due at `now`, oldest first.
-    fn fire_due(&mut self, domain: Domain, now: i64) -> Result<Vec<Record>, PluginError> {
-        let mut out = Vec::new();
+    fn fire_due(&mut self, domain: Domain, now: i64) -> Result<Batch, PluginError> {
+        let mut out = Batch::empty();
         loop {
             let due = self
                 .sandbox
@@ -771,16 +777,16 @@ impl OperatorInstance {
                     let r = guarded!(self.sandbox, "on-timers", |s| b
                         .weir_plugin_packed_operator()
                         .call_on_timers(s, &fired))?;
-                    self.sandbox.unpack("on-timers", &r)?
+                    self.sandbox.unpack("on-timers", r)?
                 }
                 OperatorBindings::List(_) | OperatorBindings::Packed(_) => return Ok(out),
             };
-            out.extend(produced);
+            out = batch::concat(out, &produced);
         }
     }
 
     /// End of input: what the plugin still holds back (0.2.0 operators).
-    pub fn finish(&mut self) -> Result<Vec<Record>, PluginError> {
+    pub fn finish(&mut self) -> Result<Batch, PluginError> {
         match &self.bindings {
             OperatorBindings::ListV2(b) => {
                 let r = guarded!(self.sandbox, "finish", |s| b
@@ -792,9 +798,9 @@ impl OperatorInstance {
                 let r = guarded!(self.sandbox, "finish", |s| b
                     .weir_plugin_packed_operator()
                     .call_finish(s))?;
-                self.sandbox.unpack("finish", &r)
+                self.sandbox.unpack("finish", r)
             }
-            OperatorBindings::List(_) | OperatorBindings::Packed(_) => Ok(Vec::new()),
+            OperatorBindings::List(_) | OperatorBindings::Packed(_) => Ok(Batch::empty()),
         }
     }
 
@@ -866,8 +872,6 @@ enum SinkBindings {
 pub struct SinkInstance {
     sandbox: Sandboxed,
     bindings: SinkBindings,
-    /// The packed encoding buffer, reused from batch to batch.
-    scratch: Vec<u8>,
 }
 
 /// Run the same sink call on either form's bindings: the calls other than `write` have the same
@@ -915,26 +919,23 @@ impl SinkInstance {
         let mut me = SinkInstance {
             sandbox: sb,
             bindings,
-            scratch: Vec::new(),
         };
         sink_call!(me, "open", |i, s| i.call_open(s, &config, &ctx))?;
         Ok(me)
     }
 
     /// Consume one batch.
-    pub fn write(&mut self, batch: &[Record]) -> Result<(), PluginError> {
+    pub fn write(&mut self, batch: &Batch) -> Result<(), PluginError> {
         match &self.bindings {
-            SinkBindings::List(b) => guarded!(self.sandbox, "write", |s| b
-                .weir_plugin_sink()
-                .call_write(s, batch)),
-            SinkBindings::Packed(b) => {
-                let bytes = packed::encode(batch, std::mem::take(&mut self.scratch));
-                let out = guarded!(self.sandbox, "write", |s| b
-                    .weir_plugin_packed_sink()
-                    .call_write(s, &bytes));
-                self.scratch = bytes;
-                out
+            SinkBindings::List(b) => {
+                let records = batch::to_records(batch);
+                guarded!(self.sandbox, "write", |s| b
+                    .weir_plugin_sink()
+                    .call_write(s, &records))
             }
+            SinkBindings::Packed(b) => guarded!(self.sandbox, "write", |s| b
+                .weir_plugin_packed_sink()
+                .call_write(s, batch.as_vec())),
         }
     }
 
@@ -961,4 +962,35 @@ impl SinkInstance {
     }
 
     state_calls!(pub snapshot, restore: SinkBindings[List, Packed]);
+}
+
+/// Check a batch lifted in the list form against `limits` (a packed one is checked as it is
+/// decoded).
+fn check(batch: &[Record], limits: &ReplyLimits) -> Result<(), String> {
+    let too_many = |what: &str, n: usize, limit: usize| format!("{n} {what} (limit {limit})");
+    if batch.len() > limits.records {
+        return Err(too_many("records", batch.len(), limits.records));
+    }
+    let headers: usize = batch.iter().map(|r| r.headers.len()).sum();
+    if headers > limits.headers {
+        return Err(too_many("headers", headers, limits.headers));
+    }
+    let bytes: usize = batch
+        .iter()
+        .map(|r| {
+            r.key.as_ref().map_or(0, Vec::len)
+                + r.value.len()
+                + r.headers
+                    .iter()
+                    .map(|h| h.key.len() + h.value.len())
+                    .sum::<usize>()
+        })
+        .sum();
+    if bytes > limits.bytes {
+        return Err(format!(
+            "{bytes} bytes of keys, values and headers (limit {})",
+            limits.bytes
+        ));
+    }
+    Ok(())
 }

@@ -8,7 +8,6 @@ mod bindings;
 mod cache;
 mod errno;
 mod instance;
-mod packed;
 mod sandbox;
 pub mod text;
 

@@ -12,14 +12,14 @@
 
 use super::Message;
 use super::subtask::Control;
-use crate::plugin::Record;
+use crate::batch::Batch;
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Select};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// What the subtask should act on next.
 pub enum Step {
-    Batch(Vec<Record>),
+    Batch(Batch),
     /// Barrier complete on every input: snapshot, then forward it.
     Barrier(super::Barrier),
     /// The minimum watermark over the active inputs advanced to this.
@@ -280,17 +280,14 @@ mod tests {
     use crate::runtime::Barrier;
 
     fn batch(v: &str) -> Message {
-        Message::Batch(vec![Record {
-            key: None,
-            value: v.as_bytes().to_vec(),
-            timestamp: None,
-            headers: Vec::new(),
-        }])
+        let mut b = crate::batch::BatchBuilder::new();
+        b.push(None, v.as_bytes(), None, []);
+        Message::Batch(b.finish())
     }
 
     fn value(step: Step) -> String {
         match step {
-            Step::Batch(b) => String::from_utf8(b[0].value.clone()).unwrap(),
+            Step::Batch(b) => b.iter().next().unwrap().value_str().unwrap().to_owned(),
             Step::Barrier(b) => format!("barrier {}", b.id),
             _ => "other".into(),
         }

@@ -22,15 +22,16 @@ pub use node::{NodeFactory, OperatorFactory, OperatorNode, SinkNode, SourceNode}
 pub use output::stable_hash;
 pub use poison::Isolating;
 
+use crate::batch::Batch;
 use crate::config::Partition;
 use crate::metrics::NodeMetrics;
-use crate::plugin::{PluginError, Record};
+use crate::plugin::PluginError;
 use std::sync::Arc;
 
 /// What flows on a channel between two subtasks.
 #[derive(Debug)]
 pub enum Message {
-    Batch(Vec<Record>),
+    Batch(Batch),
     /// Checkpoint barrier, in band with the data.
     Barrier(Barrier),
     /// Event time reached this many ms since the epoch on the sending subtask (`i64::MAX`: its

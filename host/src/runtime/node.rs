@@ -5,6 +5,7 @@
 //! exists on every node; a node with nothing to save returns empty state.
 
 use super::poison::Isolating;
+use crate::batch::Batch;
 use crate::config::OnError;
 use crate::graph::Node;
 use crate::keyed::SharedKeyed;
@@ -39,20 +40,20 @@ pub trait SourceNode: Send {
 
 /// A running operator subtask.
 pub trait OperatorNode: Send {
-    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError>;
+    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError>;
     /// Event time reached `ts`: fire the event-time timers up to it, then tell the plugin.
-    fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError>;
+    fn on_watermark(&mut self, ts: i64) -> Result<Batch, PluginError>;
     /// The wall clock reached `now` (ms since the epoch): fire the processing-time timers due.
-    fn on_processing_time(&mut self, _now: i64) -> Result<Vec<Record>, PluginError> {
-        Ok(Vec::new())
+    fn on_processing_time(&mut self, _now: i64) -> Result<Batch, PluginError> {
+        Ok(Batch::empty())
     }
     /// When the earliest processing-time timer is due, if any.
     fn next_processing_timer(&self) -> Option<i64> {
         None
     }
     /// End of input (after the +∞ watermark): emit what is still held back.
-    fn finish(&mut self) -> Result<Vec<Record>, PluginError> {
-        Ok(Vec::new())
+    fn finish(&mut self) -> Result<Batch, PluginError> {
+        Ok(Batch::empty())
     }
     /// Records the last call sent to `<node>.late`.
     fn take_late(&mut self) -> Vec<Record> {
@@ -111,12 +112,12 @@ impl Recycling {
 }
 
 impl OperatorNode for Recycling {
-    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
+    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
         let out = self.current.process(batch)?;
         self.recycle_if_needed()?;
         Ok(out)
     }
-    fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
+    fn on_watermark(&mut self, ts: i64) -> Result<Batch, PluginError> {
         let out = self.current.on_watermark(ts)?;
         self.recycle_if_needed()?;
         Ok(out)
@@ -130,7 +131,7 @@ impl OperatorNode for Recycling {
     fn memory_bytes(&self) -> u64 {
         self.current.memory_bytes()
     }
-    fn on_processing_time(&mut self, now: i64) -> Result<Vec<Record>, PluginError> {
+    fn on_processing_time(&mut self, now: i64) -> Result<Batch, PluginError> {
         let out = self.current.on_processing_time(now)?;
         self.recycle_if_needed()?;
         Ok(out)
@@ -138,7 +139,7 @@ impl OperatorNode for Recycling {
     fn next_processing_timer(&self) -> Option<i64> {
         self.current.next_processing_timer()
     }
-    fn finish(&mut self) -> Result<Vec<Record>, PluginError> {
+    fn finish(&mut self) -> Result<Batch, PluginError> {
         self.current.finish()
     }
     fn take_late(&mut self) -> Vec<Record> {
@@ -148,7 +149,7 @@ impl OperatorNode for Recycling {
 
 /// A running sink subtask.
 pub trait SinkNode: Send {
-    fn write(&mut self, batch: Vec<Record>) -> Result<(), PluginError>;
+    fn write(&mut self, batch: Batch) -> Result<(), PluginError>;
     /// End of input: no more writes.
     fn finish(&mut self) -> Result<(), PluginError>;
     fn prepare(&mut self, checkpoint: u64) -> Result<(), PluginError>;
@@ -298,19 +299,19 @@ impl SourceNode for SourceInstance {
 }
 
 impl OperatorNode for OperatorInstance {
-    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
+    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
         OperatorInstance::process(self, &batch)
     }
-    fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
+    fn on_watermark(&mut self, ts: i64) -> Result<Batch, PluginError> {
         OperatorInstance::on_watermark(self, ts)
     }
-    fn on_processing_time(&mut self, now: i64) -> Result<Vec<Record>, PluginError> {
+    fn on_processing_time(&mut self, now: i64) -> Result<Batch, PluginError> {
         OperatorInstance::on_processing_time(self, now)
     }
     fn next_processing_timer(&self) -> Option<i64> {
         OperatorInstance::next_processing_timer(self)
     }
-    fn finish(&mut self) -> Result<Vec<Record>, PluginError> {
+    fn finish(&mut self) -> Result<Batch, PluginError> {
         OperatorInstance::finish(self)
     }
     fn take_late(&mut self) -> Vec<Record> {
@@ -331,7 +332,7 @@ impl OperatorNode for OperatorInstance {
 }
 
 impl SinkNode for SinkInstance {
-    fn write(&mut self, batch: Vec<Record>) -> Result<(), PluginError> {
+    fn write(&mut self, batch: Batch) -> Result<(), PluginError> {
         SinkInstance::write(self, &batch)
     }
     fn finish(&mut self) -> Result<(), PluginError> {

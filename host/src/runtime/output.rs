@@ -5,8 +5,8 @@
 //! barrier never overtakes data.
 
 use super::{Message, Port};
+use crate::batch::{Batch, BatchBuilder};
 use crate::config::Partition;
-use crate::plugin::Record;
 use crossbeam_channel::Sender;
 
 /// The downstream went away (it failed or the job is cancelled).
@@ -45,12 +45,12 @@ impl Output {
     }
 
     /// Route a batch of the main output. Empty batches are dropped.
-    pub fn send_batch(&mut self, batch: Vec<Record>) -> Result<(), Closed> {
+    pub fn send_batch(&mut self, batch: Batch) -> Result<(), Closed> {
         self.send_port(Port::Main, batch)
     }
 
     /// Route a batch of the output `port`. Empty batches are dropped.
-    pub fn send_port(&mut self, port: Port, batch: Vec<Record>) -> Result<(), Closed> {
+    pub fn send_port(&mut self, port: Port, batch: Batch) -> Result<(), Closed> {
         let Some(last) = self.edges.iter().rposition(|e| e.port == port) else {
             return Ok(());
         };
@@ -72,7 +72,7 @@ impl Output {
         Ok(())
     }
 
-    fn route(&mut self, edge: usize, batch: Vec<Record>) -> Result<(), Closed> {
+    fn route(&mut self, edge: usize, batch: Batch) -> Result<(), Closed> {
         let e = &self.edges[edge];
         let n = e.senders.len();
         match e.partition {
@@ -91,16 +91,20 @@ impl Output {
                 Ok(())
             }
             Partition::Hash => {
-                let mut parts: Vec<Vec<Record>> = (0..n).map(|_| Vec::new()).collect();
+                // Records are copied into one buffer per subtask as they are: no decode of
+                // values, no allocation per record.
+                let per = batch.body_len() / n + 16;
+                let mut parts: Vec<BatchBuilder> =
+                    (0..n).map(|_| BatchBuilder::with_capacity(per)).collect();
                 let max = self.max_parallelism;
-                for r in batch {
-                    let k = r.key.as_deref().unwrap_or(&r.value);
-                    let group = crate::keyed::groups::group_of(k, max);
-                    parts[crate::keyed::groups::subtask_of(group, max, n as u32) as usize].push(r);
+                for r in &batch {
+                    let group = crate::keyed::groups::group_of(r.routing_key(), max);
+                    parts[crate::keyed::groups::subtask_of(group, max, n as u32) as usize]
+                        .push_ref(&r);
                 }
                 for (s, part) in e.senders.iter().zip(parts) {
                     if !part.is_empty() {
-                        s.send(Message::Batch(part)).map_err(|_| Closed)?;
+                        s.send(Message::Batch(part.finish())).map_err(|_| Closed)?;
                     }
                 }
                 Ok(())
@@ -134,13 +138,12 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 mod tests {
     use super::*;
 
-    fn rec(key: &str) -> Record {
-        Record {
-            key: Some(key.as_bytes().to_vec()),
-            value: b"v".to_vec(),
-            timestamp: None,
-            headers: Vec::new(),
+    fn batch(keys: &[&str]) -> Batch {
+        let mut b = BatchBuilder::new();
+        for k in keys {
+            b.push(Some(k.as_bytes()), b"v", None, []);
         }
+        b.finish()
     }
 
     #[test]
@@ -155,22 +158,20 @@ mod tests {
             128,
         );
         let keys = ["a", "b", "c", "a", "d", "b", "a"];
-        out.send_batch(keys.iter().map(|k| rec(k)).collect())
-            .unwrap();
-        out.send_batch(keys.iter().map(|k| rec(k)).collect())
-            .unwrap();
+        out.send_batch(batch(&keys)).unwrap();
+        out.send_batch(batch(&keys)).unwrap();
         let mut home = std::collections::HashMap::new();
         let mut total = 0;
         for (i, rx) in rxs.iter().enumerate() {
             while let Ok(Message::Batch(b)) = rx.try_recv() {
-                for r in b {
+                for r in &b {
                     total += 1;
-                    let group = crate::keyed::groups::group_of(r.key.as_deref().unwrap(), 128);
+                    let group = crate::keyed::groups::group_of(r.key.unwrap(), 128);
                     assert!(
                         crate::keyed::groups::range(i as u32, 3, 128).contains(&group),
                         "a key reached a subtask that does not hold its key group"
                     );
-                    let prev = home.insert(r.key.clone().unwrap(), i);
+                    let prev = home.insert(r.key.unwrap().to_vec(), i);
                     assert!(
                         prev.is_none() || prev == Some(i),
                         "a key reached two subtasks"

@@ -11,6 +11,7 @@
 //! calls for k poison records.
 
 use super::node::OperatorNode;
+use crate::batch::{self, Batch};
 use crate::config::OnError;
 use crate::plugin::{Cause, Header, PluginError, Record};
 use std::collections::VecDeque;
@@ -48,38 +49,39 @@ impl Isolating {
     #[allow(clippy::type_complexity)]
     fn bisect(
         &self,
-        records: Vec<Record>,
+        records: Batch,
         mut state: Vec<u8>,
     ) -> Result<
         (
-            Vec<Record>,
+            Batch,
             Vec<Record>,
             Vec<u8>,
             Vec<(Record, PluginError, Duration)>,
         ),
         PluginError,
     > {
-        let mut out = Vec::new();
+        let mut out = Batch::empty();
         let mut late = Vec::new();
         let mut dead = Vec::new();
         let mut parts = VecDeque::from([records]);
-        while let Some(mut part) = parts.pop_front() {
+        while let Some(part) = parts.pop_front() {
             let mut instance = (self.fresh)()?;
             instance.restore(&state)?;
             let started = Instant::now();
             match instance.process(part.clone()) {
                 Ok(produced) => {
-                    out.extend(produced);
+                    out = batch::concat(out, &produced);
                     late.extend(instance.take_late());
                     state = instance.snapshot()?;
                 }
                 Err(e) if isolatable(&e) && part.len() == 1 => {
-                    dead.push((part.pop().expect("one record"), e, started.elapsed()));
+                    let record = part.iter().next().expect("one record");
+                    dead.push((batch::owned(&record), e, started.elapsed()));
                 }
                 Err(e) if isolatable(&e) => {
-                    let right = part.split_off(part.len() / 2);
+                    let (left, right) = batch::split(&part, part.len() / 2);
                     parts.push_front(right);
-                    parts.push_front(part);
+                    parts.push_front(left);
                 }
                 Err(e) => return Err(e),
             }
@@ -129,7 +131,7 @@ fn isolatable(e: &PluginError) -> bool {
 }
 
 impl OperatorNode for Isolating {
-    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
+    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
         let before = self.current.snapshot()?;
         let failure = match self.current.process(batch.clone()) {
             Ok(out) => return Ok(out),
@@ -169,11 +171,11 @@ impl OperatorNode for Isolating {
         std::mem::take(&mut self.isolated)
     }
 
-    fn on_watermark(&mut self, ts: i64) -> Result<Vec<Record>, PluginError> {
+    fn on_watermark(&mut self, ts: i64) -> Result<Batch, PluginError> {
         self.current.on_watermark(ts)
     }
 
-    fn on_processing_time(&mut self, now: i64) -> Result<Vec<Record>, PluginError> {
+    fn on_processing_time(&mut self, now: i64) -> Result<Batch, PluginError> {
         self.current.on_processing_time(now)
     }
 
@@ -181,7 +183,7 @@ impl OperatorNode for Isolating {
         self.current.next_processing_timer()
     }
 
-    fn finish(&mut self) -> Result<Vec<Record>, PluginError> {
+    fn finish(&mut self) -> Result<Batch, PluginError> {
         self.current.finish()
     }
 
@@ -218,9 +220,9 @@ mod tests {
     }
 
     impl OperatorNode for Picky {
-        fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>, PluginError> {
-            let mut out = Vec::new();
-            for mut r in batch {
+        fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
+            let mut out = crate::batch::BatchBuilder::new();
+            for r in &batch {
                 if r.value == b"13" {
                     return Err(PluginError::Call {
                         node: "picky".into(),
@@ -234,13 +236,15 @@ mod tests {
                     });
                 }
                 self.seen += 1;
-                r.value.push(b'!');
-                out.push(r);
+                out.push_mapped(&r, |v| {
+                    v.extend_from_slice(r.value);
+                    v.push(b'!');
+                });
             }
-            Ok(out)
+            Ok(out.finish())
         }
-        fn on_watermark(&mut self, _ts: i64) -> Result<Vec<Record>, PluginError> {
-            Ok(Vec::new())
+        fn on_watermark(&mut self, _ts: i64) -> Result<Batch, PluginError> {
+            Ok(Batch::empty())
         }
         fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
             Ok(self.seen.to_le_bytes().to_vec())
@@ -272,11 +276,8 @@ mod tests {
             .into_iter()
             .map(record)
             .collect();
-        let out = node.process(batch).unwrap();
-        let values: Vec<String> = out
-            .iter()
-            .map(|r| String::from_utf8(r.value.clone()).unwrap())
-            .collect();
+        let out = node.process(crate::batch::from_records(&batch)).unwrap();
+        let values: Vec<&str> = out.iter().map(|r| r.value_str().unwrap()).collect();
         assert_eq!(values, ["1!", "2!", "3!", "4!", "5!"]);
         // The state counts exactly the records that passed.
         assert_eq!(node.snapshot().unwrap(), 5u64.to_le_bytes());
@@ -298,7 +299,8 @@ mod tests {
         assert!(header(&dead[0], "weir.cause").unwrap().contains("thirteen"));
         assert!(header(&dead[0], "weir.elapsed_ms").is_some());
         // Next batch: the fresh instance carries the state on.
-        node.process(vec![record("6")]).unwrap();
+        node.process(crate::batch::from_records(&[record("6")]))
+            .unwrap();
         assert_eq!(node.snapshot().unwrap(), 6u64.to_le_bytes());
     }
 }

@@ -11,8 +11,9 @@ use super::input::{Inputs, Step};
 use super::node::{OperatorNode, SinkNode, SourceNode};
 use super::output::{Closed, Output};
 use super::{Barrier, Message, Port, RunError};
+use crate::batch::{self, Batch};
 use crate::metrics::NodeMetrics;
-use crate::plugin::{Polled, Record};
+use crate::plugin::Polled;
 use crate::time::SubtaskTime;
 use crate::time::timers::wall_clock_ms;
 use crate::time::watermarks::{Emit, Generator, Strategy};
@@ -164,11 +165,11 @@ pub fn run_source(
         let polled = node.poll(batch_size)?;
         let dead = node.take_dead_letters();
         if !dead.is_empty() {
-            out.send_port(Port::DeadLetter, dead)?;
+            out.send_port(Port::DeadLetter, batch::from_records(&dead))?;
         }
         match polled {
-            Polled::Batch(mut b) => {
-                clock.observe(&mut b).map_err(RunError::Time)?;
+            Polled::Batch(b) => {
+                let b = clock.observe(b).map_err(RunError::Time)?;
                 ctx.metrics.add_out(b.len());
                 out.send_batch(b)?;
             }
@@ -227,20 +228,20 @@ fn emit(
     node: &mut dyn OperatorNode,
     clock: &mut Generator,
     out: &mut Output,
-    mut produced: Vec<Record>,
+    produced: Batch,
 ) -> Result<(), RunError> {
-    clock.observe(&mut produced).map_err(RunError::Time)?;
+    let produced = clock.observe(produced).map_err(RunError::Time)?;
     ctx.metrics.add_out(produced.len());
     out.send_batch(produced)?;
     let late = node.take_late();
     if !late.is_empty() {
         ctx.metrics.add_late(late.len(), !out.has_port(Port::Late));
-        out.send_port(Port::Late, late)?;
+        out.send_port(Port::Late, batch::from_records(&late))?;
     }
     // Poison records isolated from this batch.
     let dead = node.take_dead_letters();
     if !dead.is_empty() {
-        out.send_port(Port::DeadLetter, dead)?;
+        out.send_port(Port::DeadLetter, batch::from_records(&dead))?;
     }
     ctx.metrics.add_isolated(node.take_isolated());
     Ok(())

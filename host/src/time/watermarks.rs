@@ -8,7 +8,7 @@
 //! (`max seen - out_of_orderness - 1`); a record whose timestamp cannot be read is an error that
 //! names the node and the record, never a record silently given no time.
 
-use crate::plugin::Record;
+use crate::batch::{Batch, BatchBuilder, RecordRef};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 
@@ -123,32 +123,46 @@ impl Generator {
         self.state = state;
     }
 
-    /// Give every record of `batch` its event time and note the newest.
-    pub fn observe(&mut self, batch: &mut [Record]) -> Result<(), TimestampError> {
+    /// Give every record of `batch` its event time and note the newest. The batch comes back
+    /// as it was when the records carry their time; rewritten when it comes from their values.
+    pub fn observe(&mut self, batch: Batch) -> Result<Batch, TimestampError> {
         let Some(strategy) = &self.strategy else {
-            return Ok(());
+            return Ok(batch);
         };
         if batch.is_empty() {
-            return Ok(());
+            return Ok(batch);
         }
-        for r in batch.iter_mut() {
-            let ts = match &strategy.timestamp {
-                TimestampFrom::Record => r.timestamp.ok_or_else(|| {
-                    self.error(r, "it carries no timestamp (timestamp = \"record\")".into())
-                })?,
-                TimestampFrom::Json(path) => {
-                    json_timestamp(&r.value, path).map_err(|why| self.error(r, why))?
+        let mut max = self.state.max_seen;
+        let out = match &strategy.timestamp {
+            TimestampFrom::Record => {
+                for r in &batch {
+                    let ts = r.timestamp.ok_or_else(|| {
+                        self.error(
+                            &r,
+                            "it carries no timestamp (timestamp = \"record\")".into(),
+                        )
+                    })?;
+                    max = max.max(ts);
                 }
-            };
-            r.timestamp = Some(ts);
-            self.state.max_seen = self.state.max_seen.max(ts);
-        }
+                batch
+            }
+            TimestampFrom::Json(path) => {
+                let mut out = BatchBuilder::with_capacity(batch.body_len() + 10 * batch.len());
+                for r in &batch {
+                    let ts = json_timestamp(r.value, path).map_err(|why| self.error(&r, why))?;
+                    max = max.max(ts);
+                    out.push(r.key, r.value, Some(ts), r.headers.iter());
+                }
+                out.finish()
+            }
+        };
+        self.state.max_seen = max;
         self.last_record = Instant::now();
         self.idle = false;
-        Ok(())
+        Ok(out)
     }
 
-    fn error(&self, r: &Record, why: String) -> TimestampError {
+    fn error(&self, r: &RecordRef, why: String) -> TimestampError {
         let end = r.value.len().min(80);
         TimestampError {
             node: self.node.clone(),
@@ -260,13 +274,16 @@ fn json_timestamp(value: &[u8], path: &[String]) -> Result<i64, String> {
 mod tests {
     use super::*;
 
-    fn rec(value: &str, ts: Option<i64>) -> Record {
-        Record {
-            key: None,
-            value: value.as_bytes().to_vec(),
-            timestamp: ts,
-            headers: Vec::new(),
+    fn rec(value: &str, ts: Option<i64>) -> Batch {
+        batch(&[(value, ts)])
+    }
+
+    fn batch(records: &[(&str, Option<i64>)]) -> Batch {
+        let mut b = BatchBuilder::new();
+        for (v, ts) in records {
+            b.push(None, v.as_bytes(), *ts, []);
         }
+        b.finish()
     }
 
     fn strategy(from: &str, ooo_ms: u64) -> Strategy {
@@ -304,20 +321,21 @@ mod tests {
     #[test]
     fn the_watermark_trails_the_newest_timestamp_and_never_goes_back() {
         let mut g = Generator::new("n", Some(strategy("json:ts", 5)));
-        let mut batch = vec![rec(r#"{"ts": 100}"#, None), rec(r#"{"ts": 90}"#, None)];
-        g.observe(&mut batch).unwrap();
-        assert_eq!(batch[1].timestamp, Some(90));
+        let input = batch(&[(r#"{"ts": 100}"#, None), (r#"{"ts": 90}"#, None)]);
+        let timed = g.observe(input).unwrap();
+        assert_eq!(timed.iter().nth(1).unwrap().timestamp, Some(90));
+        assert_eq!(timed.iter().nth(1).unwrap().value, br#"{"ts": 90}"#);
         let now = Instant::now();
         assert_eq!(g.poll(now), Some(Emit::Watermark(94)));
         assert_eq!(g.poll(now), None);
-        g.observe(&mut [rec(r#"{"ts": 50}"#, None)]).unwrap();
+        g.observe(rec(r#"{"ts": 50}"#, None)).unwrap();
         assert_eq!(g.poll(now), None, "an older record does not move it back");
         assert_eq!(g.offer(80), None);
         assert_eq!(g.offer(200), Some(200));
         let state = g.state();
         let mut again = Generator::new("n", Some(strategy("json:ts", 5)));
         again.restore(state);
-        again.observe(&mut [rec(r#"{"ts": 101}"#, None)]).unwrap();
+        again.observe(rec(r#"{"ts": 101}"#, None)).unwrap();
         assert_eq!(again.poll(now), None, "restored, it continues from 200");
     }
 
@@ -327,7 +345,7 @@ mod tests {
         s.idle_timeout = Some(Duration::from_millis(10));
         s.interval = Duration::from_secs(3600);
         let mut g = Generator::new("n", Some(s));
-        g.observe(&mut [rec("x", Some(5))]).unwrap();
+        g.observe(rec("x", Some(5))).unwrap();
         let later = Instant::now() + Duration::from_millis(20);
         assert_eq!(
             g.poll(later),
@@ -342,7 +360,7 @@ mod tests {
     #[test]
     fn a_record_without_time_is_an_error_naming_the_node() {
         let mut g = Generator::new("events", Some(strategy("record", 0)));
-        let e = g.observe(&mut [rec("x", None)]).unwrap_err().to_string();
+        let e = g.observe(rec("x", None)).unwrap_err().to_string();
         assert!(
             e.contains("node `events`") && e.contains("no timestamp"),
             "{e}"

@@ -21,7 +21,8 @@
 //! commits: while one checkpoint awaits its commit, newer records wait in memory.
 
 use super::{REQUEST_TIMEOUT, Semantic, SinkConfig, error};
-use crate::plugin::{PluginError, Record};
+use crate::batch::{Batch, RecordRef};
+use crate::plugin::PluginError;
 use crate::runtime::SinkNode;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
@@ -263,32 +264,29 @@ impl KafkaSink {
     }
 
     /// Resolve a record's topic (its `topic_header`, else the configured one) and partition.
-    fn resolve(&mut self, r: Record) -> Result<Out, PluginError> {
+    fn resolve(&mut self, r: &RecordRef) -> Result<Out, PluginError> {
         let mut topic = None;
         let mut headers = Vec::with_capacity(r.headers.len());
-        for h in r.headers {
-            if h.key == self.cfg.topic_header {
-                topic = Some(String::from_utf8(h.value).map_err(|_| {
+        for (key, value) in r.headers.iter() {
+            if key == self.cfg.topic_header {
+                topic = Some(String::from_utf8(value.to_vec()).map_err(|_| {
                     self.err(format!(
                         "header {:?} must name a topic in UTF-8",
                         self.cfg.topic_header
                     ))
                 })?);
             } else {
-                headers.push((h.key, serde_bytes::ByteBuf::from(h.value)));
+                headers.push((key.to_owned(), serde_bytes::ByteBuf::from(value)));
             }
         }
         let topic = topic.unwrap_or_else(|| self.cfg.topic.clone());
         let n = self.partition_count(&topic)?;
         let (_, next) = self.partitions.get_mut(&topic).expect("counted above");
-        let partition = self
-            .cfg
-            .partitioner
-            .pick(r.key.as_deref(), n, self.subtask, next);
+        let partition = self.cfg.partitioner.pick(r.key, n, self.subtask, next);
         Ok(Out {
             topic,
             partition,
-            value: r.value,
+            value: r.value.to_vec(),
             key: r.key.map(serde_bytes::ByteBuf::from),
             timestamp: r.timestamp,
             headers,
@@ -447,9 +445,9 @@ impl KafkaSink {
 }
 
 impl SinkNode for KafkaSink {
-    fn write(&mut self, batch: Vec<Record>) -> Result<(), PluginError> {
-        for r in batch {
-            let o = self.resolve(r)?;
+    fn write(&mut self, batch: Batch) -> Result<(), PluginError> {
+        for r in &batch {
+            let o = self.resolve(&r)?;
             match self.cfg.semantic {
                 Semantic::None | Semantic::AtLeastOnce => self.produce(&o, None)?,
                 Semantic::ExactlyOnce => {

@@ -305,7 +305,7 @@ impl Progress {
         &mut self,
         src: (&SourceConfig, &str, u32),
         m: &rdkafka::message::BorrowedMessage<'_>,
-        out: &mut Vec<Record>,
+        out: &mut crate::batch::BatchBuilder,
     ) -> Result<(), PluginError> {
         let (cfg, uid, subtask) = src;
         let tp = (m.topic().to_owned(), m.partition());
@@ -357,14 +357,14 @@ impl Progress {
                 .err()
                 .map(|e| format!("the value is not JSON: {e}")),
         };
-        let record = Record {
-            key: m.key().map(<[u8]>::to_vec),
-            value: value.unwrap_or_default().to_vec(),
-            timestamp,
-            headers,
-        };
         match (corrupt, cfg.on_corrupt) {
-            (None, _) => out.push(record),
+            // Straight from librdkafka's buffer into the batch's.
+            (None, _) => out.push(
+                m.key(),
+                value.unwrap_or_default(),
+                timestamp,
+                headers.iter().map(|h| (h.key.as_str(), h.value.as_slice())),
+            ),
             (Some(why), OnCorrupt::Fail) => {
                 return Err(error(
                     uid,
@@ -391,7 +391,12 @@ impl Progress {
                 );
             }
             (Some(why), OnCorrupt::DeadLetter) => {
-                let mut dead = record;
+                let mut dead = Record {
+                    key: m.key().map(<[u8]>::to_vec),
+                    value: value.unwrap_or_default().to_vec(),
+                    timestamp,
+                    headers,
+                };
                 if !cfg.with_metadata {
                     dead.headers.extend(coordinates());
                 }
@@ -460,7 +465,7 @@ impl SourceNode for KafkaSource {
         if allowed == 0 {
             return Ok(Polled::Idle);
         }
-        let mut out = Vec::with_capacity(allowed as usize);
+        let mut out = crate::batch::BatchBuilder::with_capacity(allowed as usize * 64);
         let mut handled = 0u32;
         let mut wait = Duration::from_millis(50);
         while handled < allowed {
@@ -497,7 +502,7 @@ impl SourceNode for KafkaSource {
         if out.is_empty() {
             Ok(Polled::Idle)
         } else {
-            Ok(Polled::Batch(out))
+            Ok(Polled::Batch(out.finish()))
         }
     }
 
