@@ -33,7 +33,7 @@
 //! instance traps, so the host can say why the node failed.
 
 pub use anyhow::{Error, Result, anyhow, bail};
-pub use weir_sdk_macros::{operator, sink, source};
+pub use weir_sdk_macros::{filter, flat_map, map, operator, sink, source};
 
 mod config;
 pub mod keyed;
@@ -49,6 +49,7 @@ pub use config::{Config, Context};
 pub use keyed::{ListState, MapState, ValueState};
 pub use record::Record;
 pub use time::{TimeDomain, Timer};
+pub use weir_batch::{Batch, BatchBuilder, RecordRef, ValueWriter};
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -88,8 +89,24 @@ pub trait Operator: Serialize + DeserializeOwned + Sized + 'static {
     /// Build the operator from its node's `config`. Called once, before anything else.
     fn open(config: &Config, ctx: &Context) -> Result<Self>;
 
-    /// Transform one batch; the output may be longer, shorter or empty.
-    fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>>;
+    /// Transform one batch of owned records; the output may be longer, shorter or empty.
+    /// Implement this or [`Operator::process_batch`].
+    fn process(&mut self, _batch: Vec<Record>) -> Result<Vec<Record>> {
+        bail!("this operator implements neither `process` nor `process_batch`")
+    }
+
+    /// Transform one batch without an allocation per record: the records are borrowed from
+    /// the buffer the host sent, the output is written into one buffer. Default: [`process`]
+    /// on owned copies.
+    ///
+    /// [`process`]: Operator::process
+    fn process_batch(&mut self, batch: &Batch, out: &mut BatchBuilder) -> Result<()> {
+        let records = batch.iter().map(|r| Record::from_ref(&r)).collect();
+        for r in self.process(records)? {
+            r.write_to(out);
+        }
+        Ok(())
+    }
 
     /// Event time reached `ts` (ms since the epoch) on every input, after the event-time
     /// timers up to `ts` fired; [`time::END_OF_TIME`] when the input ended. Default: nothing.
@@ -125,8 +142,16 @@ pub trait Sink: Serialize + DeserializeOwned + Sized + 'static {
     /// Build the sink from its node's `config`. Called once, before anything else.
     fn open(config: &Config, ctx: &Context) -> Result<Self>;
 
-    /// Consume one batch.
-    fn write(&mut self, batch: Vec<Record>) -> Result<()>;
+    /// Consume one batch of owned records. Implement this or [`Sink::write_batch`].
+    fn write(&mut self, _batch: Vec<Record>) -> Result<()> {
+        bail!("this sink implements neither `write` nor `write_batch`")
+    }
+
+    /// Consume one batch, its records borrowed from the buffer the host sent. Default:
+    /// [`Sink::write`] on owned copies.
+    fn write_batch(&mut self, batch: &Batch) -> Result<()> {
+        self.write(batch.iter().map(|r| Record::from_ref(&r)).collect())
+    }
 
     /// The input ended; no more `write`s. Close what is open; the final checkpoint's `prepare`
     /// and `commit` follow. Default: nothing.
@@ -162,7 +187,81 @@ pub trait Sink: Serialize + DeserializeOwned + Sized + 'static {
 /// Used by the code the attributes generate; not part of the API.
 #[doc(hidden)]
 pub mod __private {
+    pub use serde;
     pub use wit_bindgen;
+
+    use crate::{Batch, BatchBuilder, RecordRef, ValueWriter};
+
+    /// What a function plugin's function may return: the value, or a `Result` of it.
+    pub trait Outcome<T> {
+        fn into_result(self) -> crate::Result<T>;
+    }
+
+    impl Outcome<bool> for bool {
+        fn into_result(self) -> crate::Result<bool> {
+            Ok(self)
+        }
+    }
+
+    impl Outcome<bool> for crate::Result<bool> {
+        fn into_result(self) -> crate::Result<bool> {
+            self
+        }
+    }
+
+    impl Outcome<()> for () {
+        fn into_result(self) -> crate::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Outcome<()> for crate::Result<()> {
+        fn into_result(self) -> crate::Result<()> {
+            self
+        }
+    }
+
+    /// `#[filter]`: the records `keep` keeps, copied on as they are.
+    pub fn filter<O: Outcome<bool>>(
+        batch: &Batch,
+        out: &mut BatchBuilder,
+        keep: impl Fn(&RecordRef) -> O,
+    ) -> crate::Result<()> {
+        for r in batch {
+            if keep(&r).into_result()? {
+                out.push_ref(&r);
+            }
+        }
+        Ok(())
+    }
+
+    /// `#[map]`: every record with the value `f` writes in place.
+    pub fn map<O: Outcome<()>>(
+        batch: &Batch,
+        out: &mut BatchBuilder,
+        f: impl Fn(&RecordRef, &mut ValueWriter) -> O,
+    ) -> crate::Result<()> {
+        for r in batch {
+            let mut failed = None;
+            out.push_mapped(&r, |v| failed = f(&r, v).into_result().err());
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// `#[flat_map]`: whatever `f` writes for each record.
+    pub fn flat_map<O: Outcome<()>>(
+        batch: &Batch,
+        out: &mut BatchBuilder,
+        f: impl Fn(&RecordRef, &mut BatchBuilder) -> O,
+    ) -> crate::Result<()> {
+        for r in batch {
+            f(&r, out).into_result()?;
+        }
+        Ok(())
+    }
 
     /// Render an error with its causes, the way the host shows it.
     pub fn render_error(e: crate::Error) -> String {
@@ -171,32 +270,32 @@ pub mod __private {
 
     pub use crate::log::install;
 
-    /// Decode a packed batch from the host (`weir:plugin/packed-types`).
-    pub fn unpack(batch: &[u8]) -> Result<Vec<crate::Record>, String> {
-        match postcard::take_from_bytes(batch) {
-            Ok((records, [])) => Ok(records),
-            Ok((_, rest)) => Err(format!(
-                "the host sent a packed batch with {} bytes after the last record",
-                rest.len()
-            )),
-            Err(e) => Err(format!(
-                "the host sent a packed batch that does not decode: {e}"
-            )),
-        }
+    /// Check a packed batch from the host (`weir:plugin/packed-types`).
+    pub fn unpack(batch: ::std::vec::Vec<u8>) -> Result<crate::Batch, String> {
+        crate::Batch::decode(batch, &weir_batch::Limits::NONE)
+            .map_err(|e| format!("the host sent a packed batch that does not decode: {e}"))
     }
 
-    /// Encode a batch for the host, into a buffer sized up front (no regrowth).
+    /// Encode owned records for the host.
     pub fn pack(batch: &[crate::Record]) -> Vec<u8> {
-        // Bytes plus at most 10 per varint length/count, 10 for a timestamp, 2 for flags.
-        let size: usize = batch
-            .iter()
-            .map(|r| {
-                let headers: usize = r.headers.iter().map(|(k, v)| k.len() + v.len() + 20).sum();
-                r.key.as_ref().map_or(0, |k| k.len() + 10) + r.value.len() + headers + 32
-            })
-            .sum();
-        postcard::to_extend(batch, Vec::with_capacity(size + 10))
-            .expect("encoding into a Vec cannot fail")
+        let bytes: usize = batch.iter().map(|r| r.value.len() + 16).sum();
+        let mut out = crate::BatchBuilder::with_capacity(bytes);
+        for r in batch {
+            r.write_to(&mut out);
+        }
+        out.finish().into_bytes()
+    }
+
+    /// Run `process_batch` on a packed batch from the host: the output buffer starts at the
+    /// input's size, so a filter or a map does not grow it.
+    pub fn process<T: crate::Operator>(
+        plugin: &mut T,
+        batch: ::std::vec::Vec<u8>,
+    ) -> crate::Result<Vec<u8>> {
+        let batch = unpack(batch).map_err(crate::Error::msg)?;
+        let mut out = crate::BatchBuilder::with_capacity(batch.body_len());
+        plugin.process_batch(&batch, &mut out)?;
+        Ok(out.finish().into_bytes())
     }
 }
 
@@ -447,9 +546,7 @@ macro_rules! __glue_operator {
             fn process(
                 batch: ::std::vec::Vec<u8>,
             ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                let batch = $crate::__private::unpack(&batch)?;
-                __weir_call(|p| <$ty as $crate::Operator>::process(p, batch))
-                    .map(|out| $crate::__private::pack(&out))
+                __weir_call(|p| $crate::__private::process(p, batch))
             }
             fn on_watermark(
                 ts: i64,
@@ -478,8 +575,8 @@ macro_rules! __glue_sink {
             fn write(
                 batch: ::std::vec::Vec<u8>,
             ) -> ::core::result::Result<(), ::std::string::String> {
-                let batch = $crate::__private::unpack(&batch)?;
-                __weir_with(|p| <$ty as $crate::Sink>::write(p, batch))
+                let batch = $crate::__private::unpack(batch)?;
+                __weir_with(|p| <$ty as $crate::Sink>::write_batch(p, &batch))
             }
             fn finish() -> ::core::result::Result<(), ::std::string::String> {
                 __weir_with(|p| <$ty as $crate::Sink>::finish(p))

@@ -1,8 +1,8 @@
 //! The record type plugins read and write.
 //!
 //! Invariant: the serde form of `Vec<Record>` under postcard is the packed batch encoding of
-//! `weir:plugin/packed-types` (the host tests the two against each other), so batches cross the
-//! boundary as one buffer.
+//! `weir:plugin/packed-types` (weir-batch tests the two against each other), so a record kept
+//! in state reads back as it was sent.
 
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,30 @@ impl Record {
             value: value.into(),
             ..Record::default()
         }
+    }
+
+    /// An owned copy of a record borrowed from a batch.
+    pub fn from_ref(r: &crate::RecordRef) -> Self {
+        Record {
+            key: r.key.map(<[u8]>::to_vec),
+            value: r.value.to_vec(),
+            timestamp: r.timestamp,
+            headers: r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_owned(), v.to_vec()))
+                .collect(),
+        }
+    }
+
+    /// Append this record to a batch being built.
+    pub fn write_to(&self, out: &mut crate::BatchBuilder) {
+        out.push(
+            self.key.as_deref(),
+            &self.value,
+            self.timestamp,
+            self.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())),
+        );
     }
 
     /// The value as UTF-8, with invalid sequences replaced.

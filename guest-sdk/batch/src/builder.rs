@@ -16,17 +16,20 @@ pub struct BatchBuilder {
 }
 
 impl Default for BatchBuilder {
+    #[inline]
     fn default() -> Self {
         BatchBuilder::new()
     }
 }
 
 impl BatchBuilder {
+    #[inline]
     pub fn new() -> Self {
         BatchBuilder::with_capacity(0)
     }
 
     /// A builder whose buffer holds `bytes` of records before it grows.
+    #[inline]
     pub fn with_capacity(bytes: usize) -> Self {
         let mut buf = Vec::with_capacity(SLOT + bytes);
         buf.extend_from_slice(&[0; SLOT]);
@@ -34,6 +37,7 @@ impl BatchBuilder {
     }
 
     /// Continue a finished batch (its buffer reused; a short count re-laid once).
+    #[inline]
     pub(crate) fn from_batch(batch: Batch) -> Self {
         let len = batch.len;
         if batch.body == SLOT {
@@ -49,26 +53,31 @@ impl BatchBuilder {
     }
 
     /// Records so far.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// Bytes so far, count included.
+    #[inline]
     pub fn bytes_len(&self) -> usize {
         self.bytes.len()
     }
 
     /// Drop the records, keep the buffer.
+    #[inline]
     pub fn clear(&mut self) {
         self.bytes.truncate(SLOT);
         self.len = 0;
     }
 
     /// Append a record.
+    #[inline]
     pub fn push<'h>(
         &mut self,
         key: Option<&[u8]>,
@@ -84,6 +93,7 @@ impl BatchBuilder {
     }
 
     /// Append a copy of a record read from another batch, as it is.
+    #[inline]
     pub fn push_ref(&mut self, r: &RecordRef) {
         self.bytes.extend_from_slice(r.raw());
         self.len += 1;
@@ -91,6 +101,7 @@ impl BatchBuilder {
 
     /// Append a record of the same key, timestamp and headers as `r` and a new value, written
     /// in place by `value` (no buffer of its own).
+    #[inline]
     pub fn push_mapped(&mut self, r: &RecordRef, value: impl FnOnce(&mut ValueWriter)) {
         self.push_with(r.key, r.timestamp, value);
         self.put_varint(r.headers.len() as u64);
@@ -98,6 +109,7 @@ impl BatchBuilder {
     }
 
     /// Append a record without headers whose value is written in place by `value`.
+    #[inline]
     pub fn push_value_with(
         &mut self,
         key: Option<&[u8]>,
@@ -109,6 +121,7 @@ impl BatchBuilder {
     }
 
     /// Key, value in place, timestamp; the caller writes the headers and counts the record.
+    #[inline]
     fn push_with(
         &mut self,
         key: Option<&[u8]>,
@@ -131,12 +144,14 @@ impl BatchBuilder {
     }
 
     /// Append every record of `batch`.
+    #[inline]
     pub fn extend(&mut self, batch: &Batch) {
         self.bytes.extend_from_slice(&batch.bytes[batch.body..]);
         self.len += batch.len;
     }
 
     /// The batch built.
+    #[inline]
     pub fn finish(mut self) -> Batch {
         let n = u32::try_from(self.len).expect("more than 4 G records in one batch");
         padded(&mut self.bytes[..SLOT], n);
@@ -148,11 +163,13 @@ impl BatchBuilder {
     }
 
     /// The batch built so far; the builder starts again, empty, with a buffer of the same size.
+    #[inline]
     pub fn take(&mut self) -> Batch {
         let cap = self.bytes.capacity().saturating_sub(SLOT);
         std::mem::replace(self, BatchBuilder::with_capacity(cap)).finish()
     }
 
+    #[inline]
     fn head(&mut self, key: Option<&[u8]>) {
         match key {
             Some(k) => {
@@ -163,6 +180,7 @@ impl BatchBuilder {
         }
     }
 
+    #[inline]
     fn tail(&mut self, timestamp: Option<i64>) {
         match timestamp {
             Some(t) => {
@@ -173,6 +191,7 @@ impl BatchBuilder {
         }
     }
 
+    #[inline]
     fn put_headers<'h>(&mut self, headers: impl IntoIterator<Item = (&'h str, &'h [u8])>) {
         let slot = self.bytes.len();
         self.bytes.extend_from_slice(&[0; SLOT]);
@@ -191,11 +210,13 @@ impl BatchBuilder {
         }
     }
 
+    #[inline]
     fn put_bytes(&mut self, b: &[u8]) {
         self.put_varint(b.len() as u64);
         self.bytes.extend_from_slice(b);
     }
 
+    #[inline]
     fn put_varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.bytes.push((v as u8) | 0x80);
@@ -206,6 +227,7 @@ impl BatchBuilder {
 }
 
 /// `n` as a varint of exactly 5 bytes.
+#[inline]
 fn padded(slot: &mut [u8], n: u32) {
     for (i, b) in slot.iter_mut().enumerate() {
         let bits = ((n >> (7 * i)) & 0x7f) as u8;
@@ -221,29 +243,35 @@ pub struct ValueWriter<'b> {
 
 impl ValueWriter<'_> {
     /// Append bytes to the value.
+    #[inline]
     pub fn extend_from_slice(&mut self, b: &[u8]) {
         self.bytes.extend_from_slice(b);
     }
 
+    #[inline]
     pub fn push(&mut self, b: u8) {
         self.bytes.push(b);
     }
 
     /// The value written so far, to change in place.
+    #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.bytes[self.start..]
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.bytes.len() - self.start
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
 impl std::fmt::Write for ValueWriter<'_> {
+    #[inline]
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
         self.extend_from_slice(s.as_bytes());
         Ok(())
@@ -251,10 +279,12 @@ impl std::fmt::Write for ValueWriter<'_> {
 }
 
 impl std::io::Write for ValueWriter<'_> {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.extend_from_slice(buf);
         Ok(buf.len())
     }
+    #[inline]
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }

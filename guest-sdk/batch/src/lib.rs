@@ -47,6 +47,7 @@ pub enum Error {
 }
 
 impl std::fmt::Display for Error {
+    #[inline]
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Error::Malformed(m) | Error::TooLarge(m) => f.write_str(m),
@@ -68,51 +69,61 @@ pub struct Batch {
 
 impl Batch {
     /// Check `bytes` whole against `limits` and keep them as a batch.
+    #[inline]
     pub fn decode(bytes: Vec<u8>, limits: &Limits) -> Result<Batch, Error> {
         let (len, body) = read::validate(&bytes, limits)?;
         Ok(Batch { bytes, len, body })
     }
 
     /// The batch of no records.
+    #[inline]
     pub fn empty() -> Batch {
         BatchBuilder::new().finish()
     }
 
     /// How many records it holds.
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The encoded batch, as it crosses the boundary.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
     }
 
     /// The encoded batch as its buffer (what generated bindings take for a `list<u8>`).
+    #[inline]
     pub fn as_vec(&self) -> &Vec<u8> {
         &self.bytes
     }
 
     /// The encoded batch, giving up the buffer.
+    #[inline]
     pub fn into_bytes(self) -> Vec<u8> {
         self.bytes
     }
 
     /// Bytes of the records alone (without the count).
+    #[inline]
     pub fn body_len(&self) -> usize {
         self.bytes.len() - self.body
     }
 
     /// The records, borrowed from the buffer.
+    #[inline]
     pub fn iter(&self) -> Iter<'_> {
         Iter::new(&self.bytes[self.body..], self.len)
     }
 
     /// A builder that appends to this batch's records (its buffer reused).
+    #[inline]
     pub fn into_builder(self) -> BatchBuilder {
         BatchBuilder::from_batch(self)
     }
@@ -121,18 +132,21 @@ impl Batch {
 impl<'a> IntoIterator for &'a Batch {
     type Item = RecordRef<'a>;
     type IntoIter = Iter<'a>;
+    #[inline]
     fn into_iter(self) -> Iter<'a> {
         self.iter()
     }
 }
 
 impl std::fmt::Debug for Batch {
+    #[inline]
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.iter()).finish()
     }
 }
 
 impl Default for Batch {
+    #[inline]
     fn default() -> Self {
         Batch::empty()
     }

@@ -19,22 +19,26 @@ pub struct RecordRef<'a> {
 
 impl<'a> RecordRef<'a> {
     /// The record's encoding, as [`crate::BatchBuilder::push_ref`] copies it.
+    #[inline]
     pub fn raw(&self) -> &'a [u8] {
         self.raw
     }
 
     /// The bytes a `hash` edge routes this record by (and keyed state is scoped to): its key,
     /// or its value when it has none.
+    #[inline]
     pub fn routing_key(&self) -> &'a [u8] {
         self.key.unwrap_or(self.value)
     }
 
     /// The value as UTF-8, if it is.
+    #[inline]
     pub fn value_str(&self) -> Option<&'a str> {
         std::str::from_utf8(self.value).ok()
     }
 
     /// The first header called `name`.
+    #[inline]
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
         self.headers
             .iter()
@@ -44,6 +48,7 @@ impl<'a> RecordRef<'a> {
 }
 
 impl std::fmt::Debug for RecordRef<'_> {
+    #[inline]
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         f.debug_struct("Record")
@@ -63,14 +68,17 @@ pub struct Headers<'a> {
 }
 
 impl<'a> Headers<'a> {
+    #[inline]
     pub fn len(&self) -> usize {
         self.count
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.count == 0
     }
 
+    #[inline]
     pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + use<'a> {
         let mut r = Reader {
             bytes: self.bytes,
@@ -84,6 +92,7 @@ impl<'a> Headers<'a> {
     }
 
     /// The headers' encoding (without their count).
+    #[inline]
     pub(crate) fn raw(&self) -> &'a [u8] {
         self.bytes
     }
@@ -96,6 +105,7 @@ pub struct Iter<'a> {
 }
 
 impl<'a> Iter<'a> {
+    #[inline]
     pub(crate) fn new(body: &'a [u8], len: usize) -> Self {
         Iter {
             reader: Reader {
@@ -110,6 +120,7 @@ impl<'a> Iter<'a> {
 impl<'a> Iterator for Iter<'a> {
     type Item = RecordRef<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<RecordRef<'a>> {
         if self.left == 0 {
             return None;
@@ -118,6 +129,7 @@ impl<'a> Iterator for Iter<'a> {
         Some(self.reader.record(None).expect("validated"))
     }
 
+    #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.left, Some(self.left))
     }
@@ -184,6 +196,7 @@ enum Fault {
 }
 
 impl From<String> for Fault {
+    #[inline]
     fn from(m: String) -> Self {
         Fault::Format(m)
     }
@@ -196,6 +209,7 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline]
     fn byte(&mut self) -> Result<u8, String> {
         let b = *self
             .bytes
@@ -206,6 +220,7 @@ impl<'a> Reader<'a> {
     }
 
     /// An unsigned LEB128 varint of at most 10 bytes (padding allowed).
+    #[inline]
     fn varint(&mut self) -> Result<u64, String> {
         let mut out: u64 = 0;
         for i in 0..10 {
@@ -222,6 +237,7 @@ impl<'a> Reader<'a> {
         Err("a varint runs past 10 bytes".into())
     }
 
+    #[inline]
     fn len(&mut self) -> Result<usize, String> {
         let n = self.varint()?;
         let n = usize::try_from(n).map_err(|_| format!("a length of {n}"))?;
@@ -234,6 +250,7 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    #[inline]
     fn bytes(&mut self) -> Result<&'a [u8], String> {
         let n = self.len()?;
         let b = &self.bytes[self.pos..self.pos + n];
@@ -241,6 +258,7 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
+    #[inline]
     fn tag(&mut self, what: &str) -> Result<bool, String> {
         match self.byte()? {
             0 => Ok(false),
@@ -250,6 +268,7 @@ impl<'a> Reader<'a> {
     }
 
     /// One record; with a budget, header names are checked as UTF-8 and counted against it.
+    #[inline]
     fn record(&mut self, budget: Option<&mut HeaderBudget>) -> Result<RecordRef<'a>, Fault> {
         let start = self.pos;
         let key = if self.tag("the key")? {

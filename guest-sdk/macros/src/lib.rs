@@ -1,6 +1,8 @@
-//! The `#[source]`, `#[operator]` and `#[sink]` attributes of weir-sdk.
+//! The `#[source]`, `#[operator]` and `#[sink]` attributes of weir-sdk, and the function
+//! plugins `#[filter]`, `#[map]` and `#[flat_map]`.
 //!
-//! Each goes on an `impl Source|Operator|Sink for T` block and adds, beside it, the WebAssembly
+//! Each of the first three goes on an `impl Source|Operator|Sink for T` block and adds, beside
+//! it, the WebAssembly
 //! component exports for the matching `packed-*` world (a batch crosses the boundary as one
 //! buffer): of `wit/v0.2` for sources and operators (event time), of `wit/weir.wit` (0.1.0)
 //! for sinks. Invariant: a plugin crate gets the exports of exactly one world, so
@@ -8,7 +10,7 @@
 
 use proc_macro::TokenStream;
 use quote::quote;
-use syn::{ItemImpl, parse_macro_input, spanned::Spanned};
+use syn::{ItemFn, ItemImpl, parse_macro_input, spanned::Spanned};
 
 /// The WIT contracts, embedded so plugin crates need no path to them: 0.1.0 for sinks, 0.2.0
 /// (event time: timers, watermarks, finish, late output) for operators and sources.
@@ -78,10 +80,23 @@ fn expand(
         return syn::Error::new(block.span(), msg).to_compile_error().into();
     }
     let self_ty = &block.self_ty;
-    let glue = syn::Ident::new(glue, proc_macro2::Span::call_site());
+    let exports = exports(quote!(#self_ty), world, glue, wit);
     quote! {
         #block
+        #exports
+    }
+    .into()
+}
 
+/// The component exports of `world` for plugin type `self_ty`, by the SDK's `glue` macro.
+fn exports(
+    self_ty: proc_macro2::TokenStream,
+    world: &str,
+    glue: &str,
+    wit: &str,
+) -> proc_macro2::TokenStream {
+    let glue = syn::Ident::new(glue, proc_macro2::Span::call_site());
+    quote! {
         #[doc(hidden)]
         #[allow(unused_imports, dead_code, unsafe_code, clippy::all)]
         mod __weir_exports {
@@ -93,6 +108,102 @@ fn expand(
             });
             ::weir_sdk::#glue!(#self_ty);
         }
+    }
+}
+
+/// Export `fn keep(r: &RecordRef) -> bool` (or `-> Result<bool>`) as a stateless operator
+/// plugin that passes on the records it keeps, unchanged.
+#[proc_macro_attribute]
+pub fn filter(attr: TokenStream, item: TokenStream) -> TokenStream {
+    function(attr, item, "filter", 1)
+}
+
+/// Export `fn f(r: &RecordRef, value: &mut ValueWriter)` (or `-> Result<()>`) as a stateless
+/// operator plugin: every record goes on with the value `f` writes; its key, timestamp and
+/// headers stay.
+#[proc_macro_attribute]
+pub fn map(attr: TokenStream, item: TokenStream) -> TokenStream {
+    function(attr, item, "map", 2)
+}
+
+/// Export `fn f(r: &RecordRef, out: &mut BatchBuilder)` (or `-> Result<()>`) as a stateless
+/// operator plugin: `f` writes any number of records for each one.
+#[proc_macro_attribute]
+pub fn flat_map(attr: TokenStream, item: TokenStream) -> TokenStream {
+    function(attr, item, "flat_map", 2)
+}
+
+/// A function plugin: the function as written, a stateless operator type that runs it on every
+/// record of a batch (the SDK's `__private::<kind>`), and that type's exports.
+fn function(attr: TokenStream, item: TokenStream, kind: &str, args: usize) -> TokenStream {
+    if !attr.is_empty() {
+        let attr = proc_macro2::TokenStream::from(attr);
+        return syn::Error::new(attr.span(), "this attribute takes no arguments")
+            .to_compile_error()
+            .into();
+    }
+    let f = parse_macro_input!(item as ItemFn);
+    if f.sig.inputs.len() != args {
+        let want = match kind {
+            "filter" => "`fn keep(r: &RecordRef) -> bool`",
+            "map" => "`fn f(r: &RecordRef, value: &mut ValueWriter)`",
+            _ => "`fn f(r: &RecordRef, out: &mut BatchBuilder)`",
+        };
+        let msg = format!("#[{kind}] goes on a function like {want}");
+        return syn::Error::new(f.sig.span(), msg).to_compile_error().into();
+    }
+    let name = &f.sig.ident;
+    let run = syn::Ident::new(kind, proc_macro2::Span::call_site());
+    let exports = exports(
+        quote!(__WeirFunction),
+        "packed-operator-plugin",
+        "__glue_operator",
+        WIT_V2,
+    );
+    quote! {
+        #f
+
+        /// The function plugin's operator: no state, no config.
+        #[doc(hidden)]
+        struct __WeirFunction;
+
+        impl ::weir_sdk::__private::serde::Serialize for __WeirFunction {
+            fn serialize<S: ::weir_sdk::__private::serde::Serializer>(
+                &self,
+                s: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                s.serialize_unit()
+            }
+        }
+
+        impl<'de> ::weir_sdk::__private::serde::Deserialize<'de> for __WeirFunction {
+            fn deserialize<D: ::weir_sdk::__private::serde::Deserializer<'de>>(
+                d: D,
+            ) -> ::core::result::Result<Self, D::Error> {
+                <() as ::weir_sdk::__private::serde::Deserialize>::deserialize(d)
+                    .map(|()| __WeirFunction)
+            }
+        }
+
+        impl ::weir_sdk::Operator for __WeirFunction {
+            fn open(
+                config: &::weir_sdk::Config,
+                _ctx: &::weir_sdk::Context,
+            ) -> ::weir_sdk::Result<Self> {
+                config.only(&[])?;
+                Ok(__WeirFunction)
+            }
+
+            fn process_batch(
+                &mut self,
+                batch: &::weir_sdk::Batch,
+                out: &mut ::weir_sdk::BatchBuilder,
+            ) -> ::weir_sdk::Result<()> {
+                ::weir_sdk::__private::#run(batch, out, #name)
+            }
+        }
+
+        #exports
     }
     .into()
 }
