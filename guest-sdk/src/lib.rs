@@ -272,7 +272,7 @@ pub mod __private {
 
     /// Check a packed batch from the host (`weir:plugin/packed-types`).
     pub fn unpack(batch: ::std::vec::Vec<u8>) -> Result<crate::Batch, String> {
-        crate::Batch::decode(batch, &weir_batch::Limits::NONE)
+        crate::Batch::from_host(batch)
             .map_err(|e| format!("the host sent a packed batch that does not decode: {e}"))
     }
 

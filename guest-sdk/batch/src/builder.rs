@@ -2,6 +2,7 @@
 //!
 //! Invariant: the buffer always starts with a 5-byte count slot and holds only whole,
 //! well-formed records after it, so [`BatchBuilder::finish`] is a [`Batch`] without a check.
+//! Lengths are written shortest but for a value of 16 KiB or more written in place (padded).
 
 use crate::{Batch, RecordRef};
 
@@ -103,7 +104,7 @@ impl BatchBuilder {
     /// in place by `value` (no buffer of its own).
     #[inline]
     pub fn push_mapped(&mut self, r: &RecordRef, value: impl FnOnce(&mut ValueWriter)) {
-        self.push_with(r.key, r.timestamp, value);
+        self.push_with(r.key, r.timestamp, r.value.len(), value);
         self.put_varint(r.headers.len() as u64);
         self.bytes.extend_from_slice(r.headers.raw());
     }
@@ -116,29 +117,54 @@ impl BatchBuilder {
         timestamp: Option<i64>,
         value: impl FnOnce(&mut ValueWriter),
     ) {
-        self.push_with(key, timestamp, value);
+        self.push_with(key, timestamp, 0, value);
         self.bytes.push(0);
     }
 
     /// Key, value in place, timestamp; the caller writes the headers and counts the record.
+    /// The value's length goes in a slot as wide as `hint` (the expected length) needs, so a
+    /// value of about that size is written once and never moved.
     #[inline]
     fn push_with(
         &mut self,
         key: Option<&[u8]>,
         timestamp: Option<i64>,
+        hint: usize,
         value: impl FnOnce(&mut ValueWriter),
     ) {
         self.head(key);
         let slot = self.bytes.len();
-        self.bytes.extend_from_slice(&[0; SLOT]);
+        let guess = width(hint);
+        self.bytes.resize(slot + guess, 0);
         let start = self.bytes.len();
         value(&mut ValueWriter {
             bytes: &mut self.bytes,
             start,
         });
         let n = self.bytes.len() - start;
-        let n = u32::try_from(n).expect("a value over 4 GiB");
-        padded(&mut self.bytes[slot..start], n);
+        let fit = width(n);
+        if fit != guess {
+            // Shortest length for short values, so readers take it in one byte; the value
+            // moves once.
+            if fit < guess {
+                self.bytes.copy_within(start.., slot + fit);
+                self.bytes.truncate(slot + fit + n);
+            } else {
+                self.bytes.resize(slot + fit + n, 0);
+                self.bytes.copy_within(start..start + n, slot + fit);
+            }
+        }
+        match fit {
+            1 => self.bytes[slot] = n as u8,
+            2 => {
+                self.bytes[slot] = (n as u8) | 0x80;
+                self.bytes[slot + 1] = (n >> 7) as u8;
+            }
+            _ => padded(
+                &mut self.bytes[slot..slot + SLOT],
+                u32::try_from(n).expect("a value over 4 GiB"),
+            ),
+        }
         self.tail(timestamp);
         self.len += 1;
     }
@@ -223,6 +249,16 @@ impl BatchBuilder {
             v >>= 7;
         }
         self.bytes.push(v as u8);
+    }
+}
+
+/// Bytes of the length slot of a value of `n` bytes: its varint up to 16 KiB, padded beyond.
+#[inline]
+fn width(n: usize) -> usize {
+    match n {
+        0..0x80 => 1,
+        0x80..0x4000 => 2,
+        _ => SLOT,
     }
 }
 

@@ -1,9 +1,14 @@
 //! Reading packed records in place: one pass that checks a whole batch ([`validate`]), and the
 //! borrowed view of a checked one ([`Iter`], [`RecordRef`]).
 //!
-//! Invariant: [`Iter`] only walks bytes [`validate`] accepted, so its reads cannot fail.
+//! Invariant: [`Iter`] walks bytes [`validate`] accepted, where its reads cannot fail, or
+//! bytes the host sent a guest, where a failed read is a panic, never a wrong record.
 
 use crate::{Error, Limits};
+
+/// Why reading a batch panics: only bytes taken unchecked by [`crate::Batch::from_host`] can.
+const UNDECODABLE: &str =
+    "the host sent a batch that does not decode (a weir bug: please report it)";
 
 /// One record, borrowed from its batch's buffer.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -85,9 +90,9 @@ impl<'a> Headers<'a> {
             pos: 0,
         };
         (0..self.count).map(move |_| {
-            let name = r.bytes().expect("validated");
-            let value = r.bytes().expect("validated");
-            (std::str::from_utf8(name).expect("validated"), value)
+            let name = r.bytes().expect(UNDECODABLE);
+            let value = r.bytes().expect(UNDECODABLE);
+            (std::str::from_utf8(name).expect(UNDECODABLE), value)
         })
     }
 
@@ -126,7 +131,7 @@ impl<'a> Iterator for Iter<'a> {
             return None;
         }
         self.left -= 1;
-        Some(self.reader.record(None).expect("validated"))
+        Some(self.reader.record(None).expect(UNDECODABLE))
     }
 
     #[inline]
@@ -136,6 +141,21 @@ impl<'a> Iterator for Iter<'a> {
 }
 
 impl ExactSizeIterator for Iter<'_> {}
+
+/// The record count of `bytes` and where the first record starts, checked only against their
+/// length.
+pub(crate) fn count(bytes: &[u8]) -> Result<(usize, usize), Error> {
+    let mut r = Reader { bytes, pos: 0 };
+    let n = r.varint().map_err(|f| Error::Malformed(f.to_string()))?;
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n > (bytes.len() - r.pos) / 4 {
+        return Err(Error::Malformed(format!(
+            "it claims {n} records in {} bytes",
+            bytes.len() - r.pos
+        )));
+    }
+    Ok((n, r.pos))
+}
 
 /// Check `bytes` as a whole batch within `limits`; the record count and where the first
 /// record starts.
@@ -148,7 +168,7 @@ pub(crate) fn validate(bytes: &[u8], limits: &Limits) -> Result<(usize, usize), 
         )));
     }
     let mut r = Reader { bytes, pos: 0 };
-    let n = r.varint().map_err(Error::Malformed)?;
+    let n = r.varint().map_err(|f| Error::Malformed(f.to_string()))?;
     let n = usize::try_from(n).unwrap_or(usize::MAX);
     if n > limits.records {
         return Err(Error::TooLarge(format!(
@@ -170,9 +190,9 @@ pub(crate) fn validate(bytes: &[u8], limits: &Limits) -> Result<(usize, usize), 
         limit: limits.headers,
     };
     for i in 0..n {
-        r.record(Some(&mut headers)).map_err(|e| match e {
-            Fault::Format(m) => Error::Malformed(format!("record {i}: {m}")),
-            Fault::Headers(m) => Error::TooLarge(m),
+        r.record(Some(&mut headers)).map_err(|f| match f {
+            Fault::Headers { .. } => Error::TooLarge(f.to_string()),
+            _ => Error::Malformed(format!("record {i}: {f}")),
         })?;
     }
     if r.pos != bytes.len() {
@@ -189,16 +209,30 @@ struct HeaderBudget {
     limit: usize,
 }
 
-#[derive(Debug)]
+/// What is wrong with the bytes: small and `Copy`, so reading returns it cheaply; rendered
+/// only when a batch is refused.
+#[derive(Clone, Copy, Debug)]
 enum Fault {
-    Format(String),
-    Headers(String),
+    Ends,
+    Overflow,
+    TooLong,
+    Length { n: u64, left: usize },
+    Tag { what: &'static str, tag: u8 },
+    NotUtf8,
+    Headers { limit: usize },
 }
 
-impl From<String> for Fault {
-    #[inline]
-    fn from(m: String) -> Self {
-        Fault::Format(m)
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Ends => f.write_str("it ends early"),
+            Fault::Overflow => f.write_str("a varint overflows 64 bits"),
+            Fault::TooLong => f.write_str("a varint runs past 10 bytes"),
+            Fault::Length { n, left } => write!(f, "a length of {n} with {left} bytes left"),
+            Fault::Tag { what, tag } => write!(f, "{what} has option tag {tag} (0 or 1)"),
+            Fault::NotUtf8 => f.write_str("a header name is not UTF-8"),
+            Fault::Headers { limit } => write!(f, "more than {limit} headers (limit {limit})"),
+        }
     }
 }
 
@@ -209,66 +243,66 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    #[inline]
-    fn byte(&mut self) -> Result<u8, String> {
-        let b = *self
-            .bytes
-            .get(self.pos)
-            .ok_or_else(|| "it ends early".to_owned())?;
+    #[inline(always)]
+    fn byte(&mut self) -> Result<u8, Fault> {
+        let b = *self.bytes.get(self.pos).ok_or(Fault::Ends)?;
         self.pos += 1;
         Ok(b)
     }
 
-    /// An unsigned LEB128 varint of at most 10 bytes (padding allowed).
-    #[inline]
-    fn varint(&mut self) -> Result<u64, String> {
+    /// An unsigned LEB128 varint of at most 10 bytes (padding allowed). One byte, the
+    /// common case, is read inline.
+    #[inline(always)]
+    fn varint(&mut self) -> Result<u64, Fault> {
+        match self.bytes.get(self.pos) {
+            Some(&b) if b < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(b))
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64, Fault> {
         let mut out: u64 = 0;
         for i in 0..10 {
             let b = self.byte()?;
-            let bits = u64::from(b & 0x7f);
             if i == 9 && b > 1 {
-                return Err("a varint overflows 64 bits".into());
+                return Err(Fault::Overflow);
             }
-            out |= bits << (7 * i);
+            out |= u64::from(b & 0x7f) << (7 * i);
             if b & 0x80 == 0 {
                 return Ok(out);
             }
         }
-        Err("a varint runs past 10 bytes".into())
+        Err(Fault::TooLong)
     }
 
-    #[inline]
-    fn len(&mut self) -> Result<usize, String> {
+    #[inline(always)]
+    fn bytes(&mut self) -> Result<&'a [u8], Fault> {
         let n = self.varint()?;
-        let n = usize::try_from(n).map_err(|_| format!("a length of {n}"))?;
-        if n > self.bytes.len() - self.pos {
-            return Err(format!(
-                "a length of {n} with {} bytes left",
-                self.bytes.len() - self.pos
-            ));
+        let left = self.bytes.len() - self.pos;
+        if n > left as u64 {
+            return Err(Fault::Length { n, left });
         }
-        Ok(n)
-    }
-
-    #[inline]
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let n = self.len()?;
+        let n = n as usize;
         let b = &self.bytes[self.pos..self.pos + n];
         self.pos += n;
         Ok(b)
     }
 
-    #[inline]
-    fn tag(&mut self, what: &str) -> Result<bool, String> {
+    #[inline(always)]
+    fn tag(&mut self, what: &'static str) -> Result<bool, Fault> {
         match self.byte()? {
             0 => Ok(false),
             1 => Ok(true),
-            t => Err(format!("{what} has option tag {t} (0 or 1)")),
+            tag => Err(Fault::Tag { what, tag }),
         }
     }
 
     /// One record; with a budget, header names are checked as UTF-8 and counted against it.
-    #[inline]
+    #[inline(always)]
     fn record(&mut self, budget: Option<&mut HeaderBudget>) -> Result<RecordRef<'a>, Fault> {
         let start = self.pos;
         let key = if self.tag("the key")? {
@@ -287,10 +321,9 @@ impl<'a> Reader<'a> {
         let count = usize::try_from(count).unwrap_or(usize::MAX);
         if let Some(budget) = budget {
             if count > budget.left {
-                return Err(Fault::Headers(format!(
-                    "more than {} headers (limit {})",
-                    budget.limit, budget.limit
-                )));
+                return Err(Fault::Headers {
+                    limit: budget.limit,
+                });
             }
             budget.left -= count;
         }
@@ -298,7 +331,7 @@ impl<'a> Reader<'a> {
         for _ in 0..count {
             let name = self.bytes()?;
             if std::str::from_utf8(name).is_err() {
-                return Err(Fault::Format("a header name is not UTF-8".into()));
+                return Err(Fault::NotUtf8);
             }
             self.bytes()?;
         }

@@ -100,10 +100,13 @@ fn records_copied_mapped_and_appended_stay_whole() {
         write!(v, "{}-{}", 12, "x").unwrap();
     });
     b.extend(&src);
+    // A long value written in place keeps its padded length.
+    b.push_value_with(None, None, |v| v.extend_from_slice(&[9; 20_000]));
     let out = b.finish();
     let again = Batch::decode(out.as_bytes().to_vec(), &Limits::NONE).unwrap();
     let got: Vec<Plain> = again.iter().map(plain).collect();
-    assert_eq!(got.len(), 13);
+    assert_eq!(got.len(), 14);
+    assert_eq!(got[13].value, vec![9; 20_000]);
     let mut upper = sample()[0].clone();
     upper.value = b"HELLO".to_vec();
     assert_eq!(got[0], sample()[0]);
@@ -112,14 +115,14 @@ fn records_copied_mapped_and_appended_stay_whole() {
     assert_eq!(got[5].headers.len(), 200);
     assert_eq!(got[8].value, b"12-x");
     assert_eq!(got[8].timestamp, Some(3));
-    assert_eq!(&got[9..], &sample()[..]);
+    assert_eq!(&got[9..13], &sample()[..]);
     let postcard: Vec<Plain> = postcard::from_bytes(out.as_bytes()).unwrap();
     assert_eq!(postcard, got);
     // A finished batch continues where it ended.
     let mut more = again.into_builder();
     more.push(None, b"last", None, []);
     let more = more.finish();
-    assert_eq!(more.len(), 14);
+    assert_eq!(more.len(), 15);
     assert_eq!(more.iter().last().unwrap().value, b"last");
 }
 

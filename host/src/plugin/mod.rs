@@ -170,6 +170,10 @@ impl PluginHost {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
+        // `WEIR_WASM_PROFILER=perfmap`: `perf` names plugins' functions (/tmp/perf-PID.map).
+        if std::env::var_os("WEIR_WASM_PROFILER").is_some_and(|v| v == "perfmap") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| PluginError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
