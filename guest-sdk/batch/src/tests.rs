@@ -97,7 +97,7 @@ fn records_copied_mapped_and_appended_stay_whole() {
     }
     b.push_value_with(Some(b"k"), Some(3), |v| {
         use std::fmt::Write;
-        write!(v, "{}-{}", 12, "x").unwrap();
+        write!(v, "{}-x", 12).unwrap();
     });
     b.extend(&src);
     // A long value written in place keeps its padded length.
