@@ -266,6 +266,9 @@ pub struct NodeSection {
     pub recycle_above: Option<String>,
     /// Where the node's output gets its event time, and how watermarks follow it.
     pub watermarks: Option<WatermarkSection>,
+    /// Operators only: run inside the upstream subtask when the input is a `forward` edge of
+    /// equal parallelism (no channel between the two). Default true; false keeps it apart.
+    pub chain: Option<bool>,
     /// Passed to the plugin's `open`; values are rendered as strings, arrays one item per line.
     #[serde(default)]
     pub config: toml::Table,

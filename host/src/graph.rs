@@ -41,6 +41,8 @@ pub struct Node {
     pub on_error: OnError,
     /// Where the node's output gets its event time, if it does.
     pub watermarks: Option<Strategy>,
+    /// Operators: may run chained into the upstream subtask.
+    pub chain: bool,
 }
 
 /// What runs a node: a Wasm component, or a connector native to the host.
@@ -130,6 +132,7 @@ impl JobGraph {
                     recycle_above: None,
                     on_error: OnError::Fail,
                     watermarks,
+                    chain: section.chain.unwrap_or(true),
                 });
                 continue;
             }
@@ -225,6 +228,7 @@ impl JobGraph {
                 recycle_above,
                 on_error,
                 watermarks,
+                chain: section.chain.unwrap_or(true),
             });
         }
         Ok(JobGraph {

@@ -222,6 +222,34 @@ fn a_crash_loop_that_changes_the_parallelism_every_time_is_exact() {
     assert_exact(d, &text);
 }
 
+/// Chained in some attempts, apart in others: checkpoints cannot tell a chain from separate
+/// subtasks, so restores across the change stay exact.
+#[test]
+fn a_crash_loop_that_chains_and_unchains_an_operator_is_exact() {
+    let (dir, text) = setup(300_000);
+    let d = dir.path();
+    let write = |chain: bool, rate: u32| {
+        let p = keyed_pipeline(2, 1, rate).replace(
+            "input = \"lines\"\n",
+            &format!("input = \"lines\"\nchain = {chain}\n"),
+        );
+        std::fs::write(d.join("p.toml"), p).unwrap();
+    };
+    let kills = crash_loop_changing(&["run", "p.toml"], d, 6, 100, 400, |attempt, last| {
+        write(attempt % 2 == 1, if last { 1_000_000 } else { 30_000 })
+    });
+    let chained = "node `words` runs chained into `lines`";
+    for attempt in 1..=kills + 1 {
+        assert_eq!(
+            log(d, attempt).contains(chained),
+            attempt % 2 == 1,
+            "attempt {attempt}: chained when it should not be, or not when it should:\n{}",
+            log(d, attempt)
+        );
+    }
+    assert_exact(d, &text);
+}
+
 #[test]
 fn keyed_state_far_beyond_the_memory_ceiling_runs_and_is_queryable() {
     let dir = scratch();

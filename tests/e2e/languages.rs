@@ -333,9 +333,13 @@ fn new_build_run(lang: &str, kind: &str) -> String {
         std::fs::create_dir_all(cache.parent().unwrap()).unwrap();
         std::fs::copy(&wasm, &cache).unwrap();
     }
+    let plugin_kind = match kind {
+        "filter" | "map" => "operator",
+        k => k,
+    };
     let inspect = run_weir(&["inspect", wasm.to_str().unwrap()], &project);
     assert!(
-        stdout(&inspect).contains(&format!("kind:    {kind}")),
+        stdout(&inspect).contains(&format!("kind:    {plugin_kind}")),
         "{lang} {kind}: {}",
         stdout(&inspect)
     );
@@ -371,6 +375,29 @@ fn weir_new_makes_a_project_that_builds_and_runs_in_every_language_and_kind() {
         for h in handles {
             h.join().unwrap();
         }
+    }
+}
+
+#[test]
+fn weir_new_makes_rust_function_plugins_that_build_and_run() {
+    assert_eq!(new_build_run("rust", "filter"), "plugin\n");
+    assert_eq!(new_build_run("rust", "map"), "HELLO\nPLUGIN\nWORLD\n");
+    let dir = scratch();
+    for lang in ["c", "python", "js"] {
+        let o = run_weir(
+            &["new", "f", "--lang", lang, "--kind", "filter"],
+            dir.path(),
+        );
+        assert!(!o.status.success(), "{lang} made a filter project");
+        assert!(
+            stderr(&o).contains("--kind operator"),
+            "{lang}: {}",
+            stderr(&o)
+        );
+        assert!(
+            !dir.path().join("f").exists(),
+            "{lang}: a refused project left files"
+        );
     }
 }
 

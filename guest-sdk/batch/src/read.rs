@@ -170,19 +170,19 @@ pub(crate) fn validate(bytes: &[u8], limits: &Limits) -> Result<(usize, usize), 
     let mut r = Reader { bytes, pos: 0 };
     let n = r.varint().map_err(|f| Error::Malformed(f.to_string()))?;
     let n = usize::try_from(n).unwrap_or(usize::MAX);
-    if n > limits.records {
-        return Err(Error::TooLarge(format!(
-            "{n} records (limit {})",
-            limits.records
-        )));
-    }
     let body = r.pos;
-    // Every record takes at least 4 bytes: a count no buffer could hold is refused before any
-    // record is read.
+    // Every record takes at least 4 bytes: a count these bytes cannot hold is not a batch
+    // (and refused before any record is read); a count they can hold may still be too many.
     if n > (bytes.len() - body) / 4 {
         return Err(Error::Malformed(format!(
             "it claims {n} records in {} bytes",
             bytes.len() - body
+        )));
+    }
+    if n > limits.records {
+        return Err(Error::TooLarge(format!(
+            "{n} records (limit {})",
+            limits.records
         )));
     }
     let mut headers = HeaderBudget {

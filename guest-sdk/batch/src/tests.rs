@@ -177,6 +177,11 @@ fn limits_refuse_before_allocating() {
         Err(Error::TooLarge("1000 records (limit 999)".into()))
     );
     assert_eq!(Batch::decode(bytes, &Limits::NONE).unwrap().len(), 1000);
+    // A count the bytes cannot hold is no batch, whatever the limits.
+    assert!(matches!(
+        Batch::decode(vec![0xff, 0xff, 0xff, 0x0f, 1, 2, 3], &limits),
+        Err(Error::Malformed(m)) if m.contains("claims 33554431 records in 3 bytes")
+    ));
     let headers = build(&[Plain {
         headers: (0..10)
             .map(|i| (format!("h{i}"), serde_bytes::ByteBuf::new()))

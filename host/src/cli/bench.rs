@@ -107,6 +107,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         recycle_above: None,
         on_error: crate::config::OnError::Fail,
         watermarks: None,
+        chain: true,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -215,6 +216,7 @@ fn window_count(
         recycle_above: None,
         on_error: crate::config::OnError::Fail,
         watermarks: None,
+        chain: true,
     };
     let windows = total / (PER_MS * 1000);
     let mut rates = Vec::new();
@@ -278,6 +280,7 @@ fn keyed_state(
             recycle_above: None,
             on_error: crate::config::OnError::Fail,
             watermarks: None,
+            chain: true,
         };
         let mut best: f64 = 0.0;
         for _ in 0..2 {
@@ -404,6 +407,7 @@ fn window_job(total: u64, keys: u64, per_ms: u64, operator: NodeFactory) -> Job 
         name: "bench-window".into(),
         nodes: vec![
             JobNode {
+                chain: true,
                 uid: "events".into(),
                 parallelism: 1,
                 inputs: Vec::new(),
@@ -420,6 +424,7 @@ fn window_job(total: u64, keys: u64, per_ms: u64, operator: NodeFactory) -> Job 
                 }),
             },
             JobNode {
+                chain: true,
                 uid: "window".into(),
                 parallelism: 1,
                 inputs: vec![(0, Partition::Forward, Port::Main)],
@@ -427,6 +432,7 @@ fn window_job(total: u64, keys: u64, per_ms: u64, operator: NodeFactory) -> Job 
                 watermarks: None,
             },
             JobNode {
+                chain: true,
                 uid: "discard".into(),
                 parallelism: 1,
                 inputs: vec![(1, Partition::Forward, Port::Main)],
@@ -507,6 +513,7 @@ fn compare_operators(
             recycle_above: None,
             on_error: crate::config::OnError::Fail,
             watermarks: None,
+            chain: true,
         };
         let factory = NodeFactory::of(host.clone(), &node);
         let (rate, _) = pipeline_with(
@@ -588,6 +595,7 @@ fn checkpoint_costs(
             recycle_above: None,
             on_error: crate::config::OnError::Fail,
             watermarks: None,
+            chain: true,
         };
         stateful.limits.memory = (bytes * 4).max(256 << 20);
         stateful.sandbox.memory = stateful.limits.memory;
@@ -700,6 +708,7 @@ fn pipeline_with(
         name: "bench".into(),
         nodes: vec![
             JobNode {
+                chain: true,
                 watermarks: None,
                 uid: "source".into(),
                 parallelism: 1,
@@ -709,6 +718,7 @@ fn pipeline_with(
                 })),
             },
             JobNode {
+                chain: true,
                 watermarks: None,
                 uid: "filter-map".into(),
                 parallelism: 1,
@@ -716,6 +726,7 @@ fn pipeline_with(
                 factory: operator,
             },
             JobNode {
+                chain: true,
                 watermarks: None,
                 uid: "discard".into(),
                 parallelism: 1,

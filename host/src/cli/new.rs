@@ -22,6 +22,20 @@ pub enum Kind {
     Source,
     Operator,
     Sink,
+    /// A stateless filter: one function (Rust).
+    Filter,
+    /// A stateless map of values: one function (Rust).
+    Map,
+}
+
+impl Kind {
+    /// The plugin kind it builds: a filter or a map is an operator.
+    fn plugin_kind(self) -> Kind {
+        match self {
+            Kind::Filter | Kind::Map => Kind::Operator,
+            k => k,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -51,10 +65,10 @@ fn files(lang: Lang, kind: Kind) -> Vec<(&'static str, &'static str)> {
             include_str!(concat!("../../templates/", $p))
         };
     }
-    let pick = |source, operator, sink| match kind {
+    let pick = |source, operator, sink| match kind.plugin_kind() {
         Kind::Source => source,
-        Kind::Operator => operator,
         Kind::Sink => sink,
+        _ => operator,
     };
     match lang {
         Lang::Rust => vec![
@@ -62,11 +76,15 @@ fn files(lang: Lang, kind: Kind) -> Vec<(&'static str, &'static str)> {
             ("build.sh", t!("rust/build.sh")),
             (
                 "src/lib.rs",
-                pick(
-                    t!("rust/source.rs"),
-                    t!("rust/operator.rs"),
-                    t!("rust/sink.rs"),
-                ),
+                match kind {
+                    Kind::Filter => t!("rust/filter.rs"),
+                    Kind::Map => t!("rust/map.rs"),
+                    _ => pick(
+                        t!("rust/source.rs"),
+                        t!("rust/operator.rs"),
+                        t!("rust/sink.rs"),
+                    ),
+                },
             ),
         ],
         Lang::C => vec![
@@ -100,6 +118,10 @@ fn files(lang: Lang, kind: Kind) -> Vec<(&'static str, &'static str)> {
 /// A pipeline that runs the new plugin, and what it does, in words.
 fn pipeline(name: &str, kind: Kind) -> (String, &'static str) {
     match kind {
+        Kind::Filter | Kind::Map => (
+            pipeline(name, Kind::Operator).0,
+            "three words through the function, printed",
+        ),
         Kind::Source => (
             format!(
                 "[node.src]\nkind = \"source\"\nplugin = \"{name}.wasm\"\nconfig = {{ count = 5 }}\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\n"
@@ -147,7 +169,13 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
             home.display()
         );
     }
-    let kind_word = format!("{:?}", args.kind).to_lowercase();
+    if args.kind != args.kind.plugin_kind() && args.lang != Lang::Rust {
+        bail!(
+            "--kind {:?} is a Rust function plugin; in this language write an operator (--kind operator), which filters or maps as well",
+            args.kind
+        );
+    }
+    let kind_word = format!("{:?}", args.kind.plugin_kind()).to_lowercase();
     let lang_word = match args.lang {
         Lang::Rust => "Rust",
         Lang::C => "C",
@@ -176,7 +204,8 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     for (path, text) in &all {
         write(&dir.join(path), text)?;
     }
-    println!("created {} ({lang_word} {kind_word} plugin)", dir.display());
+    let made = format!("{:?}", args.kind).to_lowercase();
+    println!("created {} ({lang_word} {made} plugin)", dir.display());
     println!(
         "  cd {} && bash build.sh && weir run pipeline.toml",
         dir.display()

@@ -6,9 +6,12 @@
 //! hooks made n durable ([`CheckpointHooks::complete`] returned). A checkpoint that is not
 //! complete within the timeout is declared failed and the job goes on.
 
+use super::chain::Chained;
 use super::input::Inputs;
 use super::output::{OutEdge, Output};
-use super::subtask::{Control, Event, SubtaskCtx, run_operator, run_sink, run_source};
+use super::subtask::{
+    Control, Event, OperatorTask, SubtaskCtx, run_operator, run_sink, run_source,
+};
 use super::{Barrier, Job, NodeFactory, RunError, RunReport};
 use crate::config::Partition;
 use crate::metrics::NodeMetrics;
@@ -120,6 +123,9 @@ pub type StopSignal = tokio::sync::watch::Receiver<bool>;
 /// The body of one subtask, run on its own blocking task.
 type SubtaskBody = Box<dyn FnOnce(&SubtaskCtx) -> Result<(), RunError> + Send>;
 
+/// Builds one chained operator (and those chained behind it) on its upstream's thread.
+type ChainBuild = Box<dyn FnOnce() -> Result<Chained, RunError> + Send>;
+
 struct Pending {
     barrier: Barrier,
     savepoint: bool,
@@ -146,6 +152,17 @@ pub async fn run(
         .map(|n| Arc::new(NodeMetrics::new(&n.uid, n.parallelism)))
         .collect();
 
+    // Operators that run inside their upstream's subtask: no channel, no thread of their own.
+    let chained_into = super::chain::plan(&job.nodes);
+    for (d, up) in chained_into.iter().enumerate() {
+        if let Some(u) = up {
+            tracing::info!(
+                "node `{}` runs chained into `{}` (no channel between them; `chain = false` on it keeps it apart)",
+                job.nodes[d].uid,
+                job.nodes[*u].uid
+            );
+        }
+    }
     // Channels: one per connected (upstream subtask, downstream subtask) pair.
     let mut outs: Vec<Vec<Vec<OutEdge>>> = job
         .nodes
@@ -158,6 +175,9 @@ pub async fn run(
         .map(|node| (0..node.parallelism).map(|_| Vec::new()).collect())
         .collect();
     for (d, node) in job.nodes.iter().enumerate() {
+        if chained_into[d].is_some() {
+            continue;
+        }
         for &(u, partition, port) in &node.inputs {
             let up = job.nodes[u].parallelism;
             for us in 0..up {
@@ -217,8 +237,16 @@ pub async fn run(
         (None, false) => None,
     };
     let mut total_subtasks = 0usize;
+    let mut threads = 0usize;
     let mut sources_total = 0usize;
-    for (i, node) in job.nodes.iter().enumerate() {
+    // Per (node, subtask): how to build the operators chained behind it, in its thread.
+    let mut chains: Vec<Vec<Vec<ChainBuild>>> = job
+        .nodes
+        .iter()
+        .map(|n| (0..n.parallelism).map(|_| Vec::new()).collect())
+        .collect();
+    let mut spawns: Vec<(String, u32, SubtaskCtx, SubtaskBody)> = Vec::new();
+    for (i, node) in job.nodes.iter().enumerate().rev() {
         for s in (0..node.parallelism).rev() {
             total_subtasks += 1;
             let ctx = SubtaskCtx {
@@ -243,6 +271,7 @@ pub async fn run(
                 std::mem::take(&mut outs[i][s as usize]),
                 job.max_parallelism,
             );
+            let chain = std::mem::take(&mut chains[i][s as usize]);
             let inputs = Inputs::new(
                 std::mem::take(&mut ins[i][s as usize]),
                 options.exactly_once,
@@ -255,6 +284,10 @@ pub async fn run(
                     let (tx, rx) = unbounded();
                     source_controls.push(tx);
                     Box::new(move |ctx| {
+                        let mut out = out;
+                        for c in chain {
+                            out.chain(c()?);
+                        }
                         let mut node = f(ctx.subtask)?;
                         run_source(ctx, node.as_mut(), out, rx, batch_size)
                     })
@@ -269,7 +302,8 @@ pub async fn run(
                         .as_ref()
                         .and_then(|r| r.keyed.get(&node.uid).cloned());
                     let max_parallelism = job.max_parallelism;
-                    Box::new(move |ctx| {
+                    // The node's instance and keyed state, made on the thread that runs it.
+                    let build = move |ctx: &SubtaskCtx| -> Result<_, RunError> {
                         let mut backend = crate::keyed::KeyedBackend::new(
                             &store,
                             &uid,
@@ -284,8 +318,31 @@ pub async fn run(
                         let keyed: crate::keyed::SharedKeyed =
                             Arc::new(std::sync::Mutex::new(backend));
                         store.registry.add(&uid, ctx.subtask, parallelism, &keyed);
-                        let mut node = f(ctx.subtask, &keyed)?;
-                        run_operator(ctx, node.as_mut(), inputs, out, &keyed)
+                        let node = f(ctx.subtask, &keyed)?;
+                        Ok((node, keyed))
+                    };
+                    if let Some(up) = chained_into[i] {
+                        let port = node.inputs[0].2;
+                        let ctx = ctx.clone();
+                        chains[up][s as usize].push(Box::new(move || {
+                            let mut out = out;
+                            for c in chain {
+                                out.chain(c()?);
+                            }
+                            let (node, keyed) = build(&ctx)?;
+                            let input = ctx.restore_time.map_or(i64::MIN, |t| t.input);
+                            let task = OperatorTask::start(ctx, node, out, keyed, input)?;
+                            Ok(Chained::new(port, task, input))
+                        }));
+                        continue;
+                    }
+                    Box::new(move |ctx| {
+                        let mut out = out;
+                        for c in chain {
+                            out.chain(c()?);
+                        }
+                        let (node, keyed) = build(ctx)?;
+                        run_operator(ctx.clone(), node, inputs, out, keyed)
                     })
                 }
                 NodeFactory::Sink(f) => {
@@ -313,41 +370,45 @@ pub async fn run(
                     })
                 }
             };
-            // One OS thread per subtask (not tokio's blocking pool, whose 512 threads would
-            // leave the rest of a large job waiting forever), inside this runtime's context so
-            // plugin calls can wait on host I/O and timers.
-            let rt = tokio::runtime::Handle::current();
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}[{s}]", node.uid))
-                .spawn(move || {
-                    let _rt = rt.enter();
-                    // A bug in host code must end the job with an error, not leave the coordinator
-                    // waiting for a subtask that will never report.
-                    let result =
-                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&ctx)))
-                            .unwrap_or_else(|panic| {
-                                let msg = panic
-                                    .downcast_ref::<&str>()
-                                    .map(|s| s.to_string())
-                                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                                    .unwrap_or_else(|| "unknown panic".into());
-                                Err(RunError::Internal(format!("subtask panicked: {msg}")))
-                            });
-                    let _ = ctx.events.send(Event::Exited {
-                        node: ctx.node,
-                        subtask: ctx.subtask,
-                        result,
+            threads += 1;
+            spawns.push((node.uid.clone(), s, ctx, task));
+        }
+    }
+    // Spawned in job order (sources last built, first started is irrelevant: channels are
+    // bounded and every subtask waits on its inputs).
+    for (uid, s, ctx, task) in spawns.into_iter().rev() {
+        // One OS thread per subtask (not tokio's blocking pool, whose 512 threads would
+        // leave the rest of a large job waiting forever), inside this runtime's context so
+        // plugin calls can wait on host I/O and timers.
+        let rt = tokio::runtime::Handle::current();
+        let spawned = std::thread::Builder::new()
+            .name(format!("{uid}[{s}]"))
+            .spawn(move || {
+                let _rt = rt.enter();
+                // A bug in host code must end the job with an error, not leave the coordinator
+                // waiting for a subtask that will never report.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&ctx)))
+                    .unwrap_or_else(|panic| {
+                        let msg = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "unknown panic".into());
+                        Err(RunError::Internal(format!("subtask panicked: {msg}")))
                     });
+                let _ = ctx.events.send(Event::Exited {
+                    node: ctx.node,
+                    subtask: ctx.subtask,
+                    result,
                 });
-            match spawned {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    cancel.store(true, Ordering::Relaxed);
-                    return Err(RunError::Internal(format!(
-                        "cannot start a thread for subtask {}[{s}]: {e} (too many subtasks for this machine's thread limit?)",
-                        node.uid
-                    )));
-                }
+            });
+        match spawned {
+            Ok(h) => handles.push(h),
+            Err(e) => {
+                cancel.store(true, Ordering::Relaxed);
+                return Err(RunError::Internal(format!(
+                    "cannot start a thread for subtask {uid}[{s}]: {e} (too many subtasks for this machine's thread limit?)"
+                )));
             }
         }
     }
@@ -370,7 +431,7 @@ pub async fn run(
     let mut final_commits = 0usize;
     let mut finished = false;
     let mut error: Option<RunError> = None;
-    let mut live = total_subtasks;
+    let mut live = threads;
     let mut interval = options.interval.map(|d| {
         let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

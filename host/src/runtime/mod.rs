@@ -8,6 +8,7 @@
 //! Invariant: channels are bounded (a slow sink slows the sources; memory stays flat), and a
 //! barrier travels behind every record sent before it on the same channel.
 
+mod chain;
 mod coordinator;
 mod input;
 pub mod node;
@@ -87,6 +88,8 @@ pub struct JobNode {
     pub factory: NodeFactory,
     /// Where the node's output gets its event time and watermarks, if it does.
     pub watermarks: Option<crate::time::watermarks::Strategy>,
+    /// May run chained into its upstream subtask (see `chain`).
+    pub chain: bool,
 }
 
 /// A runnable job: nodes in topological order.
@@ -125,6 +128,7 @@ impl Job {
                         .collect(),
                     factory: NodeFactory::for_job(host.clone(), n, cancel.clone(), job),
                     watermarks: n.watermarks.clone(),
+                    chain: n.chain,
                 })
                 .collect(),
             batch_size: graph.batch_size,

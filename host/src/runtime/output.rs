@@ -1,10 +1,12 @@
-//! A subtask's outputs: routes each batch over its out-edges by their partitioning.
+//! A subtask's outputs: routes each batch over its out-edges by their partitioning, and hands
+//! it to the operators chained behind the subtask.
 //!
 //! Invariant: within one channel, messages keep their order, and control messages (barriers,
-//! watermarks, end) go to every downstream channel after every batch sent before them, so a
-//! barrier never overtakes data.
+//! watermarks, end) go to every downstream channel and chained operator after every batch sent
+//! before them, so a barrier never overtakes data.
 
-use super::{Message, Port};
+use super::chain::Chained;
+use super::{Message, Port, RunError};
 use crate::batch::{Batch, BatchBuilder};
 use crate::config::Partition;
 use crossbeam_channel::Sender;
@@ -25,6 +27,8 @@ pub struct OutEdge {
 /// All out-edges of one subtask.
 pub struct Output {
     edges: Vec<OutEdge>,
+    /// Operators running in this subtask, fed directly.
+    chained: Vec<Chained>,
     next: usize,
     /// Key groups of the job: `hash` edges send a key to the subtask holding its group.
     max_parallelism: u32,
@@ -34,40 +38,70 @@ impl Output {
     pub fn new(edges: Vec<OutEdge>, max_parallelism: u32) -> Self {
         Output {
             edges,
+            chained: Vec::new(),
             next: 0,
             max_parallelism,
         }
     }
 
-    /// Whether any edge carries the output `port`.
+    /// Run `operator` behind this output's `port`, in this subtask.
+    pub fn chain(&mut self, operator: Chained) {
+        self.chained.push(operator);
+    }
+
+    /// Whether any edge or chained operator takes the output `port`.
     pub fn has_port(&self, port: Port) -> bool {
-        self.edges.iter().any(|e| e.port == port)
+        self.edges.iter().any(|e| e.port == port) || self.chained.iter().any(|c| c.port == port)
+    }
+
+    /// Housekeeping of the chained operators (their timers and clocks).
+    pub fn housekeeping(&mut self) -> Result<(), RunError> {
+        for c in &mut self.chained {
+            c.task.housekeeping()?;
+        }
+        Ok(())
+    }
+
+    /// When a chained operator next has something to do by itself.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.chained.iter().filter_map(|c| c.task.deadline()).min()
     }
 
     /// Route a batch of the main output. Empty batches are dropped.
-    pub fn send_batch(&mut self, batch: Batch) -> Result<(), Closed> {
+    pub fn send_batch(&mut self, batch: Batch) -> Result<(), RunError> {
         self.send_port(Port::Main, batch)
     }
 
     /// Route a batch of the output `port`. Empty batches are dropped.
-    pub fn send_port(&mut self, port: Port, batch: Batch) -> Result<(), Closed> {
-        let Some(last) = self.edges.iter().rposition(|e| e.port == port) else {
-            return Ok(());
-        };
+    pub fn send_port(&mut self, port: Port, batch: Batch) -> Result<(), RunError> {
         if batch.is_empty() {
             return Ok(());
         }
+        let edges: Vec<usize> = (0..self.edges.len())
+            .filter(|&i| self.edges[i].port == port)
+            .collect();
+        let chained: Vec<usize> = (0..self.chained.len())
+            .filter(|&i| self.chained[i].port == port)
+            .collect();
+        let takers = edges.len() + chained.len();
+        // Every taker but the last gets a copy.
         let mut batch = Some(batch);
-        for i in 0..=last {
-            if self.edges[i].port != port {
-                continue;
-            }
-            let b = if i == last {
+        let mut take = |n: &mut usize| {
+            *n += 1;
+            if *n == takers {
                 batch.take().expect("taken once")
             } else {
                 batch.as_ref().expect("still here").clone()
-            };
-            self.route(i, b)?;
+            }
+        };
+        let mut taken = 0;
+        for i in edges {
+            let b = take(&mut taken);
+            self.route(i, b).map_err(RunError::from)?;
+        }
+        for i in chained {
+            let b = take(&mut taken);
+            self.chained[i].deliver(Message::Batch(b))?;
         }
         Ok(())
     }
@@ -112,12 +146,16 @@ impl Output {
         }
     }
 
-    /// Send a control message (barrier, watermark, end) down every channel.
-    pub fn broadcast(&self, msg: &Message) -> Result<(), Closed> {
+    /// Send a control message (barrier, watermark, end) down every channel and to every
+    /// chained operator.
+    pub fn broadcast(&mut self, msg: &Message) -> Result<(), RunError> {
         for e in &self.edges {
             for s in &e.senders {
                 s.send(msg.clone_control()).map_err(|_| Closed)?;
             }
+        }
+        for c in &mut self.chained {
+            c.deliver(msg.clone_control())?;
         }
         Ok(())
     }

@@ -56,6 +56,7 @@ pub enum Event {
 }
 
 /// What every subtask loop knows about itself.
+#[derive(Clone)]
 pub struct SubtaskCtx {
     pub node: usize,
     pub uid: String,
@@ -124,7 +125,7 @@ pub fn run_source(
         node.restore(state)?;
     }
     let mut clock = ctx.clock();
-    announce(&clock, &out)?;
+    announce(&clock, &mut out)?;
     let mut ended = false;
     loop {
         if ctx.cancel.load(Ordering::Relaxed) {
@@ -185,13 +186,14 @@ pub fn run_source(
         if let Some(w) = node.take_watermark().and_then(|ts| clock.offer(ts)) {
             out.broadcast(&Message::Watermark(w))?;
         }
-        tick(&mut clock, &out)?;
+        tick(&mut clock, &mut out)?;
+        out.housekeeping()?;
     }
 }
 
 /// After a restore: tell downstream the watermark this subtask had sent, so it does not wait
 /// for new records to learn it again.
-fn announce(clock: &Generator, out: &Output) -> Result<(), RunError> {
+fn announce(clock: &Generator, out: &mut Output) -> Result<(), RunError> {
     let sent = clock.state().emitted;
     if sent > i64::MIN {
         out.broadcast(&Message::Watermark(sent))?;
@@ -201,7 +203,7 @@ fn announce(clock: &Generator, out: &Output) -> Result<(), RunError> {
 
 /// Send what the clock has for now: a watermark, or that the subtask went idle. A node without
 /// a strategy has nothing periodic to send (and reads no clock per batch).
-fn tick(clock: &mut Generator, out: &Output) -> Result<(), RunError> {
+fn tick(clock: &mut Generator, out: &mut Output) -> Result<(), RunError> {
     if !clock.assigns() {
         return Ok(());
     }
@@ -271,85 +273,158 @@ fn await_last_commit(
     Ok(())
 }
 
-pub fn run_operator(
-    ctx: &SubtaskCtx,
-    node: &mut dyn OperatorNode,
-    mut inputs: Inputs,
-    mut out: Output,
-    keyed: &crate::keyed::SharedKeyed,
-) -> Result<(), RunError> {
-    if let Some(state) = &ctx.restore {
-        node.restore(state)?;
+/// One operator subtask's work, fed one [`Step`] at a time: by [`run_operator`] from its own
+/// input channels, or, chained, by the subtask upstream of it (its [`Output`] hands it every
+/// batch and control message in order, see [`super::chain`]).
+pub struct OperatorTask {
+    ctx: SubtaskCtx,
+    node: Box<dyn OperatorNode>,
+    out: Output,
+    keyed: crate::keyed::SharedKeyed,
+    clock: Generator,
+    /// Without a strategy of its own, the input's watermarks and idleness pass through.
+    passes_time: bool,
+}
+
+/// What a step leaves the operator to do.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    /// It forwarded the job's last barrier: nothing follows.
+    Done,
+}
+
+impl OperatorTask {
+    /// Restore the node's state and announce the watermark it had; `input` is the input's
+    /// watermark restored from the checkpoint.
+    pub fn start(
+        ctx: SubtaskCtx,
+        mut node: Box<dyn OperatorNode>,
+        out: Output,
+        keyed: crate::keyed::SharedKeyed,
+        input: i64,
+    ) -> Result<Self, RunError> {
+        if let Some(state) = &ctx.restore {
+            node.restore(state)?;
+        }
+        let clock = ctx.clock();
+        let passes_time = !clock.assigns();
+        let mut me = OperatorTask {
+            ctx,
+            node,
+            out,
+            keyed,
+            clock,
+            passes_time,
+        };
+        if me.passes_time && input > i64::MIN {
+            me.out.broadcast(&Message::Watermark(input))?;
+        }
+        announce(&me.clock, &mut me.out)?;
+        Ok(me)
     }
-    // With a strategy of its own, the node's output time comes from its clock; without, the
-    // input's watermarks and idleness pass through.
-    let mut clock = ctx.clock();
-    let passes_time = !clock.assigns();
-    if let Some(t) = ctx.restore_time {
-        inputs.restore_watermark(t.input);
-    }
-    if passes_time && inputs.watermark() > i64::MIN {
-        out.broadcast(&Message::Watermark(inputs.watermark()))?;
-    }
-    announce(&clock, &out)?;
-    loop {
-        let timer = node.next_processing_timer().map(|due| {
-            Instant::now()
-                + Duration::from_millis(due.saturating_sub(wall_clock_ms()).max(0) as u64)
-        });
-        match inputs.next(None, earliest(clock.deadline(), timer)) {
+
+    /// Act on one step; `watermark` is the input's watermark after it.
+    pub fn step(&mut self, step: Step, watermark: i64) -> Result<Flow, RunError> {
+        let ctx = &self.ctx;
+        let node = self.node.as_mut();
+        match step {
             Step::Batch(b) => {
                 ctx.metrics.add_in(b.len());
                 let produced = node.process(b)?;
-                emit(ctx, node, &mut clock, &mut out, produced)?;
+                emit(ctx, node, &mut self.clock, &mut self.out, produced)?;
             }
             Step::Watermark(t) => {
                 let produced = node.on_watermark(t)?;
-                emit(ctx, node, &mut clock, &mut out, produced)?;
+                emit(ctx, node, &mut self.clock, &mut self.out, produced)?;
                 // +∞ goes on as the end, after what `finish` emits (else that would be late).
-                if passes_time && t < crate::time::END_OF_TIME {
-                    out.broadcast(&Message::Watermark(t))?;
+                if self.passes_time && t < crate::time::END_OF_TIME {
+                    self.out.broadcast(&Message::Watermark(t))?;
                 }
             }
             Step::Idle => {
-                if passes_time {
-                    out.broadcast(&Message::Idle)?;
+                if self.passes_time {
+                    self.out.broadcast(&Message::Idle)?;
                 }
             }
             Step::Tick => {}
             Step::End => {
                 let produced = node.finish()?;
-                emit(ctx, node, &mut clock, &mut out, produced)?;
-                out.broadcast(&Message::End)?;
+                emit(ctx, node, &mut self.clock, &mut self.out, produced)?;
+                self.out.broadcast(&Message::End)?;
             }
             Step::Barrier(b) => {
                 let state = node.snapshot()?;
                 let time = SubtaskTime {
-                    input: inputs.watermark(),
-                    generator: clock.checkpoint(),
+                    input: watermark,
+                    generator: self.clock.checkpoint(),
                 };
                 // This subtask writes its keyed state's pieces itself; the ack names them.
-                let manifest = keyed
+                let manifest = self
+                    .keyed
                     .lock()
                     .map_err(|_| RunError::Internal("keyed state lock poisoned".into()))?
                     .snapshot(b.id)
                     .map_err(RunError::Keyed)?;
                 ctx.ack(b.id, state, time, Some(manifest));
-                out.broadcast(&Message::Barrier(b))?;
+                self.out.broadcast(&Message::Barrier(b))?;
                 if b.last {
-                    return Ok(());
+                    return Ok(Flow::Done);
                 }
             }
             Step::Closed | Step::ControlClosed | Step::Control(_) => return Err(ctx.cancelled()),
         }
-        if node
+        Ok(Flow::Continue)
+    }
+
+    /// Between steps: the processing-time timers due fire, the clock sends what it has; the
+    /// same for every operator chained behind this one.
+    pub fn housekeeping(&mut self) -> Result<(), RunError> {
+        if self
+            .node
             .next_processing_timer()
             .is_some_and(|due| due <= wall_clock_ms())
         {
-            let produced = node.on_processing_time(wall_clock_ms())?;
-            emit(ctx, node, &mut clock, &mut out, produced)?;
+            let produced = self.node.on_processing_time(wall_clock_ms())?;
+            emit(
+                &self.ctx,
+                self.node.as_mut(),
+                &mut self.clock,
+                &mut self.out,
+                produced,
+            )?;
         }
-        tick(&mut clock, &out)?;
+        tick(&mut self.clock, &mut self.out)?;
+        self.out.housekeeping()
+    }
+
+    /// When this operator, or one chained behind it, next has something to do by itself.
+    pub fn deadline(&self) -> Option<Instant> {
+        let timer = self.node.next_processing_timer().map(|due| {
+            Instant::now()
+                + Duration::from_millis(due.saturating_sub(wall_clock_ms()).max(0) as u64)
+        });
+        earliest(earliest(self.clock.deadline(), timer), self.out.deadline())
+    }
+}
+
+pub fn run_operator(
+    ctx: SubtaskCtx,
+    node: Box<dyn OperatorNode>,
+    mut inputs: Inputs,
+    out: Output,
+    keyed: crate::keyed::SharedKeyed,
+) -> Result<(), RunError> {
+    if let Some(t) = ctx.restore_time {
+        inputs.restore_watermark(t.input);
+    }
+    let mut task = OperatorTask::start(ctx, node, out, keyed, inputs.watermark())?;
+    loop {
+        let step = inputs.next(None, task.deadline());
+        if task.step(step, inputs.watermark())? == Flow::Done {
+            return Ok(());
+        }
+        task.housekeeping()?;
     }
 }
 
