@@ -61,6 +61,7 @@ const BUILTINS: &[(&str, &str, &str)] = &[
         "weir-plugin-bench-count",
         "weir_plugin_bench_count",
     ),
+    ("NEXMARK_QUERIES", "nexmark-queries", "nexmark_queries"),
     (
         "BENCH_STATE",
         "weir-plugin-bench-state",
@@ -75,7 +76,13 @@ fn main() {
         .expect("host/ sits in the workspace")
         .to_path_buf();
     println!("cargo:rerun-if-changed=build.rs");
-    for dir in ["plugins", "guest-sdk", "wit", "Cargo.lock"] {
+    for dir in [
+        "plugins",
+        "examples/nexmark",
+        "guest-sdk",
+        "wit",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let target_dir = root.join("target").join("wasm");

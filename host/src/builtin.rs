@@ -105,6 +105,15 @@ pub const BENCH_COUNT: Builtin = Builtin {
     bytes: include_bytes!(env!("WEIR_BUILTIN_BENCH_COUNT")),
 };
 
+/// Embedded for `weir bench --nexmark` only, like [`BENCH_STATE`]: the Nexmark queries of
+/// examples/nexmark (config `query`).
+pub const NEXMARK_QUERIES: Builtin = Builtin {
+    kind: NodeKind::Operator,
+    name: "nexmark-queries",
+    about: "weir bench's Nexmark queries",
+    bytes: include_bytes!(env!("WEIR_BUILTIN_NEXMARK_QUERIES")),
+};
+
 /// The built-in `name` of `kind`.
 pub fn find(kind: NodeKind, name: &str) -> Option<&'static Builtin> {
     BUILTINS.iter().find(|b| b.kind == kind && b.name == name)
@@ -113,9 +122,11 @@ pub fn find(kind: NodeKind, name: &str) -> Option<&'static Builtin> {
 /// The component bytes of the built-in `name` of `kind`.
 pub fn bytes(kind: NodeKind, name: &str) -> Option<&'static [u8]> {
     find(kind, name)
-        .or([&BENCH_STATE, &BENCH_WINDOW, &BENCH_COUNT]
-            .into_iter()
-            .find(|b| b.kind == kind && b.name == name))
+        .or(
+            [&BENCH_STATE, &BENCH_WINDOW, &BENCH_COUNT, &NEXMARK_QUERIES]
+                .into_iter()
+                .find(|b| b.kind == kind && b.name == name),
+        )
         .map(|b| b.bytes)
 }
 

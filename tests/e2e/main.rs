@@ -10,6 +10,7 @@ mod identity;
 mod kafka;
 mod keyed;
 mod languages;
+mod nexmark;
 mod sandbox;
 mod validate;
 mod wordcount;

@@ -1,5 +1,5 @@
-//! Connectors native to the host rather than Wasm components: today the Kafka source and sink
-//! (librdkafka through rdkafka). They run on the same runtime, behind the same node traits, with
+//! Connectors native to the host rather than Wasm components: the Kafka source and sink
+//! (librdkafka through rdkafka) and the Nexmark benchmark's event generator. They run on the same runtime, behind the same node traits, with
 //! the same checkpoint hooks as Wasm plugins.
 //!
 //! Invariant: a native node is configured in the pipeline file like any node (`plugin = "kafka"`,
@@ -7,6 +7,7 @@
 //! naming its key.
 
 pub mod kafka;
+pub mod nexmark;
 mod options;
 
 use crate::config::{ConfigError, NodeKind, NodeSection, PipelineSpec};
@@ -21,6 +22,11 @@ pub const NATIVE: &[(NodeKind, &str, &str)] = &[
         "records of Kafka topics (native, librdkafka); offsets checkpointed, exactly-once",
     ),
     (
+        NodeKind::Source,
+        "nexmark",
+        "the Nexmark benchmark's persons, auctions and bids (JSON; seeded, event time set, rate-limitable)",
+    ),
+    (
         NodeKind::Sink,
         "kafka",
         "records to a Kafka topic (native, librdkafka); none, at-least-once or exactly-once (transactions)",
@@ -32,6 +38,7 @@ pub const NATIVE: &[(NodeKind, &str, &str)] = &[
 pub enum Native {
     KafkaSource(Arc<kafka::SourceConfig>),
     KafkaSink(Arc<kafka::SinkConfig>),
+    Nexmark(Arc<nexmark::NexmarkConfig>),
 }
 
 impl std::fmt::Display for Native {
@@ -39,6 +46,7 @@ impl std::fmt::Display for Native {
         match self {
             Native::KafkaSource(_) => f.write_str("native kafka source"),
             Native::KafkaSink(_) => f.write_str("native kafka sink"),
+            Native::Nexmark(_) => f.write_str("native nexmark source"),
         }
     }
 }
@@ -80,6 +88,9 @@ impl Native {
         }
         let opts = options::Options::new(spec, uid, &section.config);
         Ok(Some(match section.kind {
+            NodeKind::Source if section.plugin == "nexmark" => {
+                Native::Nexmark(Arc::new(nexmark::NexmarkConfig::parse(opts)?))
+            }
             NodeKind::Source => {
                 Native::KafkaSource(Arc::new(kafka::SourceConfig::parse(opts, &spec.name, uid)?))
             }
@@ -102,6 +113,7 @@ impl Native {
         match self {
             Native::KafkaSource(_) => kafka::merge_source_states(states),
             Native::KafkaSink(_) => Err("the Kafka sink has no union state".into()),
+            Native::Nexmark(_) => Err("the nexmark source has no union state".into()),
         }
     }
 
@@ -116,6 +128,13 @@ impl Native {
                 let cfg = cfg.clone();
                 NodeFactory::Source(Arc::new(move |subtask| {
                     let s = kafka::KafkaSource::start(cfg.clone(), &uid, subtask, parallelism)?;
+                    Ok(Box::new(s) as Box<dyn crate::runtime::SourceNode>)
+                }))
+            }
+            Native::Nexmark(cfg) => {
+                let cfg = cfg.clone();
+                NodeFactory::Source(Arc::new(move |subtask| {
+                    let s = nexmark::NexmarkSource::new((*cfg).clone(), subtask, parallelism);
                     Ok(Box::new(s) as Box<dyn crate::runtime::SourceNode>)
                 }))
             }
