@@ -55,6 +55,13 @@ pub struct BenchArgs {
     /// Run only the keyed-state measurements.
     #[arg(long)]
     pub only_keyed: bool,
+    /// Run only the Nexmark benchmark: the `nexmark` source → each query of examples/nexmark
+    /// (Wasm, chained) → discard, events/s per core beside Flink's published figures.
+    #[arg(long)]
+    pub nexmark: bool,
+    /// Events per Nexmark query.
+    #[arg(long, default_value_t = 5_000_000)]
+    pub events: u64,
     /// Run only the Kafka benchmark against the broker at these bootstrap servers: Kafka → Wasm
     /// filter-map → Kafka exactly-once (checkpoints every 1 s) beside raw librdkafka.
     /// Uses --records (default here: 1,000,000 if left at its default) and --value-size.
@@ -73,6 +80,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let host = Arc::new(PluginHost::new()?);
+    if args.nexmark {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        nexmark(&rt, &host, args.events)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if args.only_keyed {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
@@ -673,6 +687,132 @@ impl CheckpointHooks for Timed<'_> {
     fn failed(&mut self, id: u64, reason: &str) {
         self.inner.failed(id, reason)
     }
+}
+
+/// Flink 1.13's Nexmark throughput per core (nexmark/nexmark README: 8-core machines,
+/// events/s/core): (query, figure).
+const FLINK_PER_CORE: &[(&str, f64)] = &[
+    ("q0", 155_000.0),
+    ("q1", 158_000.0),
+    ("q2", 175_000.0),
+    ("q5", 22_100.0),
+    ("q7", 12_300.0),
+];
+
+/// Each Nexmark query on `events` events: nexmark source → the query (Wasm, chained into the
+/// source's subtask) → discard; events/s over all the machine's cores.
+fn nexmark(
+    rt: &tokio::runtime::Runtime,
+    host: &Arc<PluginHost>,
+    events: u64,
+) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let origin = PluginOrigin::Builtin {
+        kind: NodeKind::Operator,
+        name: "nexmark-queries",
+    };
+    let plugin = host.load(&origin)?;
+    println!(
+        "weir bench --nexmark: nexmark source ({events} events, JSON) → query (Wasm, examples/nexmark) → discard; {cores} cores"
+    );
+    println!(
+        "{:>5} {:>8} | {:>12} {:>14} | {:>14} {:>8}",
+        "query", "subtasks", "events/s", "per core", "Flink per core", "ratio"
+    );
+    for &(query, flink) in FLINK_PER_CORE {
+        // Stateless queries run on every core (one source and query per core, chained); the
+        // windowed ones compare all auctions, so they run in one subtask.
+        let parallelism = match query {
+            "q5" | "q7" => 1,
+            _ => cores as u32,
+        };
+        let node = Node {
+            uid: "q".into(),
+            kind: NodeKind::Operator,
+            plugin: crate::graph::Plugin::Wasm(plugin.clone()),
+            parallelism,
+            inputs: Vec::new(),
+            config: vec![("query".into(), query.into())],
+            sandbox: SandboxSpec {
+                memory: Limits::default().memory,
+                ..SandboxSpec::default()
+            },
+            limits: Limits::default(),
+            recycle_above: None,
+            on_error: crate::config::OnError::Fail,
+            watermarks: None,
+            chain: true,
+        };
+        let source = crate::connector::nexmark::NexmarkConfig {
+            events,
+            ..Default::default()
+        };
+        let job = Job {
+            name: "bench-nexmark".into(),
+            nodes: vec![
+                JobNode {
+                    chain: true,
+                    uid: "events".into(),
+                    parallelism,
+                    inputs: Vec::new(),
+                    factory: NodeFactory::Source(Arc::new(move |s| {
+                        Ok(Box::new(crate::connector::nexmark::NexmarkSource::new(
+                            source.clone(),
+                            s,
+                            parallelism,
+                        )))
+                    })),
+                    watermarks: None,
+                },
+                JobNode {
+                    chain: true,
+                    uid: "q".into(),
+                    parallelism,
+                    inputs: vec![(0, Partition::Forward, Port::Main)],
+                    factory: NodeFactory::of(host.clone(), &node),
+                    watermarks: None,
+                },
+                JobNode {
+                    chain: true,
+                    uid: "discard".into(),
+                    parallelism,
+                    inputs: vec![(1, Partition::Forward, Port::Main)],
+                    factory: NodeFactory::Sink(Arc::new(|_| Ok(Box::new(DiscardSink)))),
+                    watermarks: None,
+                },
+            ],
+            batch_size: 1024,
+            channel_capacity: 16,
+            max_parallelism: crate::keyed::DEFAULT_MAX_PARALLELISM,
+            cancel: Default::default(),
+        };
+        let report = rt.block_on(runtime::run(
+            job,
+            RunOptions::default(),
+            &mut NoCheckpointStore,
+            None,
+        ))?;
+        let through = report.metrics[1].records_in();
+        anyhow::ensure!(
+            through == events,
+            "{query} saw {through} of {events} events"
+        );
+        let rate = events as f64 / report.elapsed.as_secs_f64();
+        let per_core = rate / cores as f64;
+        println!(
+            "{query:>5} {parallelism:>8} | {:>10}/s {:>12}/s | {:>12}/s {:>7.1}x",
+            human(rate),
+            human(per_core),
+            human(flink),
+            per_core / flink
+        );
+    }
+    println!(
+        "per core = events/s ÷ this machine's {cores} cores (also for the windowed queries, which run in one subtask); ratio = weir per core ÷ Flink per core (goal ≥ 5x)"
+    );
+    Ok(())
 }
 
 /// Records/s of one run of memory source → `operator` → discard through the runtime.

@@ -147,7 +147,12 @@ pub fn kind_of(i: u64) -> EventKind {
 /// The newest person (0-based) at or before event `i`.
 fn last_person(i: u64) -> u64 {
     let (epoch, offset) = (i / PROPORTION, i % PROPORTION);
-    epoch * PERSONS + offset.min(PERSONS - 1)
+    let offset = if offset >= PERSONS {
+        PERSONS - 1
+    } else {
+        offset
+    };
+    epoch * PERSONS + offset
 }
 
 /// The newest auction (0-based) at or before event `i` (0 before the first).

@@ -1,20 +1,21 @@
 //! q1, currency conversion: every bid with its price in euro cents (0.908 per dollar, rounded
-//! down), the rest of it unchanged.
+//! down), `{"auction","bidder","price","date_time","extra"}`.
 
-use std::io::Write;
+use crate::bid::Json;
 use weir_sdk::{BatchBuilder, RecordRef, Result};
 
 pub fn run(r: &RecordRef, out: &mut BatchBuilder) -> Result<()> {
     let Some(b) = crate::bid::parse(r.value)? else {
         return Ok(());
     };
-    let euro = b.price * 908 / 1000;
     out.push_value_with(None, r.timestamp, |v| {
-        let _ = write!(
-            v,
-            r#"{{"auction":{},"bidder":{},"price":{euro},"date_time":{},"extra":"{}"}}"#,
-            b.auction, b.bidder, b.date_time, b.extra
-        );
+        Json::object(v)
+            .int("auction", b.auction)
+            .int("bidder", b.bidder)
+            .int("price", b.price * 908 / 1000)
+            .int("date_time", b.date_time)
+            .raw_str("extra", b.extra)
+            .end()
     });
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! q2, selection: the auction and price of the bids on every 123rd auction.
 
-use std::io::Write;
+use crate::bid::Json;
 use weir_sdk::{BatchBuilder, RecordRef, Result};
 
 pub fn run(r: &RecordRef, out: &mut BatchBuilder) -> Result<()> {
@@ -9,7 +9,10 @@ pub fn run(r: &RecordRef, out: &mut BatchBuilder) -> Result<()> {
     };
     if b.auction % 123 == 0 {
         out.push_value_with(None, r.timestamp, |v| {
-            let _ = write!(v, r#"{{"auction":{},"price":{}}}"#, b.auction, b.price);
+            Json::object(v)
+                .int("auction", b.auction)
+                .int("price", b.price)
+                .end()
         });
     }
     Ok(())

@@ -2,9 +2,9 @@
 //! bids. A window closes when the watermark passes its end; its hottest auctions come out in
 //! auction order, `{"auction","num","window_end"}`.
 
+use crate::bid::Json;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use weir_sdk::{BatchBuilder, RecordRef, Result};
 
 const SIZE: i64 = 10_000;
@@ -52,10 +52,11 @@ impl HotItems {
             hot.sort_unstable();
             for auction in hot {
                 out.push_value_with(None, Some(end - 1), |v| {
-                    let _ = write!(
-                        v,
-                        r#"{{"auction":{auction},"num":{max},"window_end":{end}}}"#
-                    );
+                    Json::object(v)
+                        .int("auction", auction)
+                        .int("num", max)
+                        .int("window_end", end)
+                        .end()
                 });
             }
         }
