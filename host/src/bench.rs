@@ -35,10 +35,7 @@ pub fn filter_map_native(batch: &Batch) -> Batch {
     let mut out = BatchBuilder::with_capacity(batch.body_len());
     for r in batch {
         if r.value.first().is_some_and(|b| b % 4 != 0) {
-            out.push_mapped(&r, |v| {
-                v.extend_from_slice(r.value);
-                v.as_mut_slice().make_ascii_uppercase();
-            });
+            out.push_mapped(&r, |v| v.extend(r.value.iter().map(u8::to_ascii_uppercase)));
         }
     }
     out.finish()

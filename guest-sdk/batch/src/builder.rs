@@ -306,6 +306,13 @@ impl ValueWriter<'_> {
     }
 }
 
+impl Extend<u8> for ValueWriter<'_> {
+    #[inline]
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+        self.bytes.extend(bytes);
+    }
+}
+
 impl std::fmt::Write for ValueWriter<'_> {
     #[inline]
     fn write_str(&mut self, s: &str) -> std::fmt::Result {

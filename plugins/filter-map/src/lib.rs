@@ -10,9 +10,6 @@ use weir_sdk::{BatchBuilder, RecordRef, flat_map};
 #[flat_map]
 fn filter_map(r: &RecordRef, out: &mut BatchBuilder) {
     if r.value.first().is_some_and(|b| b % 4 != 0) {
-        out.push_mapped(r, |v| {
-            v.extend_from_slice(r.value);
-            v.as_mut_slice().make_ascii_uppercase();
-        });
+        out.push_mapped(r, |v| v.extend(r.value.iter().map(u8::to_ascii_uppercase)));
     }
 }
