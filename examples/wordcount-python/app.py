@@ -4,19 +4,16 @@ Words are maximal runs of alphanumeric characters, lowercased; for each word it 
 `word<TAB>count` with the running count, keyed by the word.
 """
 
+import re
+
 import weir
+
+# Maximal runs of characters for which str.isalnum() holds: \w is exactly those plus "_".
+WORD = re.compile(r"[^\W_]+")
 
 
 def words(text):
-    word = []
-    for ch in text:
-        if ch.isalnum():
-            word.append(ch)
-        elif word:
-            yield "".join(word).lower()
-            word = []
-    if word:
-        yield "".join(word).lower()
+    return [w.lower() for w in WORD.findall(text)]
 
 
 class WordCount(weir.Operator):
@@ -34,3 +31,5 @@ class WordCount(weir.Operator):
 
 
 Operator, State = weir.export_operator(WordCount)
+# The packed world (build.sh) names the same export PackedOperator.
+PackedOperator = Operator

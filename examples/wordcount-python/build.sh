@@ -8,5 +8,6 @@ out="$(realpath -m "${1:-$here/wordcount.wasm}")"
 src="$(realpath "${2:-$here/app.py}")"
 wit="$(realpath "${3:-$root/wit}")"
 cd "$(dirname "$src")"
-componentize-py -d "$wit" -w operator-plugin componentize "$(basename "$src" .py)" \
+# The packed world: a batch crosses as one buffer (guest-sdk/python/weir.py decodes it).
+componentize-py -d "$wit" -w packed-operator-plugin componentize "$(basename "$src" .py)" \
   -p "$(dirname "$src")" -p "$root/guest-sdk/python" -o "$out" > /dev/null

@@ -19,6 +19,11 @@ sliding and session windows over keys with `Count`, `Sum`, `Min`, `Max` or `Redu
 allowed lateness), the same windows as the Rust SDK's `weir_sdk::window`. An exception raised by the plugin becomes an error the host reports with the node
 name; it never traps the instance.
 
+Batch forms: a build for the `packed-*` worlds (componentize-py -w packed-operator-plugin; the
+app module then names its export class `PackedOperator` too) gets each batch as one buffer,
+decoded here into light records, and hands its output back as one buffer: no WIT record per
+record in or out, which is most of the cost of a Python operator. The plugin code is the same.
+
 Invariant: exactly one plugin instance per component instance, created by `open`; every call
 before `open` is an error, not a crash.
 """
@@ -40,19 +45,126 @@ try:  # ... and keyed state.
 except ImportError:
     keyed_state = None
 
-Record = types.Record
+try:  # Which world this build exports: the packed form, or lists of records.
+    from wit_world import exports as _exports
+
+    PACKED = any(
+        hasattr(_exports, n) for n in ("PackedOperator", "PackedSource", "PackedSink")
+    )
+except ImportError:
+    PACKED = False
+
 Header = types.Header
+
+
+class _PackedRecord:
+    """A record of a packed build: the fields of `types.Record`, without its WIT lowering."""
+
+    __slots__ = ("key", "value", "timestamp", "headers")
+
+    def __init__(self, key, value, timestamp, headers):
+        self.key = key
+        self.value = value
+        self.timestamp = timestamp
+        self.headers = headers
+
+
+Record = _PackedRecord if PACKED else types.Record
 
 
 def record(value, key=None, timestamp=None, headers=None):
     """A record; `value` and `key` may be str (UTF-8 encoded) or bytes."""
-    as_bytes = lambda v: v.encode() if isinstance(v, str) else v
-    return types.Record(
-        key=None if key is None else as_bytes(key),
-        value=as_bytes(value),
-        timestamp=timestamp,
-        headers=headers or [],
-    )
+    if value.__class__ is str:
+        value = value.encode()
+    if key.__class__ is str:
+        key = key.encode()
+    if PACKED:
+        return _PackedRecord(key, value, timestamp, headers or [])
+    return types.Record(key=key, value=value, timestamp=timestamp, headers=headers or [])
+
+
+# --- The packed batch (weir:plugin/packed-types): postcard of (key, value, timestamp, headers)
+
+_LEN = [bytes((i,)) for i in range(128)]
+
+
+def _varint(n):
+    if n < 128:
+        return _LEN[n]
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _pack(records):
+    """Records (anything with key, value, timestamp, headers) as one packed buffer."""
+    parts = [_varint(len(records))]
+    add = parts.append
+    more = parts.extend
+    for r in records:
+        k, v, t, hs = r.key, r.value, r.timestamp, r.headers
+        if t is None and not hs and k is not None and len(k) < 128 and len(v) < 128:
+            # The common record, in one step: short key and value, no time, no headers.
+            more((b"\1", _LEN[len(k)], k, _LEN[len(v)], v, b"\0\0"))
+            continue
+        if k is None:
+            add(b"\0")
+        else:
+            more((b"\1", _varint(len(k)), k))
+        more((_varint(len(v)), v))
+        if t is None:
+            add(b"\0")
+        else:
+            more((b"\1", _varint(((t << 1) ^ (t >> 63)) & 0xFFFFFFFFFFFFFFFF)))
+        add(_varint(len(hs)))
+        for h in hs:
+            name = h.key.encode()
+            more((_varint(len(name)), name, _varint(len(h.value)), h.value))
+    return b"".join(parts)
+
+
+def _unpack(data):
+    """The records of a packed buffer from the host (it checked it)."""
+    pos = 0
+
+    def varint():
+        nonlocal pos
+        n = shift = 0
+        while True:
+            b = data[pos]
+            pos += 1
+            n |= (b & 0x7F) << shift
+            if b < 0x80:
+                return n
+            shift += 7
+
+    def take():
+        nonlocal pos
+        n = varint()
+        pos += n
+        return bytes(data[pos - n : pos])
+
+    out = []
+    for _ in range(varint()):
+        key = None
+        pos += 1
+        if data[pos - 1]:
+            key = take()
+        value = take()
+        ts = None
+        pos += 1
+        if data[pos - 1]:
+            z = varint()
+            ts = (z >> 1) ^ -(z & 1)
+        headers = []
+        for _ in range(varint()):
+            name = take().decode()
+            headers.append(Header(key=name, value=take()))
+        out.append(_PackedRecord(key, value, ts, headers))
+    return out
 
 
 def log(msg, level="info"):
@@ -173,6 +285,11 @@ def _keyed_call(fn):
     return out
 
 
+def _out(records):
+    """A call's output records in this build's batch form."""
+    return _pack(records) if PACKED else records
+
+
 def export_operator(cls):
     """The (Operator, State) export classes for an operator class."""
 
@@ -182,23 +299,28 @@ def export_operator(cls):
             _keyed_end(True)
 
         def process(self, batch):
+            if PACKED:
+                return _pack(_keyed_call(lambda: _instance.process(_unpack(batch))))
             return _keyed_call(lambda: _instance.process(batch))
 
         def on_watermark(self, ts):
-            return _keyed_call(lambda: _instance.on_watermark(ts))
+            return _out(_keyed_call(lambda: _instance.on_watermark(ts)))
 
         def on_timers(self, fired):
-            return _keyed_call(lambda: _instance.on_timers(fired))
+            return _out(_keyed_call(lambda: _instance.on_timers(fired)))
 
         def finish(self):
-            return _keyed_call(lambda: _instance.finish())
+            return _out(_keyed_call(lambda: _instance.finish()))
 
     return _Operator, _State
 
 
 def export_source(cls):
     """The (Source, State) export classes for a source class."""
-    from wit_world.exports import source as wit
+    if PACKED:
+        from wit_world.exports import packed_source as wit
+    else:
+        from wit_world.exports import source as wit
 
     class _Source:
         def open(self, cfg, ctx):
@@ -210,7 +332,7 @@ def export_source(cls):
                 return wit.PollResult_End()
             if got == Source.IDLE or not got:
                 return wit.PollResult_Idle()
-            return wit.PollResult_Batch(list(got))
+            return wit.PollResult_Batch(_pack(got) if PACKED else list(got))
 
     return _Source, _State
 
@@ -223,7 +345,7 @@ def export_sink(cls):
             _open(cls, cfg, ctx)
 
         def write(self, batch):
-            _call(lambda: _instance.write(batch))
+            _call(lambda: _instance.write(_unpack(batch) if PACKED else batch))
 
         def finish(self):
             _call(lambda: _instance.finish())
@@ -288,7 +410,13 @@ def processing_time():
 def emit_late(records):
     """Send records that came too late to the node's `<node>.late` output."""
     if records:
-        late.emit(list(records))
+        # The late output is a list of WIT records in either batch form.
+        late.emit(
+            [
+                types.Record(key=r.key, value=r.value, timestamp=r.timestamp, headers=r.headers)
+                for r in records
+            ]
+        )
 
 
 def is_event_time(timer):

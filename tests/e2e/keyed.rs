@@ -239,7 +239,8 @@ fn a_crash_loop_that_chains_and_unchains_an_operator_is_exact() {
         write(attempt % 2 == 1, if last { 1_000_000 } else { 30_000 })
     });
     let chained = "node `words` runs chained into `lines`";
-    for attempt in 1..=kills + 1 {
+    // The killed attempts log the coordinator's debug lines.
+    for attempt in 1..=kills {
         assert_eq!(
             log(d, attempt).contains(chained),
             attempt % 2 == 1,

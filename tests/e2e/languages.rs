@@ -378,6 +378,25 @@ fn weir_new_makes_a_project_that_builds_and_runs_in_every_language_and_kind() {
     }
 }
 
+/// The Python builds exchange packed batches (one buffer per batch, no WIT record per record);
+/// the conformance tests above run them.
+#[test]
+fn the_python_builds_are_packed() {
+    for wasm in [
+        lang_plugin("python"),
+        faulty_plugin("python"),
+        keyed_plugin("python"),
+    ] {
+        let o = run_weir(&["inspect", wasm.to_str().unwrap()], &root());
+        assert!(
+            stdout(&o).contains("batches: packed"),
+            "{}: {}",
+            wasm.display(),
+            stdout(&o)
+        );
+    }
+}
+
 #[test]
 fn weir_new_makes_rust_function_plugins_that_build_and_run() {
     assert_eq!(new_build_run("rust", "filter"), "plugin\n");

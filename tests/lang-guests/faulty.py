@@ -20,3 +20,5 @@ class Faulty(weir.Operator):
 
 
 Operator, State = weir.export_operator(Faulty)
+# The packed world (build.sh) names the same export PackedOperator.
+PackedOperator = Operator

@@ -30,3 +30,5 @@ class KeyedCount(weir.Operator):
 
 
 Operator, State = weir.export_operator(KeyedCount)
+# The packed world (build.sh) names the same export PackedOperator.
+PackedOperator = Operator

@@ -156,7 +156,7 @@ pub async fn run(
     let chained_into = super::chain::plan(&job.nodes);
     for (d, up) in chained_into.iter().enumerate() {
         if let Some(u) = up {
-            tracing::info!(
+            tracing::debug!(
                 "node `{}` runs chained into `{}` (no channel between them; `chain = false` on it keeps it apart)",
                 job.nodes[d].uid,
                 job.nodes[*u].uid
