@@ -13,16 +13,24 @@ function isAlnum(c) {
   return c.toLowerCase() !== c.toUpperCase();
 }
 
-function* words(text) {
+// ASCII text (the common case) is split by one regular expression; other text a character at
+// a time.
+const NON_ASCII = /[^\x00-\x7f]/;
+const ASCII_WORD = /[a-z0-9]+/g;
+
+function words(text) {
+  if (!NON_ASCII.test(text)) return text.toLowerCase().match(ASCII_WORD) ?? [];
+  const out = [];
   let word = '';
   for (const c of text) {
     if (isAlnum(c)) word += c;
     else if (word) {
-      yield word.toLowerCase();
+      out.push(word.toLowerCase());
       word = '';
     }
   }
-  if (word) yield word.toLowerCase();
+  if (word) out.push(word.toLowerCase());
+  return out;
 }
 
 class WordCount {
@@ -43,4 +51,5 @@ class WordCount {
   }
 }
 
-export const { operator, state } = weir.exportOperator(WordCount);
+// `packedOperator` is the same export under the packed world's name (build.sh builds that one).
+export const { operator, packedOperator, state } = weir.exportOperator(WordCount);

@@ -19,6 +19,8 @@ if [ "$wit" = "$(realpath "$root/wit/v0.2")" ]; then
   sed -i 's/@0\.1\.0/@0.2.0/' "$work/weir.js"
   cp "$js/weir-state.js" "$work/"
 fi
+# The packed world: a batch crosses as one buffer (weir.js reads and writes it).
+sed -i 's/^const PACKED = false;/const PACKED = true;/' "$work/weir.js"
 cd "$work"
-"$js/node_modules/.bin/componentize-js" app.js --wit "$wit" --world-name operator-plugin \
+"$js/node_modules/.bin/componentize-js" app.js --wit "$wit" --world-name packed-operator-plugin \
   -d http -d fetch-event -o "$out" > /dev/null

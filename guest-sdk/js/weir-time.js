@@ -31,5 +31,7 @@ export function watermark() {
 
 /** Send records that came too late to the node's `<node>.late` output. */
 export function emitLate(records) {
-  if (records.length > 0) emit(records);
+  // The late output takes WIT records: bytes, also for a packed build's string values.
+  const bytes = (v) => (typeof v === 'string' ? new TextEncoder().encode(v) : v);
+  if (records.length > 0) emit(records.map((r) => ({ ...r, key: r.key === undefined ? undefined : bytes(r.key), value: bytes(r.value) })));
 }

@@ -19,4 +19,4 @@ class Faulty {
   }
 }
 
-export const { operator, state } = weir.exportOperator(Faulty);
+export const { operator, packedOperator, state } = weir.exportOperator(Faulty);

@@ -37,4 +37,4 @@ class KeyedCount {
   }
 }
 
-export const { operator, state } = weir.exportOperator(KeyedCount);
+export const { operator, packedOperator, state } = weir.exportOperator(KeyedCount);

@@ -29,4 +29,4 @@ class Timers {
   }
 }
 
-export const { operator, state } = weir.exportOperator(Timers);
+export const { operator, packedOperator, state } = weir.exportOperator(Timers);
