@@ -378,15 +378,15 @@ fn weir_new_makes_a_project_that_builds_and_runs_in_every_language_and_kind() {
     }
 }
 
-/// The Python builds exchange packed batches (one buffer per batch, no WIT record per record);
-/// the conformance tests above run them.
+/// The Python and JavaScript builds exchange packed batches (one buffer per batch, no WIT record
+/// per record); the conformance tests above run them.
 #[test]
-fn the_python_builds_are_packed() {
-    for wasm in [
-        lang_plugin("python"),
-        faulty_plugin("python"),
-        keyed_plugin("python"),
-    ] {
+fn the_python_and_javascript_builds_are_packed() {
+    let builds = ["python", "js"]
+        .into_iter()
+        .flat_map(|l| [lang_plugin(l), faulty_plugin(l), keyed_plugin(l)])
+        .chain([timers_plugin("js")]);
+    for wasm in builds {
         let o = run_weir(&["inspect", wasm.to_str().unwrap()], &root());
         assert!(
             stdout(&o).contains("batches: packed"),
