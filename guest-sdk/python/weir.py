@@ -73,13 +73,15 @@ Record = _PackedRecord if PACKED else types.Record
 
 
 def record(value, key=None, timestamp=None, headers=None):
-    """A record; `value` and `key` may be str (UTF-8 encoded) or bytes."""
+    """A record; `value` and `key` may be str (UTF-8 encoded) or bytes. A packed build keeps a
+    str as it is until the batch is written."""
+    if PACKED:
+        # Text stays text until the batch is written (ASCII batches are encoded once).
+        return _PackedRecord(key, value, timestamp, headers or [])
     if value.__class__ is str:
         value = value.encode()
     if key.__class__ is str:
         key = key.encode()
-    if PACKED:
-        return _PackedRecord(key, value, timestamp, headers or [])
     return types.Record(key=key, value=value, timestamp=timestamp, headers=headers or [])
 
 
@@ -99,20 +101,50 @@ def _varint(n):
     return bytes(out)
 
 
+def _pack_text(records):
+    """Records of short ASCII str keys and values, no times, no headers, as one packed buffer —
+    framed as text and encoded once (in ASCII a character is a byte) — or None for any other."""
+    parts = []
+    more = parts.extend
+    for r in records:
+        k, v = r.key, r.value
+        if (
+            k.__class__ is not str
+            or v.__class__ is not str
+            or len(k) >= 128
+            or len(v) >= 128
+            or r.timestamp is not None
+            or r.headers
+        ):
+            return None
+        more(("\x01", _CHR[len(k)], k, _CHR[len(v)], v, "\x00\x00"))
+    text = "".join(parts)
+    if not text.isascii():
+        return None
+    return _varint(len(records)) + text.encode()
+
+
+_CHR = [chr(i) for i in range(128)]
+
+
+def _bytes(v):
+    return v.encode() if v.__class__ is str else v
+
+
 def _pack(records):
     """Records (anything with key, value, timestamp, headers) as one packed buffer."""
+    text = _pack_text(records)
+    if text is not None:
+        return text
     parts = [_varint(len(records))]
     add = parts.append
     more = parts.extend
     for r in records:
-        k, v, t, hs = r.key, r.value, r.timestamp, r.headers
-        if t is None and not hs and k is not None and len(k) < 128 and len(v) < 128:
-            # The common record, in one step: short key and value, no time, no headers.
-            more((b"\1", _LEN[len(k)], k, _LEN[len(v)], v, b"\0\0"))
-            continue
+        k, v, t, hs = r.key, _bytes(r.value), r.timestamp, r.headers
         if k is None:
             add(b"\0")
         else:
+            k = _bytes(k)
             more((b"\1", _varint(len(k)), k))
         more((_varint(len(v)), v))
         if t is None:
@@ -413,7 +445,12 @@ def emit_late(records):
         # The late output is a list of WIT records in either batch form.
         late.emit(
             [
-                types.Record(key=r.key, value=r.value, timestamp=r.timestamp, headers=r.headers)
+                types.Record(
+                    key=None if r.key is None else _bytes(r.key),
+                    value=_bytes(r.value),
+                    timestamp=r.timestamp,
+                    headers=r.headers,
+                )
                 for r in records
             ]
         )
