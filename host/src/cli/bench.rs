@@ -106,23 +106,13 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         name: "filter-map",
     };
     let plugin = host.load(&origin)?;
-    let node = Node {
-        uid: "filter-map".into(),
-        kind: NodeKind::Operator,
-        plugin: crate::graph::Plugin::Wasm(plugin.clone()),
-        parallelism: 1,
-        inputs: Vec::new(),
-        config: Vec::new(),
-        sandbox: SandboxSpec {
-            memory: Limits::default().memory,
-            ..SandboxSpec::default()
-        },
-        limits: Limits::default(),
-        recycle_above: None,
-        on_error: crate::config::OnError::Fail,
-        watermarks: None,
-        chain: true,
-    };
+    let node = operator_node(
+        "filter-map",
+        &plugin,
+        Vec::new(),
+        1,
+        Limits::default().memory,
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -218,20 +208,8 @@ fn window_count(
         kind: crate::builtin::BENCH_WINDOW.kind,
         name: crate::builtin::BENCH_WINDOW.name,
     })?;
-    let node = Node {
-        uid: "window".into(),
-        kind: NodeKind::Operator,
-        plugin: crate::graph::Plugin::Wasm(plugin),
-        parallelism: 1,
-        inputs: Vec::new(),
-        config: vec![("window_ms".into(), "1000".into())],
-        sandbox: SandboxSpec::default(),
-        limits: Limits::default(),
-        recycle_above: None,
-        on_error: crate::config::OnError::Fail,
-        watermarks: None,
-        chain: true,
-    };
+    let config = vec![("window_ms".into(), "1000".into())];
+    let node = operator_node("window", &plugin, config, 1, Limits::default().memory);
     let windows = total / (PER_MS * 1000);
     let mut rates = Vec::new();
     for operator in [
@@ -282,20 +260,8 @@ fn keyed_state(
     let total = (args.records / 10).max(1024);
     let mut rates = Vec::new();
     for mode in ["hashmap", "keyed"] {
-        let node = Node {
-            uid: "count".into(),
-            kind: NodeKind::Operator,
-            plugin: crate::graph::Plugin::Wasm(plugin.clone()),
-            parallelism: 1,
-            inputs: Vec::new(),
-            config: vec![("mode".into(), mode.into())],
-            sandbox: SandboxSpec::default(),
-            limits: Limits::default(),
-            recycle_above: None,
-            on_error: crate::config::OnError::Fail,
-            watermarks: None,
-            chain: true,
-        };
+        let config = vec![("mode".into(), mode.into())];
+        let node = operator_node("count", &plugin, config, 1, Limits::default().memory);
         let mut best: f64 = 0.0;
         for _ in 0..2 {
             let (rate, _) = pipeline_with(
@@ -509,26 +475,7 @@ fn compare_operators(
             plugin.kind == NodeKind::Operator,
             "{path} is not an operator plugin"
         );
-        let node = Node {
-            uid: name.to_owned(),
-            kind: NodeKind::Operator,
-            plugin: crate::graph::Plugin::Wasm(plugin),
-            parallelism: 1,
-            inputs: Vec::new(),
-            config: Vec::new(),
-            sandbox: SandboxSpec {
-                memory: 1 << 30,
-                ..SandboxSpec::default()
-            },
-            limits: Limits {
-                memory: 1 << 30,
-                ..Limits::default()
-            },
-            recycle_above: None,
-            on_error: crate::config::OnError::Fail,
-            watermarks: None,
-            chain: true,
-        };
+        let node = operator_node(name, &plugin, Vec::new(), 1, 1 << 30);
         let factory = NodeFactory::of(host.clone(), &node);
         let (rate, _) = pipeline_with(
             rt,
@@ -597,22 +544,9 @@ fn checkpoint_costs(
     for size in &args.state_sizes {
         let bytes = crate::config::parse_size(size)
             .ok_or_else(|| anyhow::anyhow!("--state-sizes: {size:?} is not a size such as 1MiB"))?;
-        let mut stateful = Node {
-            uid: "bench-state".into(),
-            kind: NodeKind::Operator,
-            plugin: crate::graph::Plugin::Wasm(stateful_plugin.clone()),
-            parallelism: 1,
-            inputs: Vec::new(),
-            config: vec![("bytes".into(), bytes.to_string())],
-            sandbox: node.sandbox.clone(),
-            limits: node.limits,
-            recycle_above: None,
-            on_error: crate::config::OnError::Fail,
-            watermarks: None,
-            chain: true,
-        };
-        stateful.limits.memory = (bytes * 4).max(256 << 20);
-        stateful.sandbox.memory = stateful.limits.memory;
+        let config = vec![("bytes".into(), bytes.to_string())];
+        let memory = (bytes * 4).max(256 << 20);
+        let stateful = operator_node("bench-state", &stateful_plugin, config, 1, memory);
         let _ = std::fs::remove_dir_all(&dir);
         let store = StateStore::open(&dir)?;
         let mut hooks = Timed::new(&store, &dir);
@@ -728,23 +662,8 @@ fn nexmark(
             "q5" | "q7" => 1,
             _ => cores as u32,
         };
-        let node = Node {
-            uid: "q".into(),
-            kind: NodeKind::Operator,
-            plugin: crate::graph::Plugin::Wasm(plugin.clone()),
-            parallelism,
-            inputs: Vec::new(),
-            config: vec![("query".into(), query.into())],
-            sandbox: SandboxSpec {
-                memory: Limits::default().memory,
-                ..SandboxSpec::default()
-            },
-            limits: Limits::default(),
-            recycle_above: None,
-            on_error: crate::config::OnError::Fail,
-            watermarks: None,
-            chain: true,
-        };
+        let config = vec![("query".into(), query.into())];
+        let node = operator_node("q", &plugin, config, parallelism, Limits::default().memory);
         let source = crate::connector::nexmark::NexmarkConfig {
             events,
             ..Default::default()
@@ -813,6 +732,37 @@ fn nexmark(
         "per core = events/s ÷ this machine's {cores} cores (also for the windowed queries, which run in one subtask); ratio = weir per core ÷ Flink per core (goal ≥ 5x)"
     );
     Ok(())
+}
+
+/// A Wasm operator node of a benchmark: `plugin` with `config`, `parallelism` subtasks, a
+/// memory ceiling of `memory` bytes, the other limits at their defaults.
+fn operator_node(
+    uid: &str,
+    plugin: &crate::plugin::LoadedPlugin,
+    config: Vec<(String, String)>,
+    parallelism: u32,
+    memory: u64,
+) -> Node {
+    Node {
+        uid: uid.into(),
+        kind: NodeKind::Operator,
+        plugin: crate::graph::Plugin::Wasm(plugin.clone()),
+        parallelism,
+        inputs: Vec::new(),
+        config,
+        sandbox: SandboxSpec {
+            memory,
+            ..SandboxSpec::default()
+        },
+        limits: Limits {
+            memory,
+            ..Limits::default()
+        },
+        recycle_above: None,
+        on_error: crate::config::OnError::Fail,
+        watermarks: None,
+        chain: true,
+    }
 }
 
 /// Records/s of one run of memory source → `operator` → discard through the runtime.
