@@ -8,7 +8,9 @@ use crate::checkpoint::StoreHooks;
 use crate::config::{NodeKind, Partition};
 use crate::graph::Node;
 use crate::metrics::human;
-use crate::plugin::{Limits, OperatorInstance, PluginHost, PluginOrigin, SandboxSpec};
+use crate::plugin::{
+    InstanceSpec, Limits, OperatorInstance, PluginHost, PluginOrigin, SandboxSpec,
+};
 use crate::runtime::{
     self, CheckpointHooks, CompletedCheckpoint, Job, JobNode, NoCheckpointStore, NodeFactory, Port,
     RunOptions,
@@ -145,17 +147,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
             NodeFactory::Operator(Arc::new(|_, _| Ok(Box::new(NativeFilterMap)))),
         )?;
 
-        let mut instance = OperatorInstance::start(
-            &host,
-            &plugin,
-            "filter-map",
-            0,
-            1,
-            &node.sandbox,
-            node.limits,
-            &[],
-            None,
-        )?;
+        let mut instance = OperatorInstance::start(&bench_spec(&host, &plugin, &node), None)?;
         let wasm_call = rate(total, || {
             let mut done = 0;
             while done < total {
@@ -184,6 +176,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     println!("ratio = native records/s ÷ wasm records/s (1.00x = as fast as native)");
+    instance_start(&rt, &host, &plugin, &node)?;
     window_count(&rt, &host, &args)?;
     keyed_state(&rt, &host, &args)?;
     if !args.skip_checkpoints {
@@ -191,6 +184,49 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     }
     compare_operators(&rt, &host, &args)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The one filter-map instance the benchmarks call directly.
+fn bench_spec<'a>(
+    host: &'a PluginHost,
+    plugin: &'a crate::plugin::LoadedPlugin,
+    node: &'a Node,
+) -> InstanceSpec<'a> {
+    InstanceSpec {
+        host,
+        plugin,
+        node: "filter-map",
+        subtask: 0,
+        parallelism: 1,
+        sandbox: &node.sandbox,
+        limits: node.limits,
+        config: &[],
+    }
+}
+
+/// What starting one operator instance costs (a recycle, or a restart after a trap, is one):
+/// instantiation from the plugin's pre-linked template and `open`.
+fn instance_start(
+    rt: &tokio::runtime::Runtime,
+    host: &PluginHost,
+    plugin: &crate::plugin::LoadedPlugin,
+    node: &Node,
+) -> anyhow::Result<()> {
+    const STARTS: u32 = 200;
+    let _rt = rt.enter();
+    let started = Instant::now();
+    for _ in 0..STARTS {
+        std::hint::black_box(OperatorInstance::start(
+            &bench_spec(host, plugin, node),
+            None,
+        )?);
+    }
+    let each = started.elapsed() / STARTS;
+    println!(
+        "instance start (instantiate from the template + open; what a recycle costs): {:.1} µs ({STARTS} starts)",
+        each.as_secs_f64() * 1e6
+    );
+    Ok(())
 }
 
 /// Keyed tumbling event-time window count: 10,000 keys, 1 s windows, 100 records per ms of

@@ -11,13 +11,16 @@
 use super::bindings::{self, Context, Record};
 use super::sandbox::timer_to_guest;
 use super::sandbox::{HostState, SandboxSpec};
+use super::template::{Call, Form, Template};
 use super::text::{MAX_TEXT, escape};
 use super::{Contract, LoadedPlugin, PluginError, PluginHost, PluginOrigin};
 use crate::batch::{self, Batch};
+use crate::config::NodeKind;
 use crate::time::timers::Domain;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use wasmtime::component::{ComponentNamedList, ComponentType, Func, InstancePre, Lift, Lower};
 use wasmtime::{Store, UpdateDeadline};
 
 /// Resource limits of one node's instances.
@@ -216,31 +219,6 @@ struct Sandboxed {
     writable: Vec<std::path::PathBuf>,
 }
 
-/// Run one call into the plugin on `$sb` (a [`Sandboxed`]): `$s` names its store inside `$e`,
-/// an expression giving the call's future. Evaluates to `Result<T, PluginError>`.
-macro_rules! guarded {
-    (instantiate $sb:expr, $plugin:expr, $pre:ty) => {{
-        let sb: &mut Sandboxed = &mut $sb;
-        sb.begin();
-        let pre = $plugin.pre.clone();
-        let outcome = {
-            let store = &mut sb.store;
-            sb.guard
-                .wait(async move { <$pre>::new(pre)?.instantiate_async(store).await })
-        };
-        outcome.map_err(|e| sb.instantiate_failed(e))
-    }};
-    ($sb:expr, $call:expr, |$s:ident| $e:expr) => {{
-        let sb: &mut Sandboxed = &mut $sb;
-        sb.begin();
-        let outcome = {
-            let $s = &mut sb.store;
-            sb.guard.wait($e)
-        };
-        sb.finish($call, outcome)
-    }};
-}
-
 impl Sandboxed {
     fn new(
         host: &PluginHost,
@@ -294,6 +272,45 @@ impl Sandboxed {
                 .map(|(host, _, _)| host.clone())
                 .collect(),
         })
+    }
+
+    /// Instantiate the plugin from its pre-linked form, under the time budget and the
+    /// memory ceiling.
+    fn instantiate(
+        &mut self,
+        pre: &InstancePre<HostState>,
+    ) -> Result<wasmtime::component::Instance, PluginError> {
+        self.begin();
+        let outcome = {
+            let store = &mut self.store;
+            self.guard.wait(pre.instantiate_async(store))
+        };
+        outcome.map_err(|e| self.instantiate_failed(e))
+    }
+
+    /// Run `func`, the export of `call`, whose results are `R`: its raw outcome, for
+    /// [`Sandboxed::finish`]. Fails only when the export does not have the type weir gives it.
+    fn invoke<P, R>(
+        &mut self,
+        call: &'static str,
+        func: Func,
+        params: P,
+    ) -> Result<wasmtime::Result<R>, PluginError>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentNamedList + Lift + Send + Sync + 'static,
+    {
+        let typed = func.typed::<P, R>(&self.store).map_err(|e| {
+            self.error(
+                call,
+                Cause::Error(format!(
+                    "exports `{call}` with another type than weir:plugin gives it ({e}): rebuild it against this weir's SDK"
+                )),
+            )
+        })?;
+        self.begin();
+        let store = &mut self.store;
+        Ok(self.guard.wait(typed.call_async(store, params)))
     }
 
     /// A call (or instantiation) starts: the store forgets the previous call and the epoch
@@ -451,257 +468,222 @@ pub enum Polled {
     End,
 }
 
-/// Run the same call on whichever bindings `$self` holds (`$enum` is its bindings type, the
-/// variants listed those whose expression `$e` fits).
-macro_rules! on_any {
-    ($self:ident, $enum:ident [$($v:ident),+], $call:literal, |$b:ident, $s:ident| $e:expr) => {
-        match &$self.bindings {
-            $( $enum::$v($b) => guarded!($self.sandbox, $call, |$s| $e), )+
-        }
-    };
+/// `poll`'s result in either form (the two contracts' `poll-result` are the same type).
+use bindings::packed::source::exports::weir::plugin::packed_source::PollResult as PackedPoll;
+use bindings::source::exports::weir::plugin::source::PollResult as ListPoll;
+
+/// Everything starting one instance needs: which plugin, as which subtask of which node, in
+/// which sandbox, with which limits and configuration.
+#[derive(Clone, Copy)]
+pub struct InstanceSpec<'a> {
+    pub host: &'a PluginHost,
+    pub plugin: &'a LoadedPlugin,
+    pub node: &'a str,
+    pub subtask: u32,
+    pub parallelism: u32,
+    pub sandbox: &'a SandboxSpec,
+    pub limits: Limits,
+    pub config: &'a [(String, String)],
 }
 
-/// `snapshot` and `restore` of the plugin itself (`state` is the same interface in every world),
-/// as methods `$snapshot` and `$restore` of visibility `$vis`.
-macro_rules! state_calls {
-    ($vis:vis $snapshot:ident, $restore:ident: $enum:ident [$($v:ident),+]) => {
-        /// The plugin's own state bytes.
-        $vis fn $snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
-            on_any!(self, $enum [$($v),+], "snapshot", |b, s| b
-                .weir_plugin_state()
-                .call_snapshot(s))
-        }
-
-        /// Give the plugin back state bytes a `snapshot` returned.
-        $vis fn $restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
-            on_any!(self, $enum [$($v),+], "restore", |b, s| b
-                .weir_plugin_state()
-                .call_restore(s, state))
-        }
-    };
+/// One running plugin instance of any kind, batch form and contract. Every call the host makes
+/// is written here once; the batch form matters only where a batch is lowered or lifted.
+struct Instance {
+    sandbox: Sandboxed,
+    template: Arc<Template>,
+    /// This instance's function for each call of its world, indexed by [`Call`].
+    funcs: [Option<Func>; Call::COUNT],
 }
 
-type SourceV1 = bindings::source::SourcePlugin;
-type SourcePackedV1 = bindings::packed::source::PackedSourcePlugin;
-type SourcePackedV2 = bindings::v2::packed_source::PackedSourcePlugin;
+impl Instance {
+    /// Instantiate `spec.plugin` (which must be a `kind`) from its template and `open` it.
+    fn start(
+        kind: NodeKind,
+        spec: &InstanceSpec,
+        keyed: Option<crate::keyed::SharedKeyed>,
+    ) -> Result<Self, PluginError> {
+        let InstanceSpec {
+            host,
+            plugin,
+            node,
+            subtask,
+            parallelism,
+            sandbox,
+            limits,
+            config,
+        } = *spec;
+        let refuse = |message: String| PluginError::Instantiate {
+            node: node.to_owned(),
+            origin: plugin.origin.clone(),
+            message,
+        };
+        if plugin.kind != kind {
+            return Err(refuse(format!("it is a {}, not a {kind}", plugin.kind)));
+        }
+        let template = plugin.template.clone();
+        let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
+        sb.store.data_mut().keyed = keyed;
+        let instance = sb.instantiate(&template.pre)?;
+        let mut funcs = [None; Call::COUNT];
+        for call in Call::ALL {
+            if let Some(index) = template.export(call) {
+                let func = instance.get_func(&mut sb.store, index).ok_or_else(|| {
+                    refuse(format!("its `{}` export is not a function", call.name()))
+                })?;
+                funcs[call as usize] = Some(func);
+            }
+        }
+        let ctx = sb.context(parallelism);
+        let mut me = Instance {
+            sandbox: sb,
+            template,
+            funcs,
+        };
+        me.call::<_, ()>(Call::Open, (config, &ctx))?;
+        Ok(me)
+    }
 
-/// A source component's bindings, by contract and batch form.
-enum SourceBindings {
-    List(SourceV1),
-    Packed(SourcePackedV1),
-    PackedV2(SourcePackedV2),
+    /// Call `call` with `params`: a function returning `result<R, string>`.
+    fn call<P, R>(&mut self, call: Call, params: P) -> Result<R, PluginError>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+        R: ComponentType + Lift + Send + Sync + 'static,
+    {
+        let func = self.func(call)?;
+        let outcome = self
+            .sandbox
+            .invoke::<P, (Result<R, String>,)>(call.name(), func, params)?;
+        self.sandbox.finish(call.name(), outcome.map(|(r,)| r))
+    }
+
+    /// Call `call`, whose result is a batch in this plugin's form, and check the batch.
+    fn call_batch<P>(&mut self, call: Call, params: P) -> Result<Batch, PluginError>
+    where
+        P: ComponentNamedList + Lower + Send + Sync,
+    {
+        match self.template.form {
+            Form::Packed => {
+                let bytes = self.call::<P, Vec<u8>>(call, params)?;
+                self.sandbox.unpack(call.name(), bytes)
+            }
+            Form::List => {
+                let records = self.call::<P, Vec<Record>>(call, params)?;
+                self.sandbox.check(call.name(), records)
+            }
+        }
+    }
+
+    /// Call `call` with `batch` (lowered in this plugin's form) as its one argument.
+    fn call_with_batch<R>(&mut self, call: Call, batch: &Batch) -> Result<R, PluginError>
+    where
+        R: ComponentType + Lift + Send + Sync + 'static,
+    {
+        match self.template.form {
+            Form::Packed => self.call(call, (batch.as_bytes(),)),
+            Form::List => self.call(call, (batch::to_records(batch).as_slice(),)),
+        }
+    }
+
+    /// The same, for a call returning a batch.
+    fn call_batch_with_batch(&mut self, call: Call, batch: &Batch) -> Result<Batch, PluginError> {
+        match self.template.form {
+            Form::Packed => self.call_batch(call, (batch.as_bytes(),)),
+            Form::List => self.call_batch(call, (batch::to_records(batch).as_slice(),)),
+        }
+    }
+
+    fn func(&self, call: Call) -> Result<Func, PluginError> {
+        self.funcs[call as usize].ok_or_else(|| {
+            self.sandbox.error(
+                call.name(),
+                Cause::Error(format!(
+                    "has no `{}` (weir bug: the host called what this world does not have)",
+                    call.name()
+                )),
+            )
+        })
+    }
+
+    /// The plugin's own state bytes.
+    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        self.call(Call::Snapshot, ())
+    }
+
+    /// Give the plugin back state bytes a `snapshot` returned.
+    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        self.call(Call::Restore, (state,))
+    }
 }
 
 /// A running source plugin.
-pub struct SourceInstance {
-    sandbox: Sandboxed,
-    bindings: SourceBindings,
-}
+pub struct SourceInstance(Instance);
 
 impl SourceInstance {
     /// Instantiate and `open` a source subtask.
-    #[allow(clippy::too_many_arguments)]
-    pub fn start(
-        host: &PluginHost,
-        plugin: &LoadedPlugin,
-        node: &str,
-        subtask: u32,
-        parallelism: u32,
-        sandbox: &SandboxSpec,
-        limits: Limits,
-        config: &[(String, String)],
-    ) -> Result<Self, PluginError> {
-        let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        let bindings = match (plugin.contract, plugin.packed) {
-            (Contract::V2, _) => SourceBindings::PackedV2(
-                guarded!(instantiate sb, plugin, bindings::v2::packed_source::PackedSourcePluginPre<HostState>)?,
-            ),
-            (Contract::V1, true) => SourceBindings::Packed(
-                guarded!(instantiate sb, plugin, bindings::packed::source::PackedSourcePluginPre<HostState>)?,
-            ),
-            (Contract::V1, false) => SourceBindings::List(
-                guarded!(instantiate sb, plugin, bindings::source::SourcePluginPre<HostState>)?,
-            ),
-        };
-        let ctx = sb.context(parallelism);
-        let config = config.to_vec();
-        let mut me = SourceInstance {
-            sandbox: sb,
-            bindings,
-        };
-        match &me.bindings {
-            SourceBindings::List(b) => guarded!(me.sandbox, "open", |s| b
-                .weir_plugin_source()
-                .call_open(s, &config, &ctx)),
-            SourceBindings::Packed(b) => guarded!(me.sandbox, "open", |s| b
-                .weir_plugin_packed_source()
-                .call_open(s, &config, &ctx)),
-            SourceBindings::PackedV2(b) => guarded!(me.sandbox, "open", |s| b
-                .weir_plugin_packed_source()
-                .call_open(s, &config, &ctx)),
-        }?;
-        Ok(me)
+    pub fn start(spec: &InstanceSpec) -> Result<Self, PluginError> {
+        Instance::start(NodeKind::Source, spec, None).map(SourceInstance)
     }
 
     /// Ask for up to `max` records.
     pub fn poll(&mut self, max: u32) -> Result<Polled, PluginError> {
-        match &self.bindings {
-            SourceBindings::List(b) => {
-                use bindings::source::exports::weir::plugin::source::PollResult;
-                let r = guarded!(self.sandbox, "poll", |s| b
-                    .weir_plugin_source()
-                    .call_poll(s, max))?;
-                Ok(match r {
-                    PollResult::Batch(batch) => Polled::Batch(self.sandbox.check("poll", batch)?),
-                    PollResult::Idle => Polled::Idle,
-                    PollResult::End => Polled::End,
-                })
-            }
-            SourceBindings::Packed(b) => {
-                use bindings::packed::source::exports::weir::plugin::packed_source::PollResult;
-                let r = guarded!(self.sandbox, "poll", |s| b
-                    .weir_plugin_packed_source()
-                    .call_poll(s, max))?;
-                Ok(match r {
-                    PollResult::Batch(bytes) => Polled::Batch(self.sandbox.unpack("poll", bytes)?),
-                    PollResult::Idle => Polled::Idle,
-                    PollResult::End => Polled::End,
-                })
-            }
-            SourceBindings::PackedV2(b) => {
-                use bindings::v2::packed_source::exports::weir::plugin::packed_source::PollResult;
-                let r = guarded!(self.sandbox, "poll", |s| b
-                    .weir_plugin_packed_source()
-                    .call_poll(s, max))?;
-                Ok(match r {
-                    PollResult::Batch(bytes) => Polled::Batch(self.sandbox.unpack("poll", bytes)?),
-                    PollResult::Idle => Polled::Idle,
-                    PollResult::End => Polled::End,
-                })
-            }
-        }
+        let i = &mut self.0;
+        Ok(match i.template.form {
+            Form::Packed => match i.call(Call::Poll, (max,))? {
+                PackedPoll::Batch(bytes) => Polled::Batch(i.sandbox.unpack("poll", bytes)?),
+                PackedPoll::Idle => Polled::Idle,
+                PackedPoll::End => Polled::End,
+            },
+            Form::List => match i.call(Call::Poll, (max,))? {
+                ListPoll::Batch(records) => Polled::Batch(i.sandbox.check("poll", records)?),
+                ListPoll::Idle => Polled::Idle,
+                ListPoll::End => Polled::End,
+            },
+        })
     }
 
     /// The newest watermark the plugin emitted during the last poll (0.2.0 sources).
     pub fn take_watermark(&mut self) -> Option<i64> {
-        self.sandbox.store.data_mut().time.emitted.take()
+        self.0.sandbox.store.data_mut().time.emitted.take()
     }
 
-    state_calls!(pub snapshot, restore: SourceBindings[List, Packed, PackedV2]);
-}
+    /// The plugin's state bytes.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        self.0.snapshot()
+    }
 
-type OperatorV1 = bindings::operator::OperatorPlugin;
-type OperatorPackedV1 = bindings::packed::operator::PackedOperatorPlugin;
-type OperatorV2 = bindings::v2::operator::OperatorPlugin;
-type OperatorPackedV2 = bindings::v2::packed_operator::PackedOperatorPlugin;
-
-/// An operator component's bindings, by contract and batch form.
-enum OperatorBindings {
-    List(OperatorV1),
-    Packed(OperatorPackedV1),
-    ListV2(OperatorV2),
-    PackedV2(OperatorPackedV2),
+    /// Give the plugin back state bytes a `snapshot` returned.
+    pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        self.0.restore(state)
+    }
 }
 
 use crate::time::{TimedState, V2_STATE};
 
 /// A running operator plugin.
-pub struct OperatorInstance {
-    sandbox: Sandboxed,
-    bindings: OperatorBindings,
-}
+pub struct OperatorInstance(Instance);
 
 impl OperatorInstance {
-    /// Instantiate and `open` an operator subtask.
-    #[allow(clippy::too_many_arguments)]
+    /// Instantiate and `open` an operator subtask whose keyed state is `keyed`.
     pub fn start(
-        host: &PluginHost,
-        plugin: &LoadedPlugin,
-        node: &str,
-        subtask: u32,
-        parallelism: u32,
-        sandbox: &SandboxSpec,
-        limits: Limits,
-        config: &[(String, String)],
+        spec: &InstanceSpec,
         keyed: Option<crate::keyed::SharedKeyed>,
     ) -> Result<Self, PluginError> {
-        let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        sb.store.data_mut().keyed = keyed;
-        let bindings = match (plugin.contract, plugin.packed) {
-            (Contract::V1, false) => OperatorBindings::List(
-                guarded!(instantiate sb, plugin, bindings::operator::OperatorPluginPre<HostState>)?,
-            ),
-            (Contract::V1, true) => OperatorBindings::Packed(
-                guarded!(instantiate sb, plugin, bindings::packed::operator::PackedOperatorPluginPre<HostState>)?,
-            ),
-            (Contract::V2, false) => OperatorBindings::ListV2(
-                guarded!(instantiate sb, plugin, bindings::v2::operator::OperatorPluginPre<HostState>)?,
-            ),
-            (Contract::V2, true) => OperatorBindings::PackedV2(
-                guarded!(instantiate sb, plugin, bindings::v2::packed_operator::PackedOperatorPluginPre<HostState>)?,
-            ),
-        };
-        let ctx = sb.context(parallelism);
-        let config = config.to_vec();
-        let mut me = OperatorInstance {
-            sandbox: sb,
-            bindings,
-        };
-        match &me.bindings {
-            OperatorBindings::List(b) => guarded!(me.sandbox, "open", |s| b
-                .weir_plugin_operator()
-                .call_open(s, &config, &ctx)),
-            OperatorBindings::ListV2(b) => guarded!(me.sandbox, "open", |s| b
-                .weir_plugin_operator()
-                .call_open(s, &config, &ctx)),
-            OperatorBindings::Packed(b) => guarded!(me.sandbox, "open", |s| b
-                .weir_plugin_packed_operator()
-                .call_open(s, &config, &ctx)),
-            OperatorBindings::PackedV2(b) => guarded!(me.sandbox, "open", |s| b
-                .weir_plugin_packed_operator()
-                .call_open(s, &config, &ctx)),
-        }?;
-        Ok(me)
+        Instance::start(NodeKind::Operator, spec, keyed).map(OperatorInstance)
     }
 
     /// Transform one batch.
     pub fn process(&mut self, batch: &Batch) -> Result<Batch, PluginError> {
-        // The same call on either contract's bindings of one batch form.
-        macro_rules! list {
-            ($b:ident) => {{
-                let records = batch::to_records(batch);
-                let out = guarded!(self.sandbox, "process", |s| $b
-                    .weir_plugin_operator()
-                    .call_process(s, &records))?;
-                self.sandbox.check("process", out)
-            }};
-        }
-        macro_rules! packed {
-            ($b:ident) => {{
-                let out = guarded!(self.sandbox, "process", |s| $b
-                    .weir_plugin_packed_operator()
-                    .call_process(s, batch.as_vec()))?;
-                self.sandbox.unpack("process", out)
-            }};
-        }
-        match &self.bindings {
-            OperatorBindings::List(b) => list!(b),
-            OperatorBindings::ListV2(b) => list!(b),
-            OperatorBindings::Packed(b) => packed!(b),
-            OperatorBindings::PackedV2(b) => packed!(b),
-        }
+        self.0.call_batch_with_batch(Call::Process, batch)
     }
 
     /// The most memory (all memories and tables) this instance has held, in bytes.
     pub fn memory_bytes(&self) -> u64 {
-        self.sandbox.memory_bytes()
+        self.0.sandbox.memory_bytes()
     }
 
+    /// 0.2.0 operators have timers, a watermark and `finish`.
     fn timed(&self) -> bool {
-        matches!(
-            self.bindings,
-            OperatorBindings::ListV2(_) | OperatorBindings::PackedV2(_)
-        )
+        self.0.template.contract == Contract::V2
     }
 
     /// Event time advanced to `ts`: the event-time timers up to it fire (in order, in calls of
@@ -710,31 +692,10 @@ impl OperatorInstance {
     pub fn on_watermark(&mut self, ts: i64) -> Result<Batch, PluginError> {
         let mut out = Batch::empty();
         if self.timed() {
-            self.sandbox.store.data_mut().time.watermark = ts;
+            self.0.sandbox.store.data_mut().time.watermark = ts;
             out = self.fire_due(Domain::EventTime, ts)?;
         }
-        macro_rules! list {
-            ($b:ident) => {{
-                let r = guarded!(self.sandbox, "on-watermark", |s| $b
-                    .weir_plugin_operator()
-                    .call_on_watermark(s, ts))?;
-                self.sandbox.check("on-watermark", r)?
-            }};
-        }
-        macro_rules! packed {
-            ($b:ident) => {{
-                let r = guarded!(self.sandbox, "on-watermark", |s| $b
-                    .weir_plugin_packed_operator()
-                    .call_on_watermark(s, ts))?;
-                self.sandbox.unpack("on-watermark", r)?
-            }};
-        }
-        let produced = match &self.bindings {
-            OperatorBindings::List(b) => list!(b),
-            OperatorBindings::ListV2(b) => list!(b),
-            OperatorBindings::Packed(b) => packed!(b),
-            OperatorBindings::PackedV2(b) => packed!(b),
-        };
+        let produced = self.0.call_batch(Call::OnWatermark, (ts,))?;
         Ok(batch::concat(out, &produced))
     }
 
@@ -748,14 +709,15 @@ impl OperatorInstance {
 
     /// When the earliest processing-time timer is due.
     pub fn next_processing_timer(&self) -> Option<i64> {
-        self.sandbox.store.data().time.timers.next_processing()
+        self.0.sandbox.store.data().time.timers.next_processing()
     }
 
-    /// Fire every timer of `domain` due at `now`, oldest first.
+    /// Fire every timer of `domain` due at `now`, oldest first (0.2.0 operators).
     fn fire_due(&mut self, domain: Domain, now: i64) -> Result<Batch, PluginError> {
         let mut out = Batch::empty();
         loop {
             let due = self
+                .0
                 .sandbox
                 .store
                 .data_mut()
@@ -766,68 +728,43 @@ impl OperatorInstance {
                 return Ok(out);
             }
             let fired: Vec<_> = due.into_iter().map(timer_to_guest).collect();
-            let produced = match &self.bindings {
-                OperatorBindings::ListV2(b) => {
-                    let r = guarded!(self.sandbox, "on-timers", |s| b
-                        .weir_plugin_operator()
-                        .call_on_timers(s, &fired))?;
-                    self.sandbox.check("on-timers", r)?
-                }
-                OperatorBindings::PackedV2(b) => {
-                    let r = guarded!(self.sandbox, "on-timers", |s| b
-                        .weir_plugin_packed_operator()
-                        .call_on_timers(s, &fired))?;
-                    self.sandbox.unpack("on-timers", r)?
-                }
-                OperatorBindings::List(_) | OperatorBindings::Packed(_) => return Ok(out),
-            };
+            let produced = self.0.call_batch(Call::OnTimers, (fired.as_slice(),))?;
             out = batch::concat(out, &produced);
         }
     }
 
     /// End of input: what the plugin still holds back (0.2.0 operators).
     pub fn finish(&mut self) -> Result<Batch, PluginError> {
-        match &self.bindings {
-            OperatorBindings::ListV2(b) => {
-                let r = guarded!(self.sandbox, "finish", |s| b
-                    .weir_plugin_operator()
-                    .call_finish(s))?;
-                self.sandbox.check("finish", r)
-            }
-            OperatorBindings::PackedV2(b) => {
-                let r = guarded!(self.sandbox, "finish", |s| b
-                    .weir_plugin_packed_operator()
-                    .call_finish(s))?;
-                self.sandbox.unpack("finish", r)
-            }
-            OperatorBindings::List(_) | OperatorBindings::Packed(_) => Ok(Batch::empty()),
+        if !self.timed() {
+            return Ok(Batch::empty());
         }
+        self.0.call_batch(Call::Finish, ())
     }
 
     /// Records the plugin sent to `<node>.late` since the last take.
     pub fn take_late(&mut self) -> Vec<Record> {
-        std::mem::take(&mut self.sandbox.store.data_mut().time.late)
+        std::mem::take(&mut self.0.sandbox.store.data_mut().time.late)
     }
 
     /// Late records of another instance of this node, taken with this one's.
     pub fn keep_late(&mut self, late: Vec<Record>) {
-        self.sandbox.store.data_mut().time.late.splice(0..0, late);
+        self.0.sandbox.store.data_mut().time.late.splice(0..0, late);
     }
 
     /// The state: the plugin's bytes, and for 0.2.0 operators the timers and watermark.
     pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
-        let plugin = self.plugin_snapshot()?;
+        let plugin = self.0.snapshot()?;
         if !self.timed() {
             return Ok(plugin);
         }
-        let time = &self.sandbox.store.data().time;
+        let time = &self.0.sandbox.store.data().time;
         let timed = TimedState {
             watermark: time.watermark,
             timers: time.timers.clone(),
             plugin,
         };
         postcard::to_extend(&timed, V2_STATE.to_vec()).map_err(|e| {
-            self.sandbox.error(
+            self.0.sandbox.error(
                 "snapshot",
                 Cause::Error(format!("cannot encode its timers: {e}")),
             )
@@ -837,10 +774,10 @@ impl OperatorInstance {
     /// Restore what [`OperatorInstance::snapshot`] returned (or a 0.1.0 build's plain state).
     pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
         let Some(rest) = state.strip_prefix(V2_STATE.as_slice()) else {
-            return self.plugin_restore(state);
+            return self.0.restore(state);
         };
         if !self.timed() {
-            return Err(self.sandbox.error(
+            return Err(self.0.sandbox.error(
                 "restore",
                 Cause::Error(
                     "the stored state holds timers, which this build (weir:plugin@0.1.0) cannot take: restore it with a 0.2.0 build of the plugin".into(),
@@ -848,120 +785,64 @@ impl OperatorInstance {
             ));
         }
         let timed: TimedState = postcard::from_bytes(rest).map_err(|e| {
-            self.sandbox.error(
+            self.0.sandbox.error(
                 "restore",
                 Cause::Error(format!("the stored timers do not decode: {e}")),
             )
         })?;
-        let time = &mut self.sandbox.store.data_mut().time;
+        let time = &mut self.0.sandbox.store.data_mut().time;
         time.watermark = timed.watermark;
         time.timers = timed.timers;
-        self.plugin_restore(&timed.plugin)
+        self.0.restore(&timed.plugin)
     }
-
-    state_calls!(plugin_snapshot, plugin_restore: OperatorBindings[List, Packed, ListV2, PackedV2]);
-}
-
-/// A sink component's bindings, by batch form (sinks are 0.1.0 only).
-enum SinkBindings {
-    List(bindings::sink::SinkPlugin),
-    Packed(bindings::packed::sink::PackedSinkPlugin),
 }
 
 /// A running sink plugin.
-pub struct SinkInstance {
-    sandbox: Sandboxed,
-    bindings: SinkBindings,
-}
-
-/// Run the same sink call on either form's bindings: the calls other than `write` have the same
-/// signature in `sink` and `packed-sink`.
-macro_rules! sink_call {
-    ($self:ident, $call:literal, |$i:ident, $s:ident| $e:expr) => {
-        match &$self.bindings {
-            SinkBindings::List(b) => guarded!($self.sandbox, $call, |$s| {
-                let $i = b.weir_plugin_sink();
-                $e
-            }),
-            SinkBindings::Packed(b) => guarded!($self.sandbox, $call, |$s| {
-                let $i = b.weir_plugin_packed_sink();
-                $e
-            }),
-        }
-    };
-}
+pub struct SinkInstance(Instance);
 
 impl SinkInstance {
     /// Instantiate and `open` a sink subtask.
-    #[allow(clippy::too_many_arguments)]
-    pub fn start(
-        host: &PluginHost,
-        plugin: &LoadedPlugin,
-        node: &str,
-        subtask: u32,
-        parallelism: u32,
-        sandbox: &SandboxSpec,
-        limits: Limits,
-        config: &[(String, String)],
-    ) -> Result<Self, PluginError> {
-        let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
-        let bindings = if plugin.packed {
-            SinkBindings::Packed(
-                guarded!(instantiate sb, plugin, bindings::packed::sink::PackedSinkPluginPre<HostState>)?,
-            )
-        } else {
-            SinkBindings::List(
-                guarded!(instantiate sb, plugin, bindings::sink::SinkPluginPre<HostState>)?,
-            )
-        };
-        let ctx = sb.context(parallelism);
-        let config = config.to_vec();
-        let mut me = SinkInstance {
-            sandbox: sb,
-            bindings,
-        };
-        sink_call!(me, "open", |i, s| i.call_open(s, &config, &ctx))?;
-        Ok(me)
+    pub fn start(spec: &InstanceSpec) -> Result<Self, PluginError> {
+        Instance::start(NodeKind::Sink, spec, None).map(SinkInstance)
     }
 
     /// Consume one batch.
     pub fn write(&mut self, batch: &Batch) -> Result<(), PluginError> {
-        match &self.bindings {
-            SinkBindings::List(b) => {
-                let records = batch::to_records(batch);
-                guarded!(self.sandbox, "write", |s| b
-                    .weir_plugin_sink()
-                    .call_write(s, &records))
-            }
-            SinkBindings::Packed(b) => guarded!(self.sandbox, "write", |s| b
-                .weir_plugin_packed_sink()
-                .call_write(s, batch.as_vec())),
-        }
+        self.0.call_with_batch(Call::Write, batch)
     }
 
     /// The input ended.
     pub fn finish(&mut self) -> Result<(), PluginError> {
-        sink_call!(self, "finish", |i, s| i.call_finish(s))
+        self.0.call(Call::Finish, ())
     }
 
     /// Phase one of the two-phase commit for `checkpoint`.
     pub fn prepare(&mut self, checkpoint: u64) -> Result<(), PluginError> {
-        sink_call!(self, "prepare", |i, s| i.call_prepare(s, checkpoint))
+        self.0.call(Call::Prepare, (checkpoint,))
     }
 
     /// Phase two: publish everything prepared up to `checkpoint`.
     pub fn commit(&mut self, checkpoint: u64) -> Result<(), PluginError> {
-        sink_call!(self, "commit", |i, s| i.call_commit(s, checkpoint))
+        self.0.call(Call::Commit, (checkpoint,))
     }
 
-    /// Discard what was prepared for `checkpoint`.
+    /// Discard what was prepared for `checkpoint` (`abort` returns nothing).
     pub fn abort(&mut self, checkpoint: u64) -> Result<(), PluginError> {
-        sink_call!(self, "abort", |i, s| async move {
-            i.call_abort(s, checkpoint).await.map(Ok)
-        })
+        let i = &mut self.0;
+        let func = i.func(Call::Abort)?;
+        let outcome = i.sandbox.invoke::<_, ()>("abort", func, (checkpoint,))?;
+        i.sandbox.finish("abort", outcome.map(Ok))
     }
 
-    state_calls!(pub snapshot, restore: SinkBindings[List, Packed]);
+    /// The plugin's state bytes.
+    pub fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        self.0.snapshot()
+    }
+
+    /// Give the plugin back state bytes a `snapshot` returned.
+    pub fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        self.0.restore(state)
+    }
 }
 
 /// Check a batch lifted in the list form against `limits` (a packed one is checked as it is

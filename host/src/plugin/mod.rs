@@ -9,11 +9,13 @@ mod cache;
 mod errno;
 mod instance;
 mod sandbox;
+mod template;
 pub mod text;
 
 pub use bindings::{Header, Record};
 pub use instance::{
-    Cause, Limits, OperatorInstance, Polled, ReplyLimits, SinkInstance, SourceInstance,
+    Cause, InstanceSpec, Limits, OperatorInstance, Polled, ReplyLimits, SinkInstance,
+    SourceInstance,
 };
 pub use sandbox::{DEFAULT_HANDLES, SandboxSpec};
 
@@ -23,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::component::{Component, InstancePre, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine};
 
 /// How often the epoch advances; time budgets are counted in these ticks.
@@ -94,6 +96,13 @@ pub enum PluginError {
         exports: String,
     },
     #[error(
+        "{origin} is an incomplete weir plugin: {message} (build it with this weir's SDK, against its WIT)"
+    )]
+    Incomplete {
+        origin: PluginOrigin,
+        message: String,
+    },
+    #[error(
         "{origin} imports what weir does not provide, so it cannot run here: {message} (weir provides WASI 0.2 and weir:plugin/host-log; build the plugin for wasm32-wasip2 against this weir's WIT)"
     )]
     Imports {
@@ -132,12 +141,8 @@ pub struct LoadedPlugin {
     pub origin: PluginOrigin,
     pub component: Component,
     pub kind: NodeKind,
-    /// Exports the `packed-*` interface of its kind: batches cross as one buffer.
-    pub packed: bool,
-    /// The contract version it was built against.
-    pub contract: Contract,
-    /// Linked against the host: every import resolved and type-checked.
-    pub pre: InstancePre<HostState>,
+    /// What its instances are made from (pre-linked, exports resolved), shared by all of them.
+    pub template: Arc<template::Template>,
 }
 
 /// What `weir inspect` shows of a component.
@@ -266,13 +271,21 @@ impl PluginHost {
                 origin: origin.clone(),
                 message: text::escape(&format!("{e:#}"), text::MAX_TEXT),
             })?;
+        let form = if description.packed {
+            template::Form::Packed
+        } else {
+            template::Form::List
+        };
+        let template = template::Template::new(pre, &component, kind, form, description.contract)
+            .map_err(|message| PluginError::Incomplete {
+            origin: origin.clone(),
+            message,
+        })?;
         Ok(LoadedPlugin {
             origin: origin.clone(),
             component,
             kind,
-            packed: description.packed,
-            contract: description.contract,
-            pre,
+            template: Arc::new(template),
         })
     }
 

@@ -183,6 +183,7 @@ impl RunError {
                 PluginError::Read { .. }
                 | PluginError::Compile { .. }
                 | PluginError::NotAPlugin { .. }
+                | PluginError::Incomplete { .. }
                 | PluginError::Imports { .. }
                 | PluginError::Instantiate { .. },
             ) => Some("the plugin cannot be loaded or started"),

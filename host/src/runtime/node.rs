@@ -10,8 +10,8 @@ use crate::config::OnError;
 use crate::graph::Node;
 use crate::keyed::SharedKeyed;
 use crate::plugin::{
-    LoadedPlugin, OperatorInstance, PluginError, PluginHost, Polled, Record, SinkInstance,
-    SourceInstance,
+    InstanceSpec, LoadedPlugin, OperatorInstance, PluginError, PluginHost, Polled, Record,
+    SinkInstance, SourceInstance,
 };
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -207,16 +207,16 @@ impl NodeFactory {
         let config = node.config.clone();
         match node.kind {
             crate::config::NodeKind::Source => NodeFactory::Source(Arc::new(move |subtask| {
-                let i = SourceInstance::start(
-                    &host,
-                    &plugin,
-                    &uid,
+                let i = SourceInstance::start(&InstanceSpec {
+                    host: &host,
+                    plugin: &plugin,
+                    node: &uid,
                     subtask,
                     parallelism,
-                    &sandbox,
+                    sandbox: &sandbox,
                     limits,
-                    &config,
-                )?;
+                    config: &config,
+                })?;
                 Ok(Box::new(i) as Box<dyn SourceNode>)
             })),
             crate::config::NodeKind::Operator => {
@@ -228,17 +228,17 @@ impl NodeFactory {
                         let (sandbox, config) = (sandbox.clone(), config.clone());
                         let keyed = keyed.clone();
                         move || -> Result<Box<dyn OperatorNode>, PluginError> {
-                            let i = OperatorInstance::start(
-                                &host,
-                                &plugin,
-                                &uid,
+                            let spec = InstanceSpec {
+                                host: &host,
+                                plugin: &plugin,
+                                node: &uid,
                                 subtask,
                                 parallelism,
-                                &sandbox,
+                                sandbox: &sandbox,
                                 limits,
-                                &config,
-                                Some(keyed.clone()),
-                            )?;
+                                config: &config,
+                            };
+                            let i = OperatorInstance::start(&spec, Some(keyed.clone()))?;
                             Ok(Box::new(i))
                         }
                     };
@@ -267,16 +267,16 @@ impl NodeFactory {
                 }))
             }
             crate::config::NodeKind::Sink => NodeFactory::Sink(Arc::new(move |subtask| {
-                let i = SinkInstance::start(
-                    &host,
-                    &plugin,
-                    &uid,
+                let i = SinkInstance::start(&InstanceSpec {
+                    host: &host,
+                    plugin: &plugin,
+                    node: &uid,
                     subtask,
                     parallelism,
-                    &sandbox,
+                    sandbox: &sandbox,
                     limits,
-                    &config,
-                )?;
+                    config: &config,
+                })?;
                 Ok(Box::new(i) as Box<dyn SinkNode>)
             })),
         }
