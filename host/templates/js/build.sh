@@ -9,6 +9,12 @@ js="$weir/guest-sdk/js"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$here/app.js" "$js/weir.js" "$work/"
+# Ahead of time with weval when installed (cargo install weval --version 0.5.0 --locked): the
+# JavaScript's hot paths become Wasm code, ~1.6x faster. WEIR_JS_AOT=0 builds the interpreted form.
+aot=()
+if [ "${WEIR_JS_AOT:-1}" != 0 ] && weval --version 2> /dev/null | grep -q "^weval 0\.5\.0$"; then
+  aot=(--aot --weval-bin "$(command -v weval)")
+fi
 cd "$work"
 "$js/node_modules/.bin/componentize-js" app.js --wit "$weir/wit" --world-name {{world}} \
-  -d http -d fetch-event -o "$here/{{name}}.wasm" > /dev/null
+  -d http -d fetch-event "${aot[@]}" -o "$here/{{name}}.wasm" > /dev/null
