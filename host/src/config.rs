@@ -40,6 +40,19 @@ pub struct PipelineFile {
     pub checkpoint: CheckpointSection,
     #[serde(default)]
     pub restart: Option<RestartSection>,
+    #[serde(default)]
+    pub http: Option<HttpSection>,
+}
+
+/// `[http]`: the job's HTTP API and dashboard (off unless asked; `weir run --http` overrides).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    /// Where to listen, e.g. "127.0.0.1:8080". Any address but loopback needs a token.
+    pub listen: String,
+    /// A file holding the API token (used when WEIR_HTTP_TOKEN is unset); relative to the
+    /// pipeline file.
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[checkpoint]`: Flink's checkpoint settings, with the same meanings.
@@ -176,7 +189,7 @@ fn default_channel_capacity() -> usize {
 }
 
 /// The kind of a node, which must match its plugin's world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeKind {
     Source,
@@ -208,7 +221,7 @@ pub enum OnError {
 }
 
 /// How records travel from an input node to this node's subtasks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Partition {
     /// Subtask i feeds subtask i (needs equal parallelism); the default.

@@ -15,7 +15,9 @@
 //! - [`state`]: the sled store of checkpoints: blobs with checksums, metadata, retention.
 //! - [`keyed`]: keyed state in key groups: the live store per subtask, incremental pieces, queries.
 //! - [`time`]: event time: watermark strategies and generators, operator timers.
-//! - [`metrics`]: records in/out per node, live progress and the end-of-run summary.
+//! - [`metrics`]: per node and subtask counters, live progress and the end-of-run summary.
+//! - [`live`]: the running job as the HTTP API shows it: graph, status, checkpoints, restarts.
+//! - [`http`]: the job's HTTP server: JSON API, Prometheus `/metrics`, dashboard, control.
 //! - [`bench`]: the benchmark workload and its native twins.
 //! - [`cli`]: the `weir` commands.
 //!
@@ -30,7 +32,9 @@ pub mod cli;
 pub mod config;
 pub mod connector;
 pub mod graph;
+pub mod http;
 pub mod keyed;
+pub mod live;
 pub mod metrics;
 pub mod outputs;
 pub mod plugin;

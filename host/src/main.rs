@@ -14,12 +14,14 @@ fn main() -> ExitCode {
     let cli = weir_host::cli::Cli::parse();
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn,weir=info"));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match cli.log_format {
+        weir_host::cli::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+        weir_host::cli::LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     match weir_host::cli::dispatch(cli) {
         Ok(code) => code,
         Err(e) => {

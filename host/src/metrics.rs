@@ -1,19 +1,19 @@
-//! Records in and out per node, live progress on a terminal, and the end-of-run summary.
+//! Per node and per subtask: records in and out, busy and backpressured time, input queue,
+//! watermark, plugin memory; live progress on a terminal, and the end-of-run summary.
 //!
-//! Invariant: counting is a relaxed atomic add per batch (never per record), so metrics cost
-//! nothing measurable on the data path.
+//! Invariant: each subtask counts on its own thread with relaxed atomics, once per batch (never
+//! per record), so metrics cost nothing measurable on the data path.
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Counters of one node, summed over its subtasks.
+/// Counters of one node: per subtask, and summed over them.
 pub struct NodeMetrics {
     pub uid: String,
     pub parallelism: u32,
-    records_in: AtomicU64,
-    records_out: AtomicU64,
+    subtasks: Box<[SubtaskMetrics]>,
     /// Poison records skipped or dead-lettered (`on_error`).
     isolated: AtomicU64,
     /// Records that came too late for the node's event-time logic (`<node>.late`).
@@ -22,25 +22,109 @@ pub struct NodeMetrics {
     late_dropped: AtomicU64,
 }
 
-impl NodeMetrics {
-    pub fn new(uid: &str, parallelism: u32) -> Self {
-        NodeMetrics {
-            uid: uid.to_owned(),
-            parallelism,
-            records_in: AtomicU64::new(0),
-            records_out: AtomicU64::new(0),
-            isolated: AtomicU64::new(0),
-            late: AtomicU64::new(0),
-            late_dropped: AtomicU64::new(0),
-        }
-    }
+/// What one subtask did, as its own thread counts it (relaxed atomics, once per batch).
+#[derive(Default)]
+pub struct SubtaskMetrics {
+    records_in: AtomicU64,
+    records_out: AtomicU64,
+    /// Nanoseconds in the node's own code: plugin calls (for a Wasm node, its Wasm time with
+    /// the host calls it makes) or the native connector's work.
+    busy_ns: AtomicU64,
+    /// Nanoseconds waiting for room in a full downstream channel.
+    backpressure_ns: AtomicU64,
+    /// Messages waiting in its input channels when it last took one.
+    queued: AtomicU64,
+    /// The event time its input has reached (sources: that they emitted), ms; `i64::MIN`: none yet.
+    watermark: AtomicI64,
+    /// The most memory its plugin instance has held, bytes (Wasm operators).
+    memory: AtomicU64,
+}
 
+impl SubtaskMetrics {
     pub fn add_in(&self, n: usize) {
         self.records_in.fetch_add(n as u64, Ordering::Relaxed);
     }
 
     pub fn add_out(&self, n: usize) {
         self.records_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_busy(&self, d: Duration) {
+        self.busy_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn add_backpressure(&self, d: Duration) {
+        self.backpressure_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub fn set_queued(&self, n: usize) {
+        self.queued.store(n as u64, Ordering::Relaxed);
+    }
+
+    pub fn set_watermark(&self, ts: i64) {
+        self.watermark.store(ts, Ordering::Relaxed);
+    }
+
+    pub fn set_memory(&self, bytes: u64) {
+        self.memory.store(bytes, Ordering::Relaxed);
+    }
+
+    pub fn records_in(&self) -> u64 {
+        self.records_in.load(Ordering::Relaxed)
+    }
+
+    pub fn records_out(&self) -> u64 {
+        self.records_out.load(Ordering::Relaxed)
+    }
+
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy_ns.load(Ordering::Relaxed))
+    }
+
+    pub fn backpressured(&self) -> Duration {
+        Duration::from_nanos(self.backpressure_ns.load(Ordering::Relaxed))
+    }
+
+    pub fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// `None` before the first watermark.
+    pub fn watermark(&self) -> Option<i64> {
+        Some(self.watermark.load(Ordering::Relaxed)).filter(|&t| t > i64::MIN)
+    }
+
+    pub fn memory(&self) -> u64 {
+        self.memory.load(Ordering::Relaxed)
+    }
+}
+
+impl NodeMetrics {
+    pub fn new(uid: &str, parallelism: u32) -> Self {
+        NodeMetrics {
+            uid: uid.to_owned(),
+            parallelism,
+            subtasks: (0..parallelism)
+                .map(|_| SubtaskMetrics {
+                    watermark: AtomicI64::new(i64::MIN),
+                    ..Default::default()
+                })
+                .collect(),
+            isolated: AtomicU64::new(0),
+            late: AtomicU64::new(0),
+            late_dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// The counters of subtask `i`.
+    pub fn subtask(&self, i: u32) -> &SubtaskMetrics {
+        &self.subtasks[i as usize]
+    }
+
+    pub fn subtasks(&self) -> &[SubtaskMetrics] {
+        &self.subtasks
     }
 
     pub fn add_isolated(&self, n: u64) {
@@ -72,11 +156,20 @@ impl NodeMetrics {
     }
 
     pub fn records_in(&self) -> u64 {
-        self.records_in.load(Ordering::Relaxed)
+        self.subtasks.iter().map(SubtaskMetrics::records_in).sum()
     }
 
     pub fn records_out(&self) -> u64 {
-        self.records_out.load(Ordering::Relaxed)
+        self.subtasks.iter().map(SubtaskMetrics::records_out).sum()
+    }
+
+    /// The node's watermark: the least of its subtasks' (`None` until every subtask has one).
+    pub fn watermark(&self) -> Option<i64> {
+        self.subtasks
+            .iter()
+            .map(SubtaskMetrics::watermark)
+            .collect::<Option<Vec<_>>>()
+            .and_then(|w| w.into_iter().min())
     }
 }
 
@@ -204,10 +297,17 @@ mod tests {
     #[test]
     fn summary_lists_every_node() {
         let a = Arc::new(NodeMetrics::new("lines", 1));
-        a.add_out(10);
+        a.subtask(0).add_out(10);
         let b = Arc::new(NodeMetrics::new("count", 2));
-        b.add_in(10);
-        b.add_out(7);
+        b.subtask(0).add_in(4);
+        b.subtask(1).add_in(6);
+        b.subtask(1).add_out(7);
+        assert_eq!(b.records_in(), 10);
+        assert_eq!(b.watermark(), None);
+        b.subtask(0).set_watermark(5);
+        assert_eq!(b.watermark(), None, "one subtask has no watermark yet");
+        b.subtask(1).set_watermark(3);
+        assert_eq!(b.watermark(), Some(3));
         let s = summary(&[a, b], Duration::from_millis(1500));
         assert!(s.contains("lines"), "{s}");
         assert!(s.contains("count (x2)"), "{s}");

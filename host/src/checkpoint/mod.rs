@@ -25,12 +25,12 @@ pub struct StoreHooks<'a> {
     pub retain: usize,
     pub pipeline: String,
     pub savepoint_dir: PathBuf,
-    /// Set when a savepoint was written this run.
-    pub savepoint: Option<PathBuf>,
+    /// The newest savepoint written this run: (checkpoint id, directory).
+    pub savepoint: Option<(u64, PathBuf)>,
 }
 
 impl CheckpointHooks for StoreHooks<'_> {
-    fn started(&mut self, id: u64) -> Result<(), String> {
+    fn started(&mut self, id: u64, _savepoint: bool) -> Result<(), String> {
         self.store
             .started(id, std::time::SystemTime::now())
             .map_err(|e| e.to_string())
@@ -48,7 +48,7 @@ impl CheckpointHooks for StoreHooks<'_> {
                 Some(self.store.pieces()),
             )
             .map_err(|e| format!("cannot write savepoint {}: {e}", cp.id))?;
-            self.savepoint = Some(dir);
+            self.savepoint = Some((cp.id, dir));
         }
         self.store
             .complete(
@@ -84,6 +84,13 @@ impl CheckpointHooks for StoreHooks<'_> {
         if let Err(e) = self.store.failed(id, reason) {
             tracing::warn!("cannot record that checkpoint {id} failed: {e}");
         }
+    }
+
+    fn savepoint_path(&self, id: u64) -> Option<PathBuf> {
+        self.savepoint
+            .as_ref()
+            .filter(|(at, _)| *at == id)
+            .map(|(_, dir)| dir.clone())
     }
 }
 

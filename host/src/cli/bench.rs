@@ -645,8 +645,8 @@ impl<'a> Timed<'a> {
 }
 
 impl CheckpointHooks for Timed<'_> {
-    fn started(&mut self, id: u64) -> Result<(), String> {
-        self.inner.started(id)
+    fn started(&mut self, id: u64, savepoint: bool) -> Result<(), String> {
+        self.inner.started(id, savepoint)
     }
     fn complete(&mut self, cp: &CompletedCheckpoint) -> Result<(), String> {
         let t = Instant::now();

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_kafka;
 mod checkpoints;
+mod client;
 mod inspect;
 mod new;
 mod run;
@@ -20,8 +21,18 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "weir", version, about, long_about)]
 pub struct Cli {
+    /// How log lines are written on stderr: `text` for people, `json` (one object per line) for
+    /// log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -52,6 +63,12 @@ pub enum Command {
     /// Measure throughput: memory source → Wasm filter+map → discarding sink, against the same
     /// logic run natively in this process.
     Bench(bench::BenchArgs),
+    /// Show a running job's status, nodes and rates (its HTTP API at ADDR).
+    Status(client::StatusArgs),
+    /// Take a savepoint of a running job; the job goes on.
+    Savepoint(client::AddrArgs),
+    /// Stop a running job: with a savepoint (--savepoint), or cancel it at once without.
+    Stop(client::StopArgs),
 }
 
 /// Run a parsed command line; the exit code on success.
@@ -73,5 +90,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Checkpoints(cmd) => checkpoints::checkpoints(cmd),
         Command::State(cmd) => state::state(cmd),
         Command::Bench(args) => bench::bench(args),
+        Command::Status(args) => client::status(args),
+        Command::Savepoint(args) => client::savepoint(args),
+        Command::Stop(args) => client::stop(args),
     }
 }

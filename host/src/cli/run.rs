@@ -9,6 +9,7 @@ use crate::checkpoint::settings::CheckpointSettings;
 use crate::checkpoint::{StoreHooks, identity, restore_point, savepoint};
 use crate::config::PipelineSpec;
 use crate::graph::JobGraph;
+use crate::live::{Live, LiveHooks, Status};
 use crate::plugin::PluginHost;
 use crate::restart::{RestartStrategy, RestartTracker};
 use crate::runtime::{self, CheckpointHooks, Job, NoCheckpointStore, RestorePoint, RunOptions};
@@ -47,6 +48,11 @@ pub struct RunArgs {
     /// one (every plugin call cut short), e.g. "30s".
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_grace)]
     pub stop_grace: std::time::Duration,
+    /// Serve the HTTP API, the dashboard and /metrics on this address (e.g. 127.0.0.1:8080;
+    /// port 0 picks a free one). Overrides [http] listen. Any address but loopback needs a
+    /// token in WEIR_HTTP_TOKEN (or [http] token_file).
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
 }
 
 fn parse_grace(text: &str) -> Result<std::time::Duration, String> {
@@ -61,7 +67,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    rt.spawn(stop_on_signals(stop_tx));
+    let stop_tx = Arc::new(stop_tx);
+    rt.spawn(stop_on_signals(stop_tx.clone()));
     let spec = PipelineSpec::load(&args.pipeline)?;
     let settings = CheckpointSettings::from_spec(&spec)?;
     let restart = RestartStrategy::from_spec(&spec, settings.enabled)?;
@@ -140,161 +147,234 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sp.import_pieces(store.pieces())
             .map_err(anyhow::Error::msg)?;
     }
-    let mut tracker = RestartTracker::new(restart);
-    loop {
-        // What this attempt resumes from.
-        let mut restore: Option<RestorePoint> = None;
-        if let Some(store) = &store {
-            let latest = store.latest_restorable()?;
-            let ours = latest.filter(|r| from_savepoint.is_none() || r.meta.id >= run_first_id);
-            if let Some(r) = ours {
-                if r.meta.finished {
-                    // The run that finished may have died before every sink committed.
-                    recommit_sinks(&graph, &host, &job.id, r.meta.id, &r.states)?;
-                    eprintln!(
-                        "{}: the job already finished (checkpoint {}); its output is complete. Run with --fresh to start over.",
-                        spec.name, r.meta.id
+    // The HTTP API sees the job through `live` and asks it things through `commands`.
+    let live = Live::new(&graph, &job.id);
+    let (commands_tx, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+    let commands: runtime::Commands = Arc::new(tokio::sync::Mutex::new(commands_rx));
+    let server = match http_settings(&args, &spec)? {
+        Some(settings) => Some(crate::http::Server::start(
+            rt.handle(),
+            &settings,
+            crate::http::Control {
+                live: live.clone(),
+                commands: commands_tx,
+                stop: stop_tx.clone(),
+                keyed: keyed_store.as_ref().map(|k| k.registry.clone()),
+            },
+        )?),
+        None => None,
+    };
+    let outcome = (|| -> anyhow::Result<ExitCode> {
+        let mut tracker = RestartTracker::new(restart);
+        loop {
+            live.attempt_starting();
+            // What this attempt resumes from.
+            let mut restore: Option<RestorePoint> = None;
+            if let Some(store) = &store {
+                let latest = store.latest_restorable()?;
+                let ours = latest.filter(|r| from_savepoint.is_none() || r.meta.id >= run_first_id);
+                if let Some(r) = ours {
+                    if r.meta.finished {
+                        // The run that finished may have died before every sink committed.
+                        recommit_sinks(&graph, &host, &job.id, r.meta.id, &r.states)?;
+                        eprintln!(
+                            "{}: the job already finished (checkpoint {}); its output is complete. Run with --fresh to start over.",
+                            spec.name, r.meta.id
+                        );
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    let abort = store.incomplete_after(r.meta.id)?;
+                    tracing::info!("resuming from checkpoint {}", r.meta.id);
+                    restore = Some(
+                        restore_point(
+                            &graph,
+                            r.meta.id,
+                            r.states,
+                            r.meta.keyed,
+                            args.allow_non_restored_state,
+                            abort,
+                        )
+                        .map_err(anyhow::Error::msg)?,
                     );
-                    return Ok(ExitCode::SUCCESS);
+                } else if from_savepoint.is_none() && job.checkpointed {
+                    bail!(
+                        "{}: the checkpoint store in {} holds no intact checkpoint, but this job ({}) completed checkpoints before: the store was lost or damaged. Starting over would replay the input into outputs that already hold committed data. Resume from a savepoint (weir run --from-savepoint DIR {}; savepoints are kept in {}), or start over with --fresh --yes (exactly-once file outputs are then replaced)",
+                        spec.name,
+                        store.dir().display(),
+                        job.id,
+                        args.pipeline.display(),
+                        settings.dir.join("savepoints").display()
+                    );
+                } else if let Some(sp) = &from_savepoint {
+                    restore = Some(
+                        restore_point(
+                            &graph,
+                            sp.meta.checkpoint,
+                            sp.states.clone(),
+                            sp.meta.keyed.clone(),
+                            args.allow_non_restored_state,
+                            Vec::new(),
+                        )
+                        .map_err(anyhow::Error::msg)?,
+                    );
                 }
-                let abort = store.incomplete_after(r.meta.id)?;
-                tracing::info!("resuming from checkpoint {}", r.meta.id);
-                restore = Some(
-                    restore_point(
-                        &graph,
-                        r.meta.id,
-                        r.states,
-                        r.meta.keyed,
-                        args.allow_non_restored_state,
-                        abort,
-                    )
-                    .map_err(anyhow::Error::msg)?,
-                );
-            } else if from_savepoint.is_none() && job.checkpointed {
-                bail!(
-                    "{}: the checkpoint store in {} holds no intact checkpoint, but this job ({}) completed checkpoints before: the store was lost or damaged. Starting over would replay the input into outputs that already hold committed data. Resume from a savepoint (weir run --from-savepoint DIR {}; savepoints are kept in {}), or start over with --fresh --yes (exactly-once file outputs are then replaced)",
-                    spec.name,
-                    store.dir().display(),
-                    job.id,
-                    args.pipeline.display(),
-                    settings.dir.join("savepoints").display()
-                );
-            } else if let Some(sp) = &from_savepoint {
-                restore = Some(
-                    restore_point(
-                        &graph,
-                        sp.meta.checkpoint,
-                        sp.states.clone(),
-                        sp.meta.keyed.clone(),
-                        args.allow_non_restored_state,
-                        Vec::new(),
-                    )
-                    .map_err(anyhow::Error::msg)?,
-                );
             }
-        }
-        let first_id = match &store {
-            Some(s) => s.next_id()?.max(run_first_id),
-            None => 1,
-        };
-        let options = RunOptions {
-            interval: settings.enabled.then_some(settings.interval),
-            exactly_once: settings.exactly_once,
-            timeout: settings.timeout,
-            max_concurrent: settings.max_concurrent,
-            min_pause: settings.min_pause,
-            first_id,
-            restore,
-            progress: !args.quiet && std::io::stderr().is_terminal(),
-            stop_grace: args.stop_grace,
-            keyed: keyed_store.clone(),
-        };
-        let mut store_hooks = store.as_ref().map(|s| StoreHooks {
-            store: s,
-            job: job.clone(),
-            state_dir: settings.dir.clone(),
-            retain: settings.retain,
-            pipeline: spec.name.clone(),
-            savepoint_dir: settings.dir.join("savepoints"),
-            savepoint: None,
-        });
-        let mut none = NoCheckpointStore;
-        let hooks: &mut dyn CheckpointHooks = match &mut store_hooks {
-            Some(h) => h,
-            None => &mut none,
-        };
-        let job_run = Job::from_graph(&graph, host.clone(), &job.id);
-        let outcome = rt.block_on(runtime::run(job_run, options, hooks, Some(stop_rx.clone())));
-        if let Some(h) = &store_hooks {
-            job.checkpointed |= h.job.checkpointed;
-        }
-        match outcome {
-            Ok(report) => {
-                if !args.quiet {
-                    eprintln!(
-                        "{}",
-                        crate::metrics::summary(&report.metrics, report.elapsed)
-                    );
-                }
-                if let Some(id) = report.savepoint {
-                    match store_hooks.and_then(|h| h.savepoint) {
-                        Some(dir) => {
-                            println!("savepoint {id}: {}", dir.display());
-                            eprintln!(
-                                "stopped with savepoint {id}; resume with: weir run --from-savepoint {} {}",
-                                dir.display(),
-                                args.pipeline.display()
-                            );
-                        }
-                        None => {
-                            eprintln!("stopped (checkpointing is off: no savepoint was written)")
+            let first_id = match &store {
+                Some(s) => s.next_id()?.max(run_first_id),
+                None => 1,
+            };
+            let options = RunOptions {
+                interval: settings.enabled.then_some(settings.interval),
+                exactly_once: settings.exactly_once,
+                timeout: settings.timeout,
+                max_concurrent: settings.max_concurrent,
+                min_pause: settings.min_pause,
+                first_id,
+                restore,
+                progress: !args.quiet && std::io::stderr().is_terminal(),
+                stop_grace: args.stop_grace,
+                keyed: keyed_store.clone(),
+                commands: Some(commands.clone()),
+                live: Some(live.clone()),
+            };
+            let mut store_hooks = store.as_ref().map(|s| StoreHooks {
+                store: s,
+                job: job.clone(),
+                state_dir: settings.dir.clone(),
+                retain: settings.retain,
+                pipeline: spec.name.clone(),
+                savepoint_dir: settings.dir.join("savepoints"),
+                savepoint: None,
+            });
+            let mut none = NoCheckpointStore;
+            let inner: &mut dyn CheckpointHooks = match &mut store_hooks {
+                Some(h) => h,
+                None => &mut none,
+            };
+            let mut hooks = LiveHooks {
+                inner,
+                live: live.clone(),
+            };
+            let job_run = Job::from_graph(&graph, host.clone(), &job.id);
+            let outcome = rt.block_on(runtime::run(
+                job_run,
+                options,
+                &mut hooks,
+                Some(stop_rx.clone()),
+            ));
+            if let Some(h) = &store_hooks {
+                job.checkpointed |= h.job.checkpointed;
+            }
+            match outcome {
+                Ok(report) => {
+                    live.set_status(Status::Finished);
+                    if !args.quiet {
+                        eprintln!(
+                            "{}",
+                            crate::metrics::summary(&report.metrics, report.elapsed)
+                        );
+                    }
+                    if let Some(id) = report.savepoint {
+                        match store_hooks.and_then(|h| h.savepoint) {
+                            Some((_, dir)) => {
+                                println!("savepoint {id}: {}", dir.display());
+                                eprintln!(
+                                    "stopped with savepoint {id}; resume with: weir run --from-savepoint {} {}",
+                                    dir.display(),
+                                    args.pipeline.display()
+                                );
+                            }
+                            None => {
+                                eprintln!(
+                                    "stopped (checkpointing is off: no savepoint was written)"
+                                )
+                            }
                         }
                     }
+                    return Ok(ExitCode::SUCCESS);
                 }
-                return Ok(ExitCode::SUCCESS);
-            }
-            Err(e) => {
-                if *stop_rx.borrow() {
-                    return Err(e).context("the job failed while stopping");
-                }
-                if let Some(why) = e.incurable() {
-                    return Err(e).with_context(|| {
+                Err(e) => {
+                    if live.was_cancel_requested() {
+                        live.set_status(Status::Cancelled);
+                        return Err(e.into());
+                    }
+                    if *stop_rx.borrow() {
+                        live.failed(&e.to_string(), false);
+                        return Err(e).context("the job failed while stopping");
+                    }
+                    if let Some(why) = e.incurable() {
+                        live.failed(&e.to_string(), false);
+                        return Err(e).with_context(|| {
                         format!(
                             "the job failed and was not restarted ({why}: a restart cannot cure it)"
                         )
                     });
-                }
-                let Some(delay) = tracker.on_failure() else {
-                    let restarts = tracker.restarts();
-                    return if restarts > 0 {
-                        Err(e).with_context(|| {
-                            format!("the job failed; gave up after {restarts} restart(s)")
-                        })
-                    } else {
-                        Err(e.into())
-                    };
-                };
-                tracing::warn!(
-                    "the job failed: {e}; restart {} in {} from the latest checkpoint",
-                    tracker.restarts(),
-                    humantime::format_duration(std::time::Duration::from_millis(
-                        delay.as_millis() as u64
-                    ))
-                );
-                let mut stop = stop_rx.clone();
-                let stopped = rt.block_on(async {
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => false,
-                        _ = stop.changed() => true,
                     }
-                });
-                if stopped {
-                    return Err(e).context("stopped while waiting to restart");
+                    let Some(delay) = tracker.on_failure() else {
+                        live.failed(&e.to_string(), false);
+                        let restarts = tracker.restarts();
+                        return if restarts > 0 {
+                            Err(e).with_context(|| {
+                                format!("the job failed; gave up after {restarts} restart(s)")
+                            })
+                        } else {
+                            Err(e.into())
+                        };
+                    };
+                    live.failed(&e.to_string(), true);
+                    tracing::warn!(
+                        "the job failed: {e}; restart {} in {} from the latest checkpoint",
+                        tracker.restarts(),
+                        humantime::format_duration(std::time::Duration::from_millis(
+                            delay.as_millis() as u64
+                        ))
+                    );
+                    let mut stop = stop_rx.clone();
+                    let stopped = rt.block_on(async {
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => false,
+                            _ = stop.changed() => true,
+                        }
+                    });
+                    if stopped {
+                        live.set_status(Status::Finished);
+                        return Err(e).context("stopped while waiting to restart");
+                    }
+                    tracker.attempt_started();
                 }
-                tracker.attempt_started();
             }
         }
+    })();
+    if let Some(server) = server {
+        server.shutdown(rt.handle());
     }
+    outcome
+}
+
+/// Where the HTTP API listens, if anywhere: `--http`, else `[http] listen`.
+fn http_settings(
+    args: &RunArgs,
+    spec: &PipelineSpec,
+) -> anyhow::Result<Option<crate::http::Settings>> {
+    let section = spec.file.http.as_ref();
+    let listen = match (args.http, section) {
+        (Some(addr), _) => addr,
+        (None, Some(h)) => h.listen.parse().map_err(|e| {
+            anyhow::anyhow!(
+                "{}: [http] listen = {:?} is not an address such as \"127.0.0.1:8080\" ({e})",
+                spec.path.display(),
+                h.listen
+            )
+        })?,
+        (None, None) => return Ok(None),
+    };
+    let token_file = section
+        .and_then(|h| h.token_file.as_ref())
+        .map(|f| spec.base.join(f));
+    Ok(Some(crate::http::Settings::resolve(
+        listen,
+        token_file.as_deref(),
+    )?))
 }
 
 /// Commit checkpoint `id` again in every sink subtask (start, restore its state, commit): sinks'
@@ -409,7 +489,7 @@ fn check_savepoint_owner(
 }
 
 /// The first SIGTERM or SIGINT asks the job to stop with a savepoint; a second one exits at once.
-async fn stop_on_signals(stop: tokio::sync::watch::Sender<bool>) {
+async fn stop_on_signals(stop: Arc<tokio::sync::watch::Sender<bool>>) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

@@ -44,7 +44,8 @@ impl Registry {
             .collect()
     }
 
-    fn answer(&self, q: &Request) -> Result<Found, String> {
+    /// Answer one query from the running subtasks' keyed state.
+    pub fn answer(&self, q: &Request) -> Result<Found, String> {
         let subtasks = self.of(&q.node);
         if subtasks.is_empty() {
             return Err(format!(

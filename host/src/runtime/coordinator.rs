@@ -45,7 +45,27 @@ pub struct RunOptions {
     pub stop_grace: Duration,
     /// Where operators keep keyed state; `None`: a temporary store for this run.
     pub keyed: Option<crate::keyed::Store>,
+    /// Requests from outside the job (the HTTP API), across attempts.
+    pub commands: Option<Commands>,
+    /// Where the job shows itself (the HTTP API): each attempt publishes its metrics there.
+    pub live: Option<Arc<crate::live::Live>>,
 }
+
+/// What the job's operator asks of a running job.
+#[derive(Debug)]
+pub enum Command {
+    /// Trigger a checkpoint now (a savepoint if `savepoint`, the job going on): the reply is
+    /// its id, or why none could start.
+    Checkpoint {
+        savepoint: bool,
+        reply: tokio::sync::oneshot::Sender<Result<u64, String>>,
+    },
+    /// Cancel the job at once, without a savepoint.
+    Cancel,
+}
+
+/// The receiving end of [`Command`]s, shared by the attempts of one run.
+pub type Commands = Arc<tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Command>>>;
 
 impl Default for RunOptions {
     fn default() -> Self {
@@ -60,6 +80,8 @@ impl Default for RunOptions {
             progress: false,
             stop_grace: Duration::from_secs(60),
             keyed: None,
+            commands: None,
+            live: None,
         }
     }
 }
@@ -98,14 +120,18 @@ pub struct CompletedCheckpoint {
 
 /// Where checkpoints go. The runtime calls these on the coordinator's thread.
 pub trait CheckpointHooks: Send {
-    /// A checkpoint was triggered.
-    fn started(&mut self, _id: u64) -> Result<(), String> {
+    /// A checkpoint (a savepoint if `savepoint`) was triggered.
+    fn started(&mut self, _id: u64, _savepoint: bool) -> Result<(), String> {
         Ok(())
     }
     /// Make `checkpoint` durable. Sinks commit it only after this returns `Ok`.
     fn complete(&mut self, checkpoint: &CompletedCheckpoint) -> Result<(), String>;
     /// `id` will never complete.
     fn failed(&mut self, _id: u64, _reason: &str) {}
+    /// Where savepoint `id` was written, once it is complete.
+    fn savepoint_path(&self, _id: u64) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Hooks that keep nothing: checkpoints only drive the sinks' two-phase commit.
@@ -267,10 +293,11 @@ pub async fn run(
                     .map(|r| r.abort.clone())
                     .unwrap_or_default(),
             };
-            let out = Output::new(
+            let mut out = Output::new(
                 std::mem::take(&mut outs[i][s as usize]),
                 job.max_parallelism,
             );
+            out.measure(metrics[i].clone(), s);
             let chain = std::mem::take(&mut chains[i][s as usize]);
             let inputs = Inputs::new(
                 std::mem::take(&mut ins[i][s as usize]),
@@ -446,7 +473,7 @@ pub async fn run(
                    controls: &[Sender<Control>],
                    hooks: &mut dyn CheckpointHooks|
      -> Result<(), RunError> {
-        hooks.started(id).map_err(RunError::Checkpoint)?;
+        hooks.started(id, savepoint).map_err(RunError::Checkpoint)?;
         let barrier = Barrier { id, last };
         pending.insert(
             id,
@@ -468,6 +495,14 @@ pub async fn run(
             if last { " (last)" } else { "" }
         );
         Ok(())
+    };
+
+    if let Some(live) = &options.live {
+        live.running(metrics.clone());
+    }
+    let mut commands = match &options.commands {
+        Some(c) => Some(c.clone().lock_owned().await),
+        None => None,
     };
 
     // A stop asked for before the job started (during start-up) is honoured at once: the
@@ -495,6 +530,9 @@ pub async fn run(
                     continue;
                 }
                 stop_asked = Some(Instant::now());
+                if let Some(live) = &options.live {
+                    live.set_status(crate::live::Status::Stopping);
+                }
                 if final_id.is_some() {
                     tracing::info!("stop asked while the job is finishing: it has {:?} to finish", options.stop_grace);
                     continue;
@@ -506,6 +544,40 @@ pub async fn run(
                 tracing::info!("stopping with savepoint {id}");
                 if let Err(e) = trigger(id, true, true, &mut pending, &source_controls, hooks) {
                     fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
+                }
+            }
+            // Requests from outside: a checkpoint or savepoint now, a cancel.
+            command = async { commands.as_mut().expect("guarded").recv().await }, if commands.is_some() && error.is_none() => {
+                match command {
+                    None => commands = None,
+                    Some(Command::Checkpoint { savepoint, reply }) => {
+                        let answer = if final_id.is_some() {
+                            Err("the job is finishing: it takes no more checkpoints".to_string())
+                        } else if pending.len() >= options.max_concurrent {
+                            Err(format!(
+                                "{} checkpoint(s) in progress, the most allowed at once ([checkpoint] max_concurrent = {}): ask again when it completes",
+                                pending.len(),
+                                options.max_concurrent
+                            ))
+                        } else {
+                            let id = next_id;
+                            next_id += 1;
+                            tracing::info!("{} {id} asked for", if savepoint { "savepoint" } else { "checkpoint" });
+                            match trigger(id, false, savepoint, &mut pending, &source_controls, hooks) {
+                                Ok(()) => Ok(id),
+                                Err(e) => {
+                                    let message = e.to_string();
+                                    fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
+                                    Err(message)
+                                }
+                            }
+                        };
+                        let _ = reply.send(answer);
+                    }
+                    Some(Command::Cancel) => {
+                        tracing::warn!("cancelling the job on request");
+                        fail(&mut error, RunError::CancelledOnRequest, &cancel, &mut source_controls, &mut sink_controls);
+                    }
                 }
             }
             // Expire checkpoints past their timeout; cancel a stop past its grace.

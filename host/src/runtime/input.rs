@@ -90,6 +90,11 @@ impl Inputs {
     }
 
     /// Block until there is something to act on, or until `deadline` ([`Step::Tick`]).
+    /// Messages waiting in the input channels.
+    pub fn queued(&self) -> usize {
+        self.rx.iter().map(Receiver::len).sum()
+    }
+
     pub fn next(&mut self, control: Option<&Receiver<Control>>, deadline: Option<Instant>) -> Step {
         loop {
             if std::mem::take(&mut self.end_pending)

@@ -17,7 +17,8 @@ mod poison;
 mod subtask;
 
 pub use coordinator::{
-    CheckpointHooks, CompletedCheckpoint, NoCheckpointStore, RestorePoint, RunOptions, StopSignal,
+    CheckpointHooks, Command, Commands, CompletedCheckpoint, NoCheckpointStore, RestorePoint,
+    RunOptions, StopSignal,
 };
 pub use node::{NodeFactory, OperatorFactory, OperatorNode, SinkNode, SourceNode};
 pub use output::stable_hash;
@@ -148,6 +149,8 @@ pub enum RunError {
     Checkpoint(String),
     #[error("the job was cancelled")]
     Cancelled,
+    #[error("the job was cancelled on request (its HTTP API), without a savepoint")]
+    CancelledOnRequest,
     #[error(
         "the stop with savepoint did not complete within {0:?} (a plugin call still running?): the job was cancelled without a savepoint; its latest complete checkpoint is kept (raise --stop-grace to wait longer)"
     )]
@@ -192,6 +195,7 @@ impl RunError {
                 ..
             }) => Some("the plugin does not speak this weir's batch format"),
             RunError::Time(_) => Some("the input has a record without a usable event time"),
+            RunError::CancelledOnRequest => Some("it was cancelled on request"),
             _ => None,
         }
     }

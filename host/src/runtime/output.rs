@@ -9,7 +9,10 @@ use super::chain::Chained;
 use super::{Message, Port, RunError};
 use crate::batch::{Batch, BatchBuilder};
 use crate::config::Partition;
-use crossbeam_channel::Sender;
+use crate::metrics::NodeMetrics;
+use crossbeam_channel::{Sender, TrySendError};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// The downstream went away (it failed or the job is cancelled).
 #[derive(Debug)]
@@ -32,6 +35,28 @@ pub struct Output {
     next: usize,
     /// Key groups of the job: `hash` edges send a key to the subtask holding its group.
     max_parallelism: u32,
+    /// Where time spent waiting on a full channel is counted: (the node's metrics, subtask).
+    stats: Option<(Arc<NodeMetrics>, u32)>,
+}
+
+/// Send `msg` on `s`, counting the time a full channel makes the sender wait.
+fn send(
+    stats: &Option<(Arc<NodeMetrics>, u32)>,
+    s: &Sender<Message>,
+    msg: Message,
+) -> Result<(), Closed> {
+    match s.try_send(msg) {
+        Ok(()) => Ok(()),
+        Err(TrySendError::Disconnected(_)) => Err(Closed),
+        Err(TrySendError::Full(msg)) => {
+            let waited = Instant::now();
+            let sent = s.send(msg).map_err(|_| Closed);
+            if let Some((metrics, subtask)) = stats {
+                metrics.subtask(*subtask).add_backpressure(waited.elapsed());
+            }
+            sent
+        }
+    }
 }
 
 impl Output {
@@ -41,7 +66,13 @@ impl Output {
             chained: Vec::new(),
             next: 0,
             max_parallelism,
+            stats: None,
         }
+    }
+
+    /// Count the time this subtask waits on full channels in `metrics`.
+    pub fn measure(&mut self, metrics: Arc<NodeMetrics>, subtask: u32) {
+        self.stats = Some((metrics, subtask));
     }
 
     /// Run `operator` behind this output's `port`, in this subtask.
@@ -110,17 +141,15 @@ impl Output {
         let e = &self.edges[edge];
         let n = e.senders.len();
         match e.partition {
-            _ if n == 1 => e.senders[0].send(Message::Batch(batch)).map_err(|_| Closed),
+            _ if n == 1 => send(&self.stats, &e.senders[0], Message::Batch(batch)),
             Partition::Forward => unreachable!("forward edges have one channel"),
             Partition::Rebalance => {
                 self.next = (self.next + 1) % n;
-                e.senders[self.next]
-                    .send(Message::Batch(batch))
-                    .map_err(|_| Closed)
+                send(&self.stats, &e.senders[self.next], Message::Batch(batch))
             }
             Partition::Broadcast => {
                 for s in &e.senders {
-                    s.send(Message::Batch(batch.clone())).map_err(|_| Closed)?;
+                    send(&self.stats, s, Message::Batch(batch.clone()))?;
                 }
                 Ok(())
             }
@@ -138,7 +167,7 @@ impl Output {
                 }
                 for (s, part) in e.senders.iter().zip(parts) {
                     if !part.is_empty() {
-                        s.send(Message::Batch(part.finish())).map_err(|_| Closed)?;
+                        send(&self.stats, s, Message::Batch(part.finish()))?;
                     }
                 }
                 Ok(())
@@ -151,7 +180,7 @@ impl Output {
     pub fn broadcast(&mut self, msg: &Message) -> Result<(), RunError> {
         for e in &self.edges {
             for s in &e.senders {
-                s.send(msg.clone_control()).map_err(|_| Closed)?;
+                send(&self.stats, s, msg.clone_control())?;
             }
         }
         for c in &mut self.chained {

@@ -103,6 +103,11 @@ impl SubtaskCtx {
         clock
     }
 
+    /// This subtask's counters.
+    pub fn stats(&self) -> &crate::metrics::SubtaskMetrics {
+        self.metrics.subtask(self.subtask)
+    }
+
     fn cancelled(&self) -> RunError {
         RunError::Cancelled
     }
@@ -163,7 +168,10 @@ pub fn run_source(
             }
             None => {}
         }
-        let polled = node.poll(batch_size)?;
+        let began = Instant::now();
+        let polled = node.poll(batch_size);
+        ctx.stats().add_busy(began.elapsed());
+        let polled = polled?;
         let dead = node.take_dead_letters();
         if !dead.is_empty() {
             out.send_port(Port::DeadLetter, batch::from_records(&dead))?;
@@ -171,7 +179,7 @@ pub fn run_source(
         match polled {
             Polled::Batch(b) => {
                 let b = clock.observe(b).map_err(RunError::Time)?;
-                ctx.metrics.add_out(b.len());
+                ctx.stats().add_out(b.len());
                 out.send_batch(b)?;
             }
             Polled::Idle => std::thread::sleep(Duration::from_millis(2)),
@@ -186,6 +194,7 @@ pub fn run_source(
         if let Some(w) = node.take_watermark().and_then(|ts| clock.offer(ts)) {
             out.broadcast(&Message::Watermark(w))?;
         }
+        ctx.stats().set_watermark(clock.state().emitted);
         tick(&mut clock, &mut out)?;
         out.housekeeping()?;
     }
@@ -233,7 +242,7 @@ fn emit(
     produced: Batch,
 ) -> Result<(), RunError> {
     let produced = clock.observe(produced).map_err(RunError::Time)?;
-    ctx.metrics.add_out(produced.len());
+    ctx.stats().add_out(produced.len());
     out.send_batch(produced)?;
     let late = node.take_late();
     if !late.is_empty() {
@@ -326,11 +335,21 @@ impl OperatorTask {
 
     /// Act on one step; `watermark` is the input's watermark after it.
     pub fn step(&mut self, step: Step, watermark: i64) -> Result<Flow, RunError> {
+        let began = Instant::now();
+        let flow = self.step_inner(step, watermark);
+        let stats = self.ctx.stats();
+        stats.add_busy(began.elapsed());
+        stats.set_watermark(watermark);
+        stats.set_memory(self.node.memory_bytes());
+        flow
+    }
+
+    fn step_inner(&mut self, step: Step, watermark: i64) -> Result<Flow, RunError> {
         let ctx = &self.ctx;
         let node = self.node.as_mut();
         match step {
             Step::Batch(b) => {
-                ctx.metrics.add_in(b.len());
+                ctx.stats().add_in(b.len());
                 let produced = node.process(b)?;
                 emit(ctx, node, &mut self.clock, &mut self.out, produced)?;
             }
@@ -421,6 +440,7 @@ pub fn run_operator(
     let mut task = OperatorTask::start(ctx, node, out, keyed, inputs.watermark())?;
     loop {
         let step = inputs.next(None, task.deadline());
+        task.ctx.stats().set_queued(inputs.queued());
         if task.step(step, inputs.watermark())? == Flow::Done {
             return Ok(());
         }
@@ -457,10 +477,16 @@ pub fn run_sink(
         } else {
             inputs.next(Some(&control), None)
         };
+        let stats = ctx.stats();
+        stats.set_queued(inputs.queued());
+        stats.set_watermark(inputs.watermark());
         match step {
             Step::Batch(b) => {
-                ctx.metrics.add_in(b.len());
-                node.write(b)?;
+                stats.add_in(b.len());
+                let began = Instant::now();
+                let written = node.write(b);
+                stats.add_busy(began.elapsed());
+                written?;
             }
             Step::Watermark(_) | Step::Idle | Step::Tick => {}
             Step::End => node.finish()?,
