@@ -8,10 +8,11 @@ SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
 
 rustup target add wasm32-wasip2
 # C guests: clang with the wasi-libc sysroot, and wit-bindgen's C generator.
-if ! command -v clang-19 > /dev/null || [ ! -f /usr/lib/wasm32-wasi/libc.a ]; then
+# The dashboard test: Debian's Chromium, headless.
+if ! command -v clang-19 > /dev/null || [ ! -f /usr/lib/wasm32-wasi/libc.a ] || [ ! -x /usr/bin/chromium ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq \
-    clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 > /dev/null
+    clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 chromium > /dev/null
 fi
 if ! wit-bindgen --version 2> /dev/null | grep -q "0.63.0"; then
   cargo install wit-bindgen-cli --version 0.63.0 --locked

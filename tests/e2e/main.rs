@@ -11,6 +11,7 @@ mod kafka;
 mod keyed;
 mod languages;
 mod nexmark;
+mod operations;
 mod sandbox;
 mod validate;
 mod wordcount;
