@@ -32,7 +32,7 @@
 //! Invariant: a panic inside the plugin reaches the host's log with its message before the
 //! instance traps, so the host can say why the node failed.
 
-pub use anyhow::{Error, Result, anyhow, bail};
+pub use anyhow::{Error, Result, anyhow, bail, ensure};
 pub use weir_sdk_macros::{filter, flat_map, map, operator, sink, source};
 
 mod config;
@@ -125,15 +125,36 @@ pub trait Operator: Serialize + DeserializeOwned + Sized + 'static {
         Ok(Vec::new())
     }
 
-    /// Serialise the state. Default: the serde encoding of `self`.
+    /// The version of this build's state encoding. Raise it when the state type changes, and
+    /// teach [`Operator::migrate`] to read the versions before: a live swap (`weir swap`) or a
+    /// restore from an older savepoint hands a new build the state an older one wrote.
+    /// 0: the plain encoding.
+    const STATE_VERSION: u32 = 0;
+
+    /// Serialise the state. Default: the serde encoding of `self`, marked with
+    /// [`Operator::STATE_VERSION`].
     fn snapshot(&self) -> Result<Vec<u8>> {
-        state::encode(self)
+        state::encode_versioned(self, Self::STATE_VERSION)
     }
 
-    /// Restore a state `snapshot` returned; called after `open`. Default: replace `self` with it.
+    /// Restore a state `snapshot` returned; called after `open`. Default: replace `self` with
+    /// it when this build wrote its version, else [`Operator::migrate`].
     fn restore(&mut self, state: &[u8]) -> Result<()> {
-        *self = state::decode(state)?;
-        Ok(())
+        let (version, body) = state::split_version(state);
+        if version == Self::STATE_VERSION {
+            *self = state::decode(body)?;
+            return Ok(());
+        }
+        self.migrate(version, body)
+    }
+
+    /// Restore state written by a build whose `STATE_VERSION` was `from`. Default: refuse, so
+    /// a swap to this build is refused and the old build runs on.
+    fn migrate(&mut self, from: u32, _state: &[u8]) -> Result<()> {
+        bail!(
+            "the stored state is version {from} and this build's is version {}: implement Operator::migrate to read it",
+            Self::STATE_VERSION
+        )
     }
 }
 

@@ -42,4 +42,5 @@ pub mod protected;
 pub mod restart;
 pub mod runtime;
 pub mod state;
+pub mod swap;
 pub mod time;

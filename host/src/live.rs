@@ -98,6 +98,39 @@ struct State {
     duration_total: Duration,
     /// A cancel was asked for through the API.
     cancel_requested: bool,
+    /// The swap between its request and its outcome.
+    swap: Option<SwapInFlight>,
+}
+
+/// A live plugin swap under way (see [`crate::swap`]).
+pub struct SwapInFlight {
+    pub uid: String,
+    /// The new build, loaded and tried.
+    pub plugin: crate::plugin::LoadedPlugin,
+    pub path: PathBuf,
+    /// The state directory, where the swap is recorded once it holds.
+    pub state_dir: PathBuf,
+    pub reply: tokio::sync::oneshot::Sender<Result<SwapDone, String>>,
+    /// Once the job stopped at the swap's savepoint: its id, and the old build to go back to.
+    pub at: Option<(u64, crate::graph::Plugin)>,
+    /// Where the swap's savepoint was written.
+    pub savepoint_path: Option<PathBuf>,
+    /// Records each node had taken in when the old build stopped: what the new build's output
+    /// follows.
+    pub records_before: std::collections::BTreeMap<String, u64>,
+}
+
+/// What a swap that held reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct SwapDone {
+    pub node: String,
+    pub plugin: PathBuf,
+    /// The savepoint the new build took over from: output after it is the new build's.
+    pub savepoint: u64,
+    pub savepoint_path: Option<PathBuf>,
+    /// The first checkpoint the new build completed.
+    pub checkpoint: u64,
+    pub records_before: std::collections::BTreeMap<String, u64>,
 }
 
 /// The running job, as seen from outside.
@@ -166,6 +199,7 @@ impl Live {
                 failed: 0,
                 duration_total: Duration::ZERO,
                 cancel_requested: false,
+                swap: None,
             }),
             changed: tokio::sync::watch::channel(0).0,
         })
@@ -175,11 +209,11 @@ impl Live {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// An attempt starts.
-    pub fn attempt_starting(&self) {
+    /// An attempt starts: the first, a restart after a failure, or one after a swap.
+    pub fn attempt_starting(&self, restart: bool) {
         let mut s = self.lock();
         s.attempt += 1;
-        if s.attempt > 1 {
+        if restart {
             s.restarts += 1;
         }
         s.status = Status::Starting;
@@ -285,6 +319,92 @@ impl Live {
         }
     }
 
+    /// Queue a swap; refused while another is under way.
+    pub fn request_swap(&self, swap: SwapInFlight) -> Result<(), String> {
+        let mut s = self.lock();
+        if let Some(other) = &s.swap {
+            return Err(format!(
+                "a swap of node `{}` is under way: ask again when it is done",
+                other.uid
+            ));
+        }
+        s.swap = Some(swap);
+        Ok(())
+    }
+
+    /// The attempt stopped at `savepoint`: if that stop was a swap's, the node and its new
+    /// build (the caller installs it, and hands the old build back through `old`).
+    pub fn swap_stopped(
+        &self,
+        savepoint: Option<(u64, Option<PathBuf>)>,
+        old: impl FnOnce(&str, crate::plugin::LoadedPlugin) -> crate::graph::Plugin,
+        records: std::collections::BTreeMap<String, u64>,
+    ) -> bool {
+        let mut s = self.lock();
+        let Some(swap) = s.swap.as_mut().filter(|w| w.at.is_none()) else {
+            return false;
+        };
+        let Some((id, path)) = savepoint else {
+            let swap = s.swap.take().expect("present");
+            let _ = swap
+                .reply
+                .send(Err("the job ended before the swap could take place".into()));
+            return false;
+        };
+        let previous = old(&swap.uid, swap.plugin.clone());
+        swap.at = Some((id, previous));
+        swap.savepoint_path = path;
+        swap.records_before = records;
+        true
+    }
+
+    /// The attempt with the new build failed with `why`: the swap is over, the caller puts
+    /// the old build back (returned with its node) and resumes from the same savepoint.
+    pub fn swap_failed(&self, why: &str) -> Option<(String, crate::graph::Plugin)> {
+        let mut s = self.lock();
+        let swap = s.swap.take_if(|w| w.at.is_some())?;
+        let (id, old) = swap.at.expect("checked");
+        let _ = swap.reply.send(Err(format!(
+            "the new build of `{}` could not take over at savepoint {id}: {why}; the job goes on from that savepoint with the old build",
+            swap.uid
+        )));
+        Some((swap.uid, old))
+    }
+
+    /// Checkpoint `id` completed: a swap waiting for its first checkpoint holds.
+    fn swap_checkpointed(&self, id: u64) {
+        let mut s = self.lock();
+        let Some(swap) = s
+            .swap
+            .take_if(|w| w.at.as_ref().is_some_and(|(sp, _)| id > *sp))
+        else {
+            return;
+        };
+        let (savepoint, _) = swap.at.expect("checked");
+        let recorded = crate::swap::record(
+            &swap.state_dir,
+            &swap.uid,
+            crate::swap::Swapped {
+                plugin: swap.path.clone(),
+                savepoint,
+            },
+        );
+        let done = recorded.map(|()| SwapDone {
+            node: swap.uid.clone(),
+            plugin: swap.path.clone(),
+            savepoint,
+            savepoint_path: swap.savepoint_path.clone(),
+            checkpoint: id,
+            records_before: swap.records_before.clone(),
+        });
+        tracing::info!(
+            "node `{}` now runs {} (swapped at savepoint {savepoint})",
+            swap.uid,
+            swap.path.display()
+        );
+        let _ = swap.reply.send(done);
+    }
+
     /// A cancel was asked for: the job's end is a cancel, not a failure.
     pub fn cancel_requested(&self) {
         self.lock().cancel_requested = true;
@@ -365,6 +485,9 @@ impl CheckpointHooks for LiveHooks<'_> {
 
     fn complete(&mut self, cp: &CompletedCheckpoint) -> Result<(), String> {
         let r = self.inner.complete(cp);
+        if r.is_ok() {
+            self.live.swap_checkpointed(cp.id);
+        }
         let path = self.inner.savepoint_path(cp.id);
         self.live.record(|s| {
             if let Some(c) = s.checkpoints.iter_mut().find(|c| c.id == cp.id) {

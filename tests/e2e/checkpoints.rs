@@ -5,38 +5,6 @@ use crate::common::*;
 use std::path::Path;
 
 /// file source → [extra operator] → word count → exactly-once file sink.
-fn wordcount_pipeline(
-    settings: &str,
-    count_plugin: &Path,
-    extra: &str,
-    count_input: &str,
-) -> String {
-    format!(
-        r#"
-{settings}
-
-[node.lines]
-kind = "source"
-plugin = "file"
-config = {{ path = "/in/input.txt" }}
-grants.dirs = [{{ host = "in", guest = "/in" }}]
-{extra}
-[node.count]
-kind = "operator"
-plugin = "{count}"
-input = "{count_input}"
-
-[node.out]
-kind = "sink"
-plugin = "file"
-input = "count"
-config = {{ path = "/out/counts.txt" }}
-grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
-"#,
-        count = count_plugin.display()
-    )
-}
-
 fn setup(lines: usize, pipeline: &str) -> (tempfile::TempDir, String) {
     let dir = scratch();
     for d in ["in", "out", "marker"] {

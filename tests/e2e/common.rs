@@ -552,3 +552,38 @@ fn cached_build(
     std::fs::write(&stamp, format!("{h:016x}")).unwrap();
     out
 }
+
+/// The word count with `count_plugin` between a file source (`/in/input.txt`) and an
+/// exactly-once file sink (`/out/counts.txt`); `extra` nodes go after the source, and the
+/// counter reads `count_input`.
+pub fn wordcount_pipeline(
+    settings: &str,
+    count_plugin: &Path,
+    extra: &str,
+    count_input: &str,
+) -> String {
+    format!(
+        r#"
+{settings}
+
+[node.lines]
+kind = "source"
+plugin = "file"
+config = {{ path = "/in/input.txt" }}
+grants.dirs = [{{ host = "in", guest = "/in" }}]
+{extra}
+[node.count]
+kind = "operator"
+plugin = "{count}"
+input = "{count_input}"
+
+[node.out]
+kind = "sink"
+plugin = "file"
+input = "count"
+config = {{ path = "/out/counts.txt" }}
+grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
+"#,
+        count = count_plugin.display()
+    )
+}

@@ -11,31 +11,12 @@ use std::time::Instant;
 const TOKEN: &str = "0123456789abcdef-operations-test";
 
 /// Lines through the word count into an exactly-once file, checkpoints every 200 ms.
-fn pipeline(extra: &str) -> String {
-    format!(
-        r#"
-[checkpoint]
-interval = "200ms"
-{extra}
-[node.lines]
-kind = "source"
-plugin = "file"
-config = {{ path = "/in/input.txt" }}
-grants.dirs = [{{ host = "in", guest = "/in" }}]
-
-[node.count]
-kind = "operator"
-plugin = "{count}"
-input = "lines"
-
-[node.out]
-kind = "sink"
-plugin = "file"
-input = "count"
-config = {{ path = "/out/counts.txt" }}
-grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
-"#,
-        count = guest("wordcount").display()
+fn pipeline() -> String {
+    wordcount_pipeline(
+        "[checkpoint]\ninterval = \"200ms\"",
+        &guest("wordcount"),
+        "",
+        "lines",
     )
 }
 
@@ -72,6 +53,17 @@ fn serving(child: &mut Child, cwd: &Path, attempt: usize) -> String {
 
 /// `method path` on the API at `addr`, with `token` if given: (status, JSON body).
 fn request(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
+    request_with(addr, method, path, token, None)
+}
+
+/// The same, POSTing `body` when given.
+fn request_with(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -89,7 +81,10 @@ fn request(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, V
         if let Some(a) = &auth {
             r = r.header("Authorization", a);
         }
-        r.send_empty()
+        match body {
+            Some(bytes) => r.send(bytes),
+            None => r.send_empty(),
+        }
     };
     let mut reply = reply.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let code = reply.status().as_u16();
@@ -142,7 +137,7 @@ fn node<'a>(job: &'a Value, uid: &str) -> &'a Value {
 
 #[test]
 fn the_api_shows_the_running_job_takes_savepoints_and_stops_it_exactly() {
-    let (dir, text) = setup(150_000, &throttled(&pipeline(""), 15_000));
+    let (dir, text) = setup(150_000, &throttled(&pipeline(), 15_000));
     let cwd = dir.path();
     let mut child = spawn_weir(&["run", "p.toml", "--http", "127.0.0.1:0"], cwd, 1);
     let addr = serving(&mut child, cwd, 1);
@@ -229,7 +224,7 @@ fn the_api_shows_the_running_job_takes_savepoints_and_stops_it_exactly() {
 
 #[test]
 fn control_needs_the_token_and_other_addresses_refuse_to_start_without_one() {
-    let (dir, _) = setup(100_000, &throttled(&pipeline(""), 5_000));
+    let (dir, _) = setup(100_000, &throttled(&pipeline(), 5_000));
     let cwd = dir.path();
 
     // Beyond loopback without a token: refused, and nothing ran.
@@ -312,7 +307,7 @@ fn the_cli_says_when_nothing_listens() {
 
 #[test]
 fn json_logs_are_one_object_per_line() {
-    let (dir, _) = setup(2_000, &pipeline(""));
+    let (dir, _) = setup(2_000, &pipeline());
     let o = weir()
         .env("RUST_LOG", "info")
         .args([
@@ -393,7 +388,7 @@ fn records_in(dom: &str, uid: &str) -> u64 {
 
 #[test]
 fn the_dashboard_shows_the_running_job_in_a_real_browser() {
-    let (dir, _) = setup(200_000, &throttled(&pipeline(""), 10_000));
+    let (dir, _) = setup(200_000, &throttled(&pipeline(), 10_000));
     let cwd = dir.path();
     let mut child = spawn_weir(&["run", "p.toml", "--http", "127.0.0.1:0"], cwd, 1);
     let addr = serving(&mut child, cwd, 1);
@@ -426,4 +421,88 @@ fn the_dashboard_shows_the_running_job_in_a_real_browser() {
     let o = run_weir(&["stop", &addr], cwd);
     assert!(o.status.success(), "{}", stderr(&o));
     let _ = child.wait();
+}
+
+#[test]
+fn a_new_build_takes_over_at_a_savepoint_exactly_and_one_that_refuses_leaves_the_old_running() {
+    let (dir, text) = setup(60_000, &throttled(&pipeline(), 6_000));
+    let cwd = dir.path();
+    let mut child = spawn_weir(&["run", "p.toml", "--http", "127.0.0.1:0"], cwd, 1);
+    let addr = serving(&mut child, cwd, 1);
+    wait_until(&mut child, "records flow", || {
+        node(&get(&addr, "/api/job"), "out")["records_in"].as_u64() > Some(0)
+    });
+
+    // Not an operator, not a component: refused before the job is touched.
+    let v2 = guest("wordcount-v2");
+    let o = run_weir(&["swap", &addr, "out", v2.to_str().unwrap()], cwd);
+    assert_clean_failure(&o, &["only operators can be swapped live"]);
+    let (code, body) = request_with(&addr, "POST", "/api/nodes/count/swap", None, Some(b"junk"));
+    assert_eq!(code, 422, "{body}");
+    assert_eq!(
+        get(&addr, "/api/job")["attempt"],
+        1,
+        "a refused build stopped the job"
+    );
+
+    // The second build takes over the counts (its state version 1 migrates version 0) at a
+    // savepoint; every line after that savepoint is its output.
+    let bytes = std::fs::read(&v2).unwrap();
+    let (code, done) = request_with(&addr, "POST", "/api/nodes/count/swap", None, Some(&bytes));
+    assert_eq!(code, 200, "{done}");
+    let savepoint = done["savepoint"].as_u64().unwrap();
+    let before = done["records_before"]["out"].as_u64().unwrap();
+    assert!(done["checkpoint"].as_u64() > Some(savepoint), "{done}");
+    assert!(
+        Path::new(done["savepoint_path"].as_str().unwrap()).is_dir(),
+        "{done}"
+    );
+
+    // A build that refuses that state: the job resumes from the same savepoint with the
+    // build it ran, and the caller hears why.
+    let o = run_weir(
+        &["swap", &addr, "count", guest("misbehave").to_str().unwrap()],
+        cwd,
+    );
+    assert_clean_failure(
+        &o,
+        &[
+            "could not take over",
+            "state is version 1 and this build's is version 0",
+            "old build",
+        ],
+    );
+    wait_until(&mut child, "running again", || {
+        get(&addr, "/api/job")["status"] == "running"
+    });
+
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "weir run ended with {exit}");
+    let got = std::fs::read_to_string(cwd.join("out/counts.txt")).unwrap();
+    let lines: Vec<&str> = got.lines().collect();
+    let old = lines.iter().take_while(|l| !l.ends_with("\tv2")).count();
+    assert_eq!(
+        old as u64, before,
+        "the old build's output ends where the savepoint {savepoint} says"
+    );
+    assert!(
+        lines[old..].iter().all(|l| l.ends_with("\tv2")),
+        "a line of the old build after the swap"
+    );
+    assert!(
+        old > 0 && old < lines.len(),
+        "the swap was not in the middle of the run"
+    );
+    let normalised: String = lines
+        .iter()
+        .map(|l| format!("{}\n", l.strip_suffix("\tv2").unwrap_or(l)))
+        .collect();
+    assert!(
+        normalised == expected_updates(&text),
+        "the output across the swaps is not exact"
+    );
+
+    // The swap is recorded, so a restart of the job runs the new build.
+    let record = std::fs::read_to_string(cwd.join(".weir/p/swaps.json")).unwrap();
+    assert!(record.contains("\"count\""), "{record}");
 }

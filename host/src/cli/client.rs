@@ -26,6 +26,16 @@ pub struct StatusArgs {
 }
 
 #[derive(Args, Debug)]
+pub struct SwapArgs {
+    #[command(flatten)]
+    pub at: AddrArgs,
+    /// The operator node whose component to replace.
+    pub node: String,
+    /// The new build (.wasm component), uploaded to the job.
+    pub plugin: std::path::PathBuf,
+}
+
+#[derive(Args, Debug)]
 pub struct StopArgs {
     #[command(flatten)]
     pub at: AddrArgs,
@@ -46,6 +56,11 @@ fn base(addr: &str) -> String {
 
 /// One request; the reply's JSON, or an error that says what to do.
 fn call(addr: &str, method: &str, path: &str) -> anyhow::Result<Value> {
+    call_with(addr, method, path, None)
+}
+
+/// The same, POSTing `body` when given.
+fn call_with(addr: &str, method: &str, path: &str, body: Option<&[u8]>) -> anyhow::Result<Value> {
     let url = format!("{}{path}", base(addr));
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -67,7 +82,10 @@ fn call(addr: &str, method: &str, path: &str) -> anyhow::Result<Value> {
             if let Some(a) = &auth {
                 r = r.header("Authorization", a);
             }
-            r.send_empty()
+            match body {
+                Some(bytes) => r.header("Content-Type", "application/wasm").send(bytes),
+                None => r.send_empty(),
+            }
         }
     };
     let mut reply = sent.map_err(|e| {
@@ -201,5 +219,24 @@ pub fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
     } else {
         println!("cancelled ({status})");
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn swap(args: SwapArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.plugin)
+        .with_context(|| format!("cannot read {}", args.plugin.display()))?;
+    let done = call_with(
+        &args.at.addr,
+        "POST",
+        &format!("/api/nodes/{}/swap", args.node),
+        Some(&bytes),
+    )?;
+    println!(
+        "node `{}` now runs {} (from savepoint {}; its first checkpoint {})",
+        args.node,
+        args.plugin.display(),
+        done["savepoint"],
+        done["checkpoint"]
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -69,6 +69,9 @@ pub enum Command {
     Savepoint(client::AddrArgs),
     /// Stop a running job: with a savepoint (--savepoint), or cancel it at once without.
     Stop(client::StopArgs),
+    /// Replace an operator's component in a running job: the new build takes over the old
+    /// one's state at a savepoint; if it cannot, the old one runs on.
+    Swap(client::SwapArgs),
 }
 
 /// Run a parsed command line; the exit code on success.
@@ -93,5 +96,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => client::status(args),
         Command::Savepoint(args) => client::savepoint(args),
         Command::Stop(args) => client::stop(args),
+        Command::Swap(args) => client::swap(args),
     }
 }

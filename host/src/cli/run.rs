@@ -73,7 +73,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let settings = CheckpointSettings::from_spec(&spec)?;
     let restart = RestartStrategy::from_spec(&spec, settings.enabled)?;
     let host = Arc::new(PluginHost::new()?);
-    let graph = JobGraph::build(&spec, &host)?;
+    let mut graph = JobGraph::build(&spec, &host)?;
 
     // One run per state directory and per output, checkpoints on or off.
     let _lock = identity::lock(&settings.dir)?;
@@ -147,27 +147,37 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         sp.import_pieces(store.pieces())
             .map_err(anyhow::Error::msg)?;
     }
+    // Builds swapped in while an earlier run of this job ran (`weir swap`) run again.
+    if settings.enabled {
+        apply_recorded_swaps(&mut graph, &host, &settings.dir, from_savepoint.as_ref())?;
+    }
     // The HTTP API sees the job through `live` and asks it things through `commands`.
     let live = Live::new(&graph, &job.id);
     let (commands_tx, commands_rx) = tokio::sync::mpsc::unbounded_channel();
     let commands: runtime::Commands = Arc::new(tokio::sync::Mutex::new(commands_rx));
     let server = match http_settings(&args, &spec)? {
-        Some(settings) => Some(crate::http::Server::start(
+        Some(http) => Some(crate::http::Server::start(
             rt.handle(),
-            &settings,
+            &http,
             crate::http::Control {
                 live: live.clone(),
                 commands: commands_tx,
                 stop: stop_tx.clone(),
                 keyed: keyed_store.as_ref().map(|k| k.registry.clone()),
+                swap: settings
+                    .enabled
+                    .then(|| swap_preparer(&graph, &host, &settings.dir)),
             },
         )?),
         None => None,
     };
     let outcome = (|| -> anyhow::Result<ExitCode> {
         let mut tracker = RestartTracker::new(restart);
+        // Whether the next attempt restarts after a failure (not the first, not after a swap).
+        let mut restart_next = false;
         loop {
-            live.attempt_starting();
+            live.attempt_starting(restart_next);
+            restart_next = false;
             // What this attempt resumes from.
             let mut restore: Option<RestorePoint> = None;
             if let Some(store) = &store {
@@ -256,17 +266,55 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 live: live.clone(),
             };
             let job_run = Job::from_graph(&graph, host.clone(), &job.id);
+            // Only a stop asked from now on stops this attempt (a swap's stop was for the last).
+            let mut attempt_stop = stop_rx.clone();
+            attempt_stop.borrow_and_update();
             let outcome = rt.block_on(runtime::run(
                 job_run,
                 options,
                 &mut hooks,
-                Some(stop_rx.clone()),
+                Some(attempt_stop),
             ));
             if let Some(h) = &store_hooks {
                 job.checkpointed |= h.job.checkpointed;
             }
             match outcome {
                 Ok(report) => {
+                    // A stop that was a swap's: the next attempt restores its savepoint with
+                    // the new build in the node.
+                    let records = report
+                        .metrics
+                        .iter()
+                        .map(|m| (m.uid.clone(), m.records_in()))
+                        .collect();
+                    let savepoint = report.savepoint.map(|id| {
+                        let path = store_hooks
+                            .as_ref()
+                            .and_then(|h| h.savepoint.as_ref())
+                            .filter(|(at, _)| *at == id)
+                            .map(|(_, dir)| dir.clone());
+                        (id, path)
+                    });
+                    let swapping = live.swap_stopped(
+                        savepoint,
+                        |uid, new| {
+                            let node = graph
+                                .nodes
+                                .iter_mut()
+                                .find(|n| n.uid == uid)
+                                .expect("swaps name nodes of the graph");
+                            std::mem::replace(&mut node.plugin, crate::graph::Plugin::Wasm(new))
+                        },
+                        records,
+                    );
+                    if swapping {
+                        stop_tx.send_replace(false);
+                        tracing::info!(
+                            "resuming from savepoint {} with the new build",
+                            report.savepoint.unwrap_or(0)
+                        );
+                        continue;
+                    }
                     live.set_status(Status::Finished);
                     if !args.quiet {
                         eprintln!(
@@ -294,6 +342,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::SUCCESS);
                 }
                 Err(e) => {
+                    // The new build of a swap could not take over: back to the old one, from
+                    // the same savepoint.
+                    if let Some((uid, old)) = live.swap_failed(&e.to_string()) {
+                        if let Some(node) = graph.nodes.iter_mut().find(|n| n.uid == uid) {
+                            node.plugin = old;
+                        }
+                        tracing::warn!(
+                            "the swap of `{uid}` failed ({e}): resuming with the old build"
+                        );
+                        continue;
+                    }
                     if live.was_cancel_requested() {
                         live.set_status(Status::Cancelled);
                         return Err(e.into());
@@ -341,6 +400,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         return Err(e).context("stopped while waiting to restart");
                     }
                     tracker.attempt_started();
+                    restart_next = true;
                 }
             }
         }
@@ -349,6 +409,95 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         server.shutdown(rt.handle());
     }
     outcome
+}
+
+/// Put the builds recorded by earlier swaps into their nodes (not those swapped in after the
+/// savepoint this run starts from).
+fn apply_recorded_swaps(
+    graph: &mut JobGraph,
+    host: &PluginHost,
+    dir: &std::path::Path,
+    from_savepoint: Option<&savepoint::Savepoint>,
+) -> anyhow::Result<()> {
+    for (uid, swapped) in crate::swap::recorded(dir).map_err(anyhow::Error::msg)? {
+        if from_savepoint.is_some_and(|sp| sp.meta.checkpoint < swapped.savepoint) {
+            continue;
+        }
+        let Some(node) = graph.nodes.iter_mut().find(|n| n.uid == uid) else {
+            tracing::warn!(
+                "a swap was recorded for node `{uid}`, which the pipeline no longer has"
+            );
+            continue;
+        };
+        let plugin = crate::swap::load(host, &swapped.plugin, &uid, node.kind)
+            .map_err(|e| anyhow::anyhow!("the build swapped into `{uid}` cannot load: {e}"))?;
+        tracing::info!(
+            "node `{uid}` runs {} (swapped in at savepoint {}), not the pipeline file's plugin: point the pipeline file at it to make that permanent",
+            swapped.plugin.display(),
+            swapped.savepoint
+        );
+        node.plugin = crate::graph::Plugin::Wasm(plugin);
+    }
+    Ok(())
+}
+
+/// What the HTTP API calls to check a new build for a node: saved in the state directory,
+/// loaded, of the node's kind, and opened once with the node's config.
+fn swap_preparer(
+    graph: &JobGraph,
+    host: &Arc<PluginHost>,
+    dir: &std::path::Path,
+) -> crate::http::PrepareSwap {
+    struct Target {
+        sandbox: crate::plugin::SandboxSpec,
+        limits: crate::plugin::Limits,
+        config: Vec<(String, String)>,
+        parallelism: u32,
+    }
+    let targets: std::collections::HashMap<String, Target> = graph
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.kind == crate::config::NodeKind::Operator
+                && matches!(n.plugin, crate::graph::Plugin::Wasm(_))
+        })
+        .map(|n| {
+            (
+                n.uid.clone(),
+                Target {
+                    sandbox: n.sandbox.clone(),
+                    limits: n.limits,
+                    config: n.config.clone(),
+                    parallelism: n.parallelism,
+                },
+            )
+        })
+        .collect();
+    let host = host.clone();
+    let dir = dir.to_owned();
+    Arc::new(move |uid: &str, bytes: &[u8]| {
+        let t = targets.get(uid).ok_or_else(|| {
+            format!("`{uid}` is not a Wasm operator of this job: only operators can be swapped live (sources and sinks hold external positions and transactions)")
+        })?;
+        let path = crate::swap::save_component(&dir, bytes)
+            .map_err(|e| format!("cannot save the new build in {}: {e}", dir.display()))?;
+        let plugin = crate::swap::load(&host, &path, uid, crate::config::NodeKind::Operator)?;
+        crate::plugin::OperatorInstance::start(
+            &crate::plugin::InstanceSpec {
+                host: &host,
+                plugin: &plugin,
+                node: uid,
+                subtask: 0,
+                parallelism: t.parallelism,
+                sandbox: &t.sandbox,
+                limits: t.limits,
+                config: &t.config,
+            },
+            None,
+        )
+        .map_err(|e| format!("the new build does not start: {e}"))?;
+        Ok((plugin, path))
+    })
 }
 
 /// Where the HTTP API listens, if anywhere: `--http`, else `[http] listen`.
@@ -443,6 +592,8 @@ fn start_over(dir: &std::path::Path, yes: bool) -> anyhow::Result<()> {
             .with_context(|| format!("cannot delete the checkpoint store {}", db.display()))?;
     }
     identity::forget(dir)?;
+    crate::swap::forget(dir)
+        .with_context(|| format!("cannot forget the swapped builds in {}", dir.display()))?;
     Ok(())
 }
 

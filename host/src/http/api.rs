@@ -19,6 +19,9 @@ use std::time::SystemTime;
 
 type Shared = State<Arc<App>>;
 
+/// The largest component a swap may upload.
+const MAX_COMPONENT: usize = 256 << 20;
+
 pub fn router(app: Arc<App>) -> axum::Router {
     axum::Router::new()
         .route("/", get(dashboard))
@@ -29,6 +32,10 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .route("/api/stop", post(stop))
         .route("/api/cancel", post(cancel))
         .route("/api/nodes/{uid}/state", get(state))
+        .route(
+            "/api/nodes/{uid}/swap",
+            post(swap).layer(axum::extract::DefaultBodyLimit::max(MAX_COMPONENT)),
+        )
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
@@ -324,5 +331,76 @@ async fn state(
         }
         Ok(Err(why)) => error(StatusCode::NOT_FOUND, why),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Swap node `uid`'s component for the one in the body (see [`crate::swap`]); answers once the
+/// new build completed a checkpoint, or why it did not take over (the old one then runs on).
+async fn swap(
+    State(app): Shared,
+    headers: HeaderMap,
+    Path(uid): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(denied) = check_token(&app, &headers) {
+        return denied;
+    }
+    let Some(prepare) = app.control.swap.clone() else {
+        return error(
+            StatusCode::CONFLICT,
+            "a swap hands the state over at a savepoint: turn checkpointing on ([checkpoint] enabled = true)",
+        );
+    };
+    let live = &app.control.live;
+    if live.status() != Status::Running {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the job is {:?}, not running: swap once it runs",
+                live.status()
+            ),
+        );
+    }
+    if !live.nodes.iter().any(|n| n.uid == uid) {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("the job has no node `{uid}`"),
+        );
+    }
+    let name = uid.clone();
+    let prepared = tokio::task::spawn_blocking(move || prepare(&name, &body)).await;
+    let (plugin, path) = match prepared {
+        Ok(Ok(p)) => p,
+        Ok(Err(why)) => return error(StatusCode::UNPROCESSABLE_ENTITY, why),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    let state_dir = path
+        .parent()
+        .and_then(|p| p.parent())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let requested = live.request_swap(crate::live::SwapInFlight {
+        uid,
+        plugin,
+        path,
+        state_dir,
+        reply,
+        at: None,
+        savepoint_path: None,
+        records_before: Default::default(),
+    });
+    if let Err(why) = requested {
+        return error(StatusCode::CONFLICT, why);
+    }
+    // The swap happens at a savepoint: the job stops on one and resumes from it.
+    let _ = app.control.stop.send(true);
+    match outcome.await {
+        Ok(Ok(done)) => Json(done).into_response(),
+        Ok(Err(why)) => error(StatusCode::UNPROCESSABLE_ENTITY, why),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the job ended before the swap completed",
+        ),
     }
 }

@@ -102,7 +102,15 @@ pub struct Control {
     pub stop: Arc<tokio::sync::watch::Sender<bool>>,
     /// The running subtasks' keyed state, for queries.
     pub keyed: Option<Registry>,
+    /// Checks a new build for a node (`None`: swaps need checkpoints, which are off).
+    pub swap: Option<PrepareSwap>,
 }
+
+/// Saves, loads and tries a new build for node `uid`: the build and where it was saved, or why
+/// it will not do.
+pub type PrepareSwap = Arc<
+    dyn Fn(&str, &[u8]) -> Result<(crate::plugin::LoadedPlugin, PathBuf), String> + Send + Sync,
+>;
 
 /// The shared state of every handler.
 struct App {

@@ -529,6 +529,10 @@ pub async fn run(
                     stop = None;
                     continue;
                 }
+                // Only a change to "stop" stops (a swap resets the flag between attempts).
+                if !*stop.as_ref().expect("guarded").borrow() {
+                    continue;
+                }
                 stop_asked = Some(Instant::now());
                 if let Some(live) = &options.live {
                     live.set_status(crate::live::Status::Stopping);

@@ -1,6 +1,7 @@
 //! Test guest: a second build of the word count, to prove a savepoint carries state across a
 //! plugin swap. Same keyed state as examples/wordcount (value state `counts`, so it restores
-//! v1's counts); its updates end in `\tv2`, so a test can tell which build wrote each line.
+//! v1's counts); its updates end in `\tv2`, so a test can tell which build wrote each line. Its
+//! own state is version 1 and it migrates version 0 (examples/wordcount's), field for field.
 
 use serde::{Deserialize, Serialize};
 use weir_sdk::{Config, Context, Operator, Record, Result, ValueState, operator};
@@ -16,6 +17,15 @@ impl Operator for WordCount {
         Ok(WordCount {
             counts: ValueState::new("counts"),
         })
+    }
+
+    const STATE_VERSION: u32 = 1;
+
+    fn migrate(&mut self, from: u32, state: &[u8]) -> Result<()> {
+        weir_sdk::ensure!(from == 0, "no migration from state version {from}");
+        // Version 0 is the same struct in the plain encoding.
+        *self = weir_sdk::state::decode(state)?;
+        Ok(())
     }
 
     fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>> {
