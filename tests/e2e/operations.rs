@@ -506,3 +506,29 @@ fn a_new_build_takes_over_at_a_savepoint_exactly_and_one_that_refuses_leaves_the
     let record = std::fs::read_to_string(cwd.join(".weir/p/swaps.json")).unwrap();
     assert!(record.contains("\"count\""), "{record}");
 }
+
+#[test]
+fn the_pipeline_file_can_ask_for_the_api_with_a_token_file() {
+    let extra = "\n[http]\nlisten = \"0.0.0.0:0\"\ntoken_file = \"api-token\"\n";
+    let with_http = format!("{}{extra}", throttled(&pipeline(), 5_000));
+    let (dir, _) = setup(100_000, &with_http);
+    let cwd = dir.path();
+    // The token file is missing: a clear refusal, nothing run.
+    let o = run_weir(&["run", "p.toml"], cwd);
+    assert_clean_failure(&o, &["cannot read the HTTP API token file", "api-token"]);
+    std::fs::write(cwd.join("api-token"), format!("{TOKEN}\n")).unwrap();
+    let mut child = spawn_weir(&["run", "p.toml"], cwd, 1);
+    let bound = serving(&mut child, cwd, 1);
+    assert!(bound.starts_with("0.0.0.0:"), "{bound}");
+    let addr = format!("127.0.0.1:{}", bound.rsplit(':').next().unwrap());
+    wait_until(&mut child, "running", || {
+        get(&addr, "/api/job")["status"] == "running"
+    });
+    let (code, _) = request(&addr, "POST", "/api/savepoints", None);
+    assert_eq!(code, 401);
+    let (code, sp) = request(&addr, "POST", "/api/savepoints", Some(TOKEN));
+    assert_eq!(code, 200, "{sp}");
+    let (code, _) = request(&addr, "POST", "/api/cancel", Some(TOKEN));
+    assert_eq!(code, 200);
+    assert!(!child.wait().unwrap().success());
+}
