@@ -68,7 +68,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stop_tx = Arc::new(stop_tx);
-    rt.spawn(stop_on_signals(stop_tx.clone()));
+    // Set by a stop asked for by a person (a signal, the API's stop), not by a swap.
+    let stop_asked = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    rt.spawn(stop_on_signals(stop_tx.clone(), stop_asked.clone()));
     let spec = PipelineSpec::load(&args.pipeline)?;
     let settings = CheckpointSettings::from_spec(&spec)?;
     let restart = RestartStrategy::from_spec(&spec, settings.enabled)?;
@@ -163,6 +165,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 live: live.clone(),
                 commands: commands_tx,
                 stop: stop_tx.clone(),
+                stop_asked: stop_asked.clone(),
                 keyed: keyed_store.as_ref().map(|k| k.registry.clone()),
                 swap: settings
                     .enabled
@@ -295,18 +298,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                             .map(|(_, dir)| dir.clone());
                         (id, path)
                     });
-                    let swapping = live.swap_stopped(
-                        savepoint,
-                        |uid, new| {
-                            let node = graph
-                                .nodes
-                                .iter_mut()
-                                .find(|n| n.uid == uid)
-                                .expect("swaps name nodes of the graph");
-                            std::mem::replace(&mut node.plugin, crate::graph::Plugin::Wasm(new))
-                        },
-                        records,
-                    );
+                    let asked = stop_asked.load(std::sync::atomic::Ordering::Relaxed);
+                    let swapping = !asked
+                        && live.swap_stopped(
+                            savepoint,
+                            |uid, new| {
+                                let node = graph
+                                    .nodes
+                                    .iter_mut()
+                                    .find(|n| n.uid == uid)
+                                    .expect("swaps name nodes of the graph");
+                                std::mem::replace(&mut node.plugin, crate::graph::Plugin::Wasm(new))
+                            },
+                            records,
+                        );
                     if swapping {
                         stop_tx.send_replace(false);
                         tracing::info!(
@@ -640,7 +645,10 @@ fn check_savepoint_owner(
 }
 
 /// The first SIGTERM or SIGINT asks the job to stop with a savepoint; a second one exits at once.
-async fn stop_on_signals(stop: Arc<tokio::sync::watch::Sender<bool>>) {
+async fn stop_on_signals(
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+    asked_by_user: Arc<std::sync::atomic::AtomicBool>,
+) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -661,6 +669,7 @@ async fn stop_on_signals(stop: Arc<tokio::sync::watch::Sender<bool>>) {
         }
         asked = true;
         eprintln!("stopping with a savepoint (signal again to exit at once)");
+        asked_by_user.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = stop.send(true);
     }
 }

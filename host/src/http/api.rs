@@ -235,6 +235,9 @@ async fn stop(State(app): Shared, headers: HeaderMap, Query(q): Query<StopQuery>
     }
     let live = &app.control.live;
     let asked = ms(SystemTime::now());
+    app.control
+        .stop_asked
+        .store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = app.control.stop.send(true);
     let status = live.wait_end().await;
     let savepoint =

@@ -98,8 +98,10 @@ pub struct Control {
     pub live: Arc<Live>,
     /// Checkpoint, savepoint and cancel requests to the running attempt.
     pub commands: tokio::sync::mpsc::UnboundedSender<Command>,
-    /// Stop with a savepoint (the same as SIGTERM).
+    /// Stop with a savepoint (the same as SIGTERM; a swap's stop sets only this).
     pub stop: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Set with `stop` when a person asked to stop: the job then ends, even during a swap.
+    pub stop_asked: Arc<std::sync::atomic::AtomicBool>,
     /// The running subtasks' keyed state, for queries.
     pub keyed: Option<Registry>,
     /// Checks a new build for a node (`None`: swaps need checkpoints, which are off).
