@@ -179,6 +179,22 @@ fn the_api_shows_the_running_job_takes_savepoints_and_stops_it_exactly() {
         assert!(text_now.contains(name), "no {name} in\n{text_now}");
     }
 
+    // The word count's keyed state, queried while it runs.
+    let word = text
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| !w.is_empty())
+        .unwrap()
+        .to_lowercase();
+    let held = get(&addr, &format!("/api/nodes/count/state?key={word}"));
+    assert_eq!(held[0]["key"], word.as_str(), "{held}");
+    assert_eq!(held[0]["state"], "counts", "{held}");
+    assert!(
+        held[0]["value_hex"].as_str().is_some_and(|h| !h.is_empty()),
+        "{held}"
+    );
+    let (code, _) = request(&addr, "GET", "/api/nodes/nope/state?key=a", None);
+    assert_eq!(code, 404);
+
     // A checkpoint and a savepoint on request; the job goes on.
     let (code, cp) = request(&addr, "POST", "/api/checkpoints", None);
     assert_eq!(code, 200, "{cp}");

@@ -325,7 +325,8 @@ async fn state(
                             "key": key,
                             "state": h.state,
                             "map_key": h.map_key.map(|k| String::from_utf8_lossy(&k).into_owned()),
-                            "value": String::from_utf8_lossy(&h.value),
+                            "value": std::str::from_utf8(&h.value).ok(),
+                            "value_hex": h.value.iter().map(|b| format!("{b:02x}")).collect::<String>(),
                         })
                     })
                 })
