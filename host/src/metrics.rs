@@ -36,7 +36,7 @@ pub struct SubtaskMetrics {
     queued: AtomicU64,
     /// The event time its input has reached (sources: that they emitted), ms; `i64::MIN`: none yet.
     watermark: AtomicI64,
-    /// The most memory its plugin instance has held, bytes (Wasm operators).
+    /// The most memory its plugin instance has held, bytes (Wasm nodes).
     memory: AtomicU64,
 }
 

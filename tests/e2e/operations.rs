@@ -173,6 +173,8 @@ fn the_api_shows_the_running_job_takes_savepoints_and_stops_it_exactly() {
         "# TYPE weir_restarts_total counter",
         "# TYPE weir_checkpoints_completed_total counter",
         r#"weir_plugin_memory_bytes{node="count",subtask="0"}"#,
+        r#"weir_plugin_memory_bytes{node="lines",subtask="0"}"#,
+        r#"weir_plugin_memory_bytes{node="out",subtask="0"}"#,
         r#"weir_records_in_per_second{node="count"}"#,
         r#"weir_job_status{status="running"} 1"#,
     ] {

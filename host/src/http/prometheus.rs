@@ -232,7 +232,7 @@ impl Collector for Scrape {
         family(
             &mut e,
             "weir_plugin_memory_bytes",
-            "The most memory a subtask's Wasm plugin instance has held (operators)",
+            "The most memory a subtask's Wasm plugin instance has held",
             MetricType::Gauge,
             wasm_metrics
                 .iter()

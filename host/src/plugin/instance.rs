@@ -641,6 +641,11 @@ impl SourceInstance {
         })
     }
 
+    /// The most memory (all memories and tables) this instance has held, in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.0.sandbox.memory_bytes()
+    }
+
     /// The newest watermark the plugin emitted during the last poll (0.2.0 sources).
     pub fn take_watermark(&mut self) -> Option<i64> {
         self.0.sandbox.store.data_mut().time.emitted.take()
@@ -804,6 +809,11 @@ impl SinkInstance {
     /// Instantiate and `open` a sink subtask.
     pub fn start(spec: &InstanceSpec) -> Result<Self, PluginError> {
         Instance::start(NodeKind::Sink, spec, None).map(SinkInstance)
+    }
+
+    /// The most memory (all memories and tables) this instance has held, in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.0.sandbox.memory_bytes()
     }
 
     /// Consume one batch.

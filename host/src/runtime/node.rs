@@ -36,6 +36,10 @@ pub trait SourceNode: Send {
     fn take_watermark(&mut self) -> Option<i64> {
         None
     }
+    /// The most memory its plugin instance has held, in bytes (0 for native connectors).
+    fn memory_bytes(&self) -> u64 {
+        0
+    }
 }
 
 /// A running operator subtask.
@@ -157,6 +161,10 @@ pub trait SinkNode: Send {
     fn abort(&mut self, checkpoint: u64) -> Result<(), PluginError>;
     fn snapshot(&mut self) -> Result<Vec<u8>, PluginError>;
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError>;
+    /// The most memory its plugin instance has held, in bytes (0 for native connectors).
+    fn memory_bytes(&self) -> u64 {
+        0
+    }
 }
 
 type Factory<T> = Arc<dyn Fn(u32) -> Result<Box<T>, PluginError> + Send + Sync>;
@@ -296,6 +304,9 @@ impl SourceNode for SourceInstance {
     fn take_watermark(&mut self) -> Option<i64> {
         SourceInstance::take_watermark(self)
     }
+    fn memory_bytes(&self) -> u64 {
+        SourceInstance::memory_bytes(self)
+    }
 }
 
 impl OperatorNode for OperatorInstance {
@@ -352,5 +363,8 @@ impl SinkNode for SinkInstance {
     }
     fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
         SinkInstance::restore(self, state)
+    }
+    fn memory_bytes(&self) -> u64 {
+        SinkInstance::memory_bytes(self)
     }
 }

@@ -171,6 +171,7 @@ pub fn run_source(
         let began = Instant::now();
         let polled = node.poll(batch_size);
         ctx.stats().add_busy(began.elapsed());
+        ctx.stats().set_memory(node.memory_bytes());
         let polled = polled?;
         let dead = node.take_dead_letters();
         if !dead.is_empty() {
@@ -486,6 +487,7 @@ pub fn run_sink(
                 let began = Instant::now();
                 let written = node.write(b);
                 stats.add_busy(began.elapsed());
+                stats.set_memory(node.memory_bytes());
                 written?;
             }
             Step::Watermark(_) | Step::Idle | Step::Tick => {}
