@@ -51,6 +51,18 @@ fn serving(child: &mut Child, cwd: &Path, attempt: usize) -> String {
     }
 }
 
+/// Start `weir run p.toml` in `cwd` with its API on a free port; once the job runs and records
+/// reach its sink: the process and the API's address.
+fn run_flowing(cwd: &Path) -> (Child, String) {
+    let mut child = spawn_weir(&["run", "p.toml", "--http", "127.0.0.1:0"], cwd, 1);
+    let addr = serving(&mut child, cwd, 1);
+    wait_until(&mut child, "records flow", || {
+        let job = get(&addr, "/api/job");
+        job["status"] == "running" && node(&job, "out")["records_in"].as_u64() > Some(0)
+    });
+    (child, addr)
+}
+
 /// `method path` on the API at `addr`, with `token` if given: (status, JSON body).
 fn request(addr: &str, method: &str, path: &str, token: Option<&str>) -> (u16, Value) {
     request_with(addr, method, path, token, None)
@@ -139,12 +151,7 @@ fn node<'a>(job: &'a Value, uid: &str) -> &'a Value {
 fn the_api_shows_the_running_job_takes_savepoints_and_stops_it_exactly() {
     let (dir, text) = setup(150_000, &throttled(&pipeline(), 15_000));
     let cwd = dir.path();
-    let mut child = spawn_weir(&["run", "p.toml", "--http", "127.0.0.1:0"], cwd, 1);
-    let addr = serving(&mut child, cwd, 1);
-    wait_until(&mut child, "records flow", || {
-        let job = get(&addr, "/api/job");
-        job["status"] == "running" && node(&job, "lines")["records_out"].as_u64() > Some(0)
-    });
+    let (mut child, addr) = run_flowing(cwd);
 
     // The graph and the metrics per node and subtask.
     let job = get(&addr, "/api/job");
@@ -408,11 +415,7 @@ fn records_in(dom: &str, uid: &str) -> u64 {
 fn the_dashboard_shows_the_running_job_in_a_real_browser() {
     let (dir, _) = setup(200_000, &throttled(&pipeline(), 10_000));
     let cwd = dir.path();
-    let mut child = spawn_weir(&["run", "p.toml", "--http", "127.0.0.1:0"], cwd, 1);
-    let addr = serving(&mut child, cwd, 1);
-    wait_until(&mut child, "records flow", || {
-        node(&get(&addr, "/api/job"), "out")["records_in"].as_u64() > Some(0)
-    });
+    let (mut child, addr) = run_flowing(cwd);
     let profile = tempfile::tempdir().unwrap();
     let url = format!("http://{addr}/");
     let first = rendered(profile.path(), &url);
@@ -445,11 +448,7 @@ fn the_dashboard_shows_the_running_job_in_a_real_browser() {
 fn a_new_build_takes_over_at_a_savepoint_exactly_and_one_that_refuses_leaves_the_old_running() {
     let (dir, text) = setup(100_000, &throttled(&pipeline(), 6_000));
     let cwd = dir.path();
-    let mut child = spawn_weir(&["run", "p.toml", "--http", "127.0.0.1:0"], cwd, 1);
-    let addr = serving(&mut child, cwd, 1);
-    wait_until(&mut child, "records flow", || {
-        node(&get(&addr, "/api/job"), "out")["records_in"].as_u64() > Some(0)
-    });
+    let (mut child, addr) = run_flowing(cwd);
 
     // Not an operator, not a component: refused before the job is touched.
     let v2 = guest("wordcount-v2");
