@@ -104,20 +104,35 @@ struct State {
 
 /// A live plugin swap under way (see [`crate::swap`]).
 pub struct SwapInFlight {
-    pub uid: String,
-    /// The new build, loaded and tried.
-    pub plugin: crate::plugin::LoadedPlugin,
-    pub path: PathBuf,
-    /// The state directory, where the swap is recorded once it holds.
-    pub state_dir: PathBuf,
-    pub reply: tokio::sync::oneshot::Sender<Result<SwapDone, String>>,
+    uid: String,
+    /// The new build, loaded, tried and saved.
+    new: crate::swap::Prepared,
+    reply: tokio::sync::oneshot::Sender<Result<SwapDone, String>>,
     /// Once the job stopped at the swap's savepoint: its id, and the old build to go back to.
-    pub at: Option<(u64, crate::graph::Plugin)>,
+    at: Option<(u64, crate::graph::Plugin)>,
     /// Where the swap's savepoint was written.
-    pub savepoint_path: Option<PathBuf>,
+    savepoint_path: Option<PathBuf>,
     /// Records each node had taken in when the old build stopped: what the new build's output
     /// follows.
-    pub records_before: std::collections::BTreeMap<String, u64>,
+    records_before: std::collections::BTreeMap<String, u64>,
+}
+
+impl SwapInFlight {
+    /// Node `uid` is to run `new`; the outcome goes to `reply`.
+    pub fn new(
+        uid: String,
+        new: crate::swap::Prepared,
+        reply: tokio::sync::oneshot::Sender<Result<SwapDone, String>>,
+    ) -> Self {
+        SwapInFlight {
+            uid,
+            new,
+            reply,
+            at: None,
+            savepoint_path: None,
+            records_before: Default::default(),
+        }
+    }
 }
 
 /// What a swap that held reports.
@@ -172,11 +187,7 @@ impl Live {
                     .map(|i| LiveEdge {
                         from: graph.nodes[i.from].uid.clone(),
                         partition: i.partition,
-                        port: match i.port {
-                            crate::runtime::Port::Main => "main",
-                            crate::runtime::Port::DeadLetter => "dead-letter",
-                            crate::runtime::Port::Late => "late",
-                        },
+                        port: i.port.name(),
                     })
                     .collect(),
             })
@@ -287,31 +298,28 @@ impl Live {
     pub async fn wait_checkpoint(&self, id: u64) -> Result<CheckpointInfo, String> {
         let mut changed = self.changed.subscribe();
         loop {
+            let status = self.status();
+            let ended = matches!(
+                status,
+                Status::Failed | Status::Cancelled | Status::Restarting | Status::Finished
+            );
             match self.checkpoint(id) {
-                Some(c) => match &c.outcome {
-                    Outcome::Completed => return Ok(c),
-                    Outcome::Failed(why) => return Err(format!("checkpoint {id} failed: {why}")),
-                    Outcome::InProgress => {}
-                },
-                None if !matches!(self.status(), Status::Running | Status::Starting) => {
+                Some(c) if c.outcome == Outcome::Completed => return Ok(c),
+                Some(CheckpointInfo {
+                    outcome: Outcome::Failed(why),
+                    ..
+                }) => return Err(format!("checkpoint {id} failed: {why}")),
+                Some(_) if ended => {
                     return Err(format!(
-                        "the job is {:?} and checkpoint {id} never started",
-                        self.status()
+                        "the job is {status:?}: checkpoint {id} will not complete"
                     ));
                 }
-                None => {}
-            }
-            if matches!(
-                self.status(),
-                Status::Failed | Status::Cancelled | Status::Restarting | Status::Finished
-            ) && self
-                .checkpoint(id)
-                .is_none_or(|c| c.outcome == Outcome::InProgress)
-            {
-                return Err(format!(
-                    "the job is {:?}: checkpoint {id} will not complete",
-                    self.status()
-                ));
+                None if !matches!(status, Status::Running | Status::Starting) => {
+                    return Err(format!(
+                        "the job is {status:?} and checkpoint {id} never started"
+                    ));
+                }
+                _ => {}
             }
             if changed.changed().await.is_err() {
                 return Err("the job is gone".into());
@@ -332,13 +340,13 @@ impl Live {
         Ok(())
     }
 
-    /// The attempt stopped at `savepoint`: if that stop was a swap's, the node and its new
-    /// build (the caller installs it, and hands the old build back through `old`).
+    /// The attempt (its counters: `metrics`) stopped at `savepoint`: whether that stop was a
+    /// swap's. If so, `old` installs the new build in the node and returns the old one.
     pub fn swap_stopped(
         &self,
         savepoint: Option<(u64, Option<PathBuf>)>,
         old: impl FnOnce(&str, crate::plugin::LoadedPlugin) -> crate::graph::Plugin,
-        records: std::collections::BTreeMap<String, u64>,
+        metrics: &[Arc<NodeMetrics>],
     ) -> bool {
         let mut s = self.lock();
         let Some(swap) = s.swap.as_mut().filter(|w| w.at.is_none()) else {
@@ -351,10 +359,13 @@ impl Live {
                 .send(Err("the job ended before the swap could take place".into()));
             return false;
         };
-        let previous = old(&swap.uid, swap.plugin.clone());
+        let previous = old(&swap.uid, swap.new.plugin.clone());
         swap.at = Some((id, previous));
         swap.savepoint_path = path;
-        swap.records_before = records;
+        swap.records_before = metrics
+            .iter()
+            .map(|m| (m.uid.clone(), m.records_in()))
+            .collect();
         true
     }
 
@@ -382,16 +393,16 @@ impl Live {
         };
         let (savepoint, _) = swap.at.expect("checked");
         let recorded = crate::swap::record(
-            &swap.state_dir,
+            &swap.new.state_dir,
             &swap.uid,
             crate::swap::Swapped {
-                plugin: swap.path.clone(),
+                plugin: swap.new.path.clone(),
                 savepoint,
             },
         );
         let done = recorded.map(|()| SwapDone {
             node: swap.uid.clone(),
-            plugin: swap.path.clone(),
+            plugin: swap.new.path.clone(),
             savepoint,
             savepoint_path: swap.savepoint_path.clone(),
             checkpoint: id,
@@ -400,7 +411,7 @@ impl Live {
         tracing::info!(
             "node `{}` now runs {} (swapped at savepoint {savepoint})",
             swap.uid,
-            swap.path.display()
+            swap.new.path.display()
         );
         let _ = swap.reply.send(done);
     }

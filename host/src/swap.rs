@@ -31,6 +31,15 @@ pub struct Swapped {
     pub savepoint: u64,
 }
 
+/// A new build ready to swap in: loaded, tried, and saved in the state directory.
+pub struct Prepared {
+    pub plugin: LoadedPlugin,
+    /// Where it was saved.
+    pub path: PathBuf,
+    /// The job's state directory, where the swap is recorded once it holds.
+    pub state_dir: PathBuf,
+}
+
 /// Save `bytes` as `<dir>/plugins/<sha256>.wasm` (whole or not at all) and return its path.
 pub fn save_component(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let plugins = dir.join("plugins");

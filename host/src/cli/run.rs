@@ -157,7 +157,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let live = Live::new(&graph, &job.id);
     let (commands_tx, commands_rx) = tokio::sync::mpsc::unbounded_channel();
     let commands: runtime::Commands = Arc::new(tokio::sync::Mutex::new(commands_rx));
-    let server = match http_settings(&args, &spec)? {
+    // Dropped when `run` returns, after the last attempt: a stop's reply still goes out.
+    let _server = match http_settings(&args, &spec)? {
         Some(http) => Some(crate::http::Server::start(
             rt.handle(),
             &http,
@@ -174,246 +175,223 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         )?),
         None => None,
     };
-    let outcome = (|| -> anyhow::Result<ExitCode> {
-        let mut tracker = RestartTracker::new(restart);
-        // Whether the next attempt restarts after a failure (not the first, not after a swap).
-        let mut restart_next = false;
-        loop {
-            live.attempt_starting(restart_next);
-            restart_next = false;
-            // What this attempt resumes from.
-            let mut restore: Option<RestorePoint> = None;
-            if let Some(store) = &store {
-                let latest = store.latest_restorable()?;
-                let ours = latest.filter(|r| from_savepoint.is_none() || r.meta.id >= run_first_id);
-                if let Some(r) = ours {
-                    if r.meta.finished {
-                        // The run that finished may have died before every sink committed.
-                        recommit_sinks(&graph, &host, &job.id, r.meta.id, &r.states)?;
-                        eprintln!(
-                            "{}: the job already finished (checkpoint {}); its output is complete. Run with --fresh to start over.",
-                            spec.name, r.meta.id
-                        );
-                        return Ok(ExitCode::SUCCESS);
-                    }
-                    let abort = store.incomplete_after(r.meta.id)?;
-                    tracing::info!("resuming from checkpoint {}", r.meta.id);
-                    restore = Some(
-                        restore_point(
-                            &graph,
-                            r.meta.id,
-                            r.states,
-                            r.meta.keyed,
-                            args.allow_non_restored_state,
-                            abort,
-                        )
-                        .map_err(anyhow::Error::msg)?,
+    let mut tracker = RestartTracker::new(restart);
+    // Whether the next attempt restarts after a failure (not the first, not after a swap).
+    let mut restart_next = false;
+    loop {
+        live.attempt_starting(restart_next);
+        restart_next = false;
+        // What this attempt resumes from.
+        let mut restore: Option<RestorePoint> = None;
+        if let Some(store) = &store {
+            let latest = store.latest_restorable()?;
+            let ours = latest.filter(|r| from_savepoint.is_none() || r.meta.id >= run_first_id);
+            if let Some(r) = ours {
+                if r.meta.finished {
+                    // The run that finished may have died before every sink committed.
+                    recommit_sinks(&graph, &host, &job.id, r.meta.id, &r.states)?;
+                    eprintln!(
+                        "{}: the job already finished (checkpoint {}); its output is complete. Run with --fresh to start over.",
+                        spec.name, r.meta.id
                     );
-                } else if from_savepoint.is_none() && job.checkpointed {
-                    bail!(
-                        "{}: the checkpoint store in {} holds no intact checkpoint, but this job ({}) completed checkpoints before: the store was lost or damaged. Starting over would replay the input into outputs that already hold committed data. Resume from a savepoint (weir run --from-savepoint DIR {}; savepoints are kept in {}), or start over with --fresh --yes (exactly-once file outputs are then replaced)",
-                        spec.name,
-                        store.dir().display(),
-                        job.id,
-                        args.pipeline.display(),
-                        settings.dir.join("savepoints").display()
-                    );
-                } else if let Some(sp) = &from_savepoint {
-                    restore = Some(
-                        restore_point(
-                            &graph,
-                            sp.meta.checkpoint,
-                            sp.states.clone(),
-                            sp.meta.keyed.clone(),
-                            args.allow_non_restored_state,
-                            Vec::new(),
-                        )
-                        .map_err(anyhow::Error::msg)?,
-                    );
-                }
-            }
-            let first_id = match &store {
-                Some(s) => s.next_id()?.max(run_first_id),
-                None => 1,
-            };
-            let options = RunOptions {
-                interval: settings.enabled.then_some(settings.interval),
-                exactly_once: settings.exactly_once,
-                timeout: settings.timeout,
-                max_concurrent: settings.max_concurrent,
-                min_pause: settings.min_pause,
-                first_id,
-                restore,
-                progress: !args.quiet && std::io::stderr().is_terminal(),
-                stop_grace: args.stop_grace,
-                keyed: keyed_store.clone(),
-                commands: Some(commands.clone()),
-                live: Some(live.clone()),
-            };
-            let mut store_hooks = store.as_ref().map(|s| StoreHooks {
-                store: s,
-                job: job.clone(),
-                state_dir: settings.dir.clone(),
-                retain: settings.retain,
-                pipeline: spec.name.clone(),
-                savepoint_dir: settings.dir.join("savepoints"),
-                savepoint: None,
-            });
-            let mut none = NoCheckpointStore;
-            let inner: &mut dyn CheckpointHooks = match &mut store_hooks {
-                Some(h) => h,
-                None => &mut none,
-            };
-            let mut hooks = LiveHooks {
-                inner,
-                live: live.clone(),
-            };
-            let job_run = Job::from_graph(&graph, host.clone(), &job.id);
-            // Only a stop asked from now on stops this attempt (a swap's stop was for the last).
-            let mut attempt_stop = stop_rx.clone();
-            attempt_stop.borrow_and_update();
-            let outcome = rt.block_on(runtime::run(
-                job_run,
-                options,
-                &mut hooks,
-                Some(attempt_stop),
-            ));
-            if let Some(h) = &store_hooks {
-                job.checkpointed |= h.job.checkpointed;
-            }
-            match outcome {
-                Ok(report) => {
-                    // A stop that was a swap's: the next attempt restores its savepoint with
-                    // the new build in the node.
-                    let records = report
-                        .metrics
-                        .iter()
-                        .map(|m| (m.uid.clone(), m.records_in()))
-                        .collect();
-                    let savepoint = report.savepoint.map(|id| {
-                        let path = store_hooks
-                            .as_ref()
-                            .and_then(|h| h.savepoint.as_ref())
-                            .filter(|(at, _)| *at == id)
-                            .map(|(_, dir)| dir.clone());
-                        (id, path)
-                    });
-                    let asked = stop_asked.load(std::sync::atomic::Ordering::Relaxed);
-                    let swapping = !asked
-                        && live.swap_stopped(
-                            savepoint,
-                            |uid, new| {
-                                let node = graph
-                                    .nodes
-                                    .iter_mut()
-                                    .find(|n| n.uid == uid)
-                                    .expect("swaps name nodes of the graph");
-                                std::mem::replace(&mut node.plugin, crate::graph::Plugin::Wasm(new))
-                            },
-                            records,
-                        );
-                    if swapping {
-                        stop_tx.send_replace(false);
-                        tracing::info!(
-                            "resuming from savepoint {} with the new build",
-                            report.savepoint.unwrap_or(0)
-                        );
-                        continue;
-                    }
-                    live.set_status(Status::Finished);
-                    if !args.quiet {
-                        eprintln!(
-                            "{}",
-                            crate::metrics::summary(&report.metrics, report.elapsed)
-                        );
-                    }
-                    if let Some(id) = report.savepoint {
-                        match store_hooks.and_then(|h| h.savepoint) {
-                            Some((_, dir)) => {
-                                println!("savepoint {id}: {}", dir.display());
-                                eprintln!(
-                                    "stopped with savepoint {id}; resume with: weir run --from-savepoint {} {}",
-                                    dir.display(),
-                                    args.pipeline.display()
-                                );
-                            }
-                            None => {
-                                eprintln!(
-                                    "stopped (checkpointing is off: no savepoint was written)"
-                                )
-                            }
-                        }
-                    }
                     return Ok(ExitCode::SUCCESS);
                 }
-                Err(e) => {
-                    // The new build of a swap could not take over: back to the old one, from
-                    // the same savepoint.
-                    if let Some((uid, old)) = live.swap_failed(&e.to_string()) {
-                        if let Some(node) = graph.nodes.iter_mut().find(|n| n.uid == uid) {
-                            node.plugin = old;
+                let abort = store.incomplete_after(r.meta.id)?;
+                tracing::info!("resuming from checkpoint {}", r.meta.id);
+                restore = Some(
+                    restore_point(
+                        &graph,
+                        r.meta.id,
+                        r.states,
+                        r.meta.keyed,
+                        args.allow_non_restored_state,
+                        abort,
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                );
+            } else if from_savepoint.is_none() && job.checkpointed {
+                bail!(
+                    "{}: the checkpoint store in {} holds no intact checkpoint, but this job ({}) completed checkpoints before: the store was lost or damaged. Starting over would replay the input into outputs that already hold committed data. Resume from a savepoint (weir run --from-savepoint DIR {}; savepoints are kept in {}), or start over with --fresh --yes (exactly-once file outputs are then replaced)",
+                    spec.name,
+                    store.dir().display(),
+                    job.id,
+                    args.pipeline.display(),
+                    settings.dir.join("savepoints").display()
+                );
+            } else if let Some(sp) = &from_savepoint {
+                restore = Some(
+                    restore_point(
+                        &graph,
+                        sp.meta.checkpoint,
+                        sp.states.clone(),
+                        sp.meta.keyed.clone(),
+                        args.allow_non_restored_state,
+                        Vec::new(),
+                    )
+                    .map_err(anyhow::Error::msg)?,
+                );
+            }
+        }
+        let first_id = match &store {
+            Some(s) => s.next_id()?.max(run_first_id),
+            None => 1,
+        };
+        let options = RunOptions {
+            interval: settings.enabled.then_some(settings.interval),
+            exactly_once: settings.exactly_once,
+            timeout: settings.timeout,
+            max_concurrent: settings.max_concurrent,
+            min_pause: settings.min_pause,
+            first_id,
+            restore,
+            progress: !args.quiet && std::io::stderr().is_terminal(),
+            stop_grace: args.stop_grace,
+            keyed: keyed_store.clone(),
+            commands: Some(commands.clone()),
+            live: Some(live.clone()),
+        };
+        let mut store_hooks = store.as_ref().map(|s| StoreHooks {
+            store: s,
+            job: job.clone(),
+            state_dir: settings.dir.clone(),
+            retain: settings.retain,
+            pipeline: spec.name.clone(),
+            savepoint_dir: settings.dir.join("savepoints"),
+            savepoint: None,
+        });
+        let mut none = NoCheckpointStore;
+        let inner: &mut dyn CheckpointHooks = match &mut store_hooks {
+            Some(h) => h,
+            None => &mut none,
+        };
+        let mut hooks = LiveHooks {
+            inner,
+            live: live.clone(),
+        };
+        let job_run = Job::from_graph(&graph, host.clone(), &job.id);
+        // Only a stop asked from now on stops this attempt (a swap's stop was for the last).
+        let mut attempt_stop = stop_rx.clone();
+        attempt_stop.borrow_and_update();
+        let outcome = rt.block_on(runtime::run(
+            job_run,
+            options,
+            &mut hooks,
+            Some(attempt_stop),
+        ));
+        if let Some(h) = &store_hooks {
+            job.checkpointed |= h.job.checkpointed;
+        }
+        match outcome {
+            Ok(report) => {
+                // A stop that was a swap's: the next attempt restores its savepoint with
+                // the new build in the node.
+                let savepoint = report
+                    .savepoint
+                    .map(|id| (id, store_hooks.as_ref().and_then(|h| h.savepoint_path(id))));
+                let asked = stop_asked.load(std::sync::atomic::Ordering::Relaxed);
+                let swapping = !asked
+                    && live.swap_stopped(
+                        savepoint,
+                        |uid, new| {
+                            let node = graph
+                                .nodes
+                                .iter_mut()
+                                .find(|n| n.uid == uid)
+                                .expect("swaps name nodes of the graph");
+                            std::mem::replace(&mut node.plugin, crate::graph::Plugin::Wasm(new))
+                        },
+                        &report.metrics,
+                    );
+                if swapping {
+                    stop_tx.send_replace(false);
+                    tracing::info!("resuming from the swap's savepoint with the new build");
+                    continue;
+                }
+                live.set_status(Status::Finished);
+                if !args.quiet {
+                    eprintln!(
+                        "{}",
+                        crate::metrics::summary(&report.metrics, report.elapsed)
+                    );
+                }
+                if let Some(id) = report.savepoint {
+                    match store_hooks.and_then(|h| h.savepoint) {
+                        Some((_, dir)) => {
+                            println!("savepoint {id}: {}", dir.display());
+                            eprintln!(
+                                "stopped with savepoint {id}; resume with: weir run --from-savepoint {} {}",
+                                dir.display(),
+                                args.pipeline.display()
+                            );
                         }
-                        tracing::warn!(
-                            "the swap of `{uid}` failed ({e}): resuming with the old build"
-                        );
-                        continue;
+                        None => {
+                            eprintln!("stopped (checkpointing is off: no savepoint was written)")
+                        }
                     }
-                    if live.was_cancel_requested() {
-                        live.set_status(Status::Cancelled);
-                        return Err(e.into());
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => {
+                // The new build of a swap could not take over: back to the old one, from
+                // the same savepoint.
+                if let Some((uid, old)) = live.swap_failed(&e.to_string()) {
+                    if let Some(node) = graph.nodes.iter_mut().find(|n| n.uid == uid) {
+                        node.plugin = old;
                     }
-                    if *stop_rx.borrow() {
-                        live.failed(&e.to_string(), false);
-                        return Err(e).context("the job failed while stopping");
-                    }
-                    if let Some(why) = e.incurable() {
-                        live.failed(&e.to_string(), false);
-                        return Err(e).with_context(|| {
+                    tracing::warn!("the swap of `{uid}` failed ({e}): resuming with the old build");
+                    continue;
+                }
+                if live.was_cancel_requested() {
+                    live.set_status(Status::Cancelled);
+                    return Err(e.into());
+                }
+                if *stop_rx.borrow() {
+                    live.failed(&e.to_string(), false);
+                    return Err(e).context("the job failed while stopping");
+                }
+                if let Some(why) = e.incurable() {
+                    live.failed(&e.to_string(), false);
+                    return Err(e).with_context(|| {
                         format!(
                             "the job failed and was not restarted ({why}: a restart cannot cure it)"
                         )
                     });
-                    }
-                    let Some(delay) = tracker.on_failure() else {
-                        live.failed(&e.to_string(), false);
-                        let restarts = tracker.restarts();
-                        return if restarts > 0 {
-                            Err(e).with_context(|| {
-                                format!("the job failed; gave up after {restarts} restart(s)")
-                            })
-                        } else {
-                            Err(e.into())
-                        };
-                    };
-                    live.failed(&e.to_string(), true);
-                    tracing::warn!(
-                        "the job failed: {e}; restart {} in {} from the latest checkpoint",
-                        tracker.restarts(),
-                        humantime::format_duration(std::time::Duration::from_millis(
-                            delay.as_millis() as u64
-                        ))
-                    );
-                    let mut stop = stop_rx.clone();
-                    let stopped = rt.block_on(async {
-                        tokio::select! {
-                            _ = tokio::time::sleep(delay) => false,
-                            _ = stop.changed() => true,
-                        }
-                    });
-                    if stopped {
-                        live.set_status(Status::Finished);
-                        return Err(e).context("stopped while waiting to restart");
-                    }
-                    tracker.attempt_started();
-                    restart_next = true;
                 }
+                let Some(delay) = tracker.on_failure() else {
+                    live.failed(&e.to_string(), false);
+                    let restarts = tracker.restarts();
+                    return if restarts > 0 {
+                        Err(e).with_context(|| {
+                            format!("the job failed; gave up after {restarts} restart(s)")
+                        })
+                    } else {
+                        Err(e.into())
+                    };
+                };
+                live.failed(&e.to_string(), true);
+                tracing::warn!(
+                    "the job failed: {e}; restart {} in {} from the latest checkpoint",
+                    tracker.restarts(),
+                    humantime::format_duration(std::time::Duration::from_millis(
+                        delay.as_millis() as u64
+                    ))
+                );
+                let mut stop = stop_rx.clone();
+                let stopped = rt.block_on(async {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => false,
+                        _ = stop.changed() => true,
+                    }
+                });
+                if stopped {
+                    live.set_status(Status::Finished);
+                    return Err(e).context("stopped while waiting to restart");
+                }
+                tracker.attempt_started();
+                restart_next = true;
             }
         }
-    })();
-    if let Some(server) = server {
-        server.shutdown(rt.handle());
     }
-    outcome
 }
 
 /// Put the builds recorded by earlier swaps into their nodes (not those swapped in after the
@@ -501,7 +479,11 @@ fn swap_preparer(
             None,
         )
         .map_err(|e| format!("the new build does not start: {e}"))?;
-        Ok((plugin, path))
+        Ok(crate::swap::Prepared {
+            plugin,
+            path,
+            state_dir: dir.clone(),
+        })
     })
 }
 

@@ -63,6 +63,28 @@ fn check_token(app: &App, headers: &HeaderMap) -> Option<Response> {
     })
 }
 
+/// The 503 a request that needs the job running gets while it does not, or nothing; `then`
+/// says what to do.
+fn unless_running(live: &crate::live::Live, then: &str) -> Option<Response> {
+    let status = live.status();
+    (status != Status::Running).then(|| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the job is {status:?}, not running: {then}"),
+        )
+    })
+}
+
+/// The 404 a request about a node the job does not have gets, or nothing.
+fn unless_node(live: &crate::live::Live, uid: &str) -> Option<Response> {
+    (!live.nodes.iter().any(|n| n.uid == uid)).then(|| {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("the job has no node `{uid}`"),
+        )
+    })
+}
+
 async fn dashboard() -> Html<&'static str> {
     Html(include_str!("dashboard.html"))
 }
@@ -185,14 +207,8 @@ async fn take(app: &App, headers: &HeaderMap, savepoint: bool) -> Response {
         return denied;
     }
     let live = &app.control.live;
-    if live.status() != Status::Running {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the job is {:?}, not running: ask again once it runs",
-                live.status()
-            ),
-        );
+    if let Some(not_now) = unless_running(live, "ask again once it runs") {
+        return not_now;
     }
     let (reply, answer) = tokio::sync::oneshot::channel();
     if app
@@ -300,11 +316,8 @@ async fn state(
             "this job keeps no queryable keyed state (checkpointing is off)",
         );
     };
-    if !app.control.live.nodes.iter().any(|n| n.uid == uid) {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("the job has no node `{uid}`"),
-        );
+    if let Some(missing) = unless_node(&app.control.live, &uid) {
+        return missing;
     }
     let request = crate::keyed::live::Request {
         node: uid,
@@ -356,44 +369,21 @@ async fn swap(
         );
     };
     let live = &app.control.live;
-    if live.status() != Status::Running {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "the job is {:?}, not running: swap once it runs",
-                live.status()
-            ),
-        );
+    if let Some(not_now) = unless_running(live, "swap once it runs") {
+        return not_now;
     }
-    if !live.nodes.iter().any(|n| n.uid == uid) {
-        return error(
-            StatusCode::NOT_FOUND,
-            format!("the job has no node `{uid}`"),
-        );
+    if let Some(missing) = unless_node(live, &uid) {
+        return missing;
     }
     let name = uid.clone();
     let prepared = tokio::task::spawn_blocking(move || prepare(&name, &body)).await;
-    let (plugin, path) = match prepared {
+    let new = match prepared {
         Ok(Ok(p)) => p,
         Ok(Err(why)) => return error(StatusCode::UNPROCESSABLE_ENTITY, why),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let (reply, outcome) = tokio::sync::oneshot::channel();
-    let state_dir = path
-        .parent()
-        .and_then(|p| p.parent())
-        .map(std::path::Path::to_path_buf)
-        .unwrap_or_default();
-    let requested = live.request_swap(crate::live::SwapInFlight {
-        uid,
-        plugin,
-        path,
-        state_dir,
-        reply,
-        at: None,
-        savepoint_path: None,
-        records_before: Default::default(),
-    });
+    let requested = live.request_swap(crate::live::SwapInFlight::new(uid, new, reply));
     if let Err(why) = requested {
         return error(StatusCode::CONFLICT, why);
     }

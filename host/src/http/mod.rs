@@ -108,12 +108,10 @@ pub struct Control {
     pub swap: Option<PrepareSwap>,
 }
 
-/// Saves, loads and tries a new build for node `uid`: the build and where it was saved, or why
-/// it will not do.
-pub type PrepareSwap = Arc<
-    dyn Fn(&str, &[u8]) -> Result<(crate::plugin::LoadedPlugin, PathBuf), String> + Send + Sync,
->;
-
+/// Saves, loads and tries a new build for node `uid`: the build ready to swap in, or why it will
+/// not do.
+pub type PrepareSwap =
+    Arc<dyn Fn(&str, &[u8]) -> Result<crate::swap::Prepared, String> + Send + Sync>;
 /// The shared state of every handler.
 struct App {
     control: Control,
@@ -137,9 +135,10 @@ impl App {
     }
 }
 
-/// A running server.
+/// A running server; dropped, it lets the responses in flight (a stop's reply among them) go
+/// out, then stops listening (connections still open after a moment are dropped).
 pub struct Server {
-    addr: SocketAddr,
+    rt: tokio::runtime::Handle,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
     sampler: tokio::task::JoinHandle<()>,
@@ -188,26 +187,22 @@ impl Server {
         });
         tracing::info!("http: serving on http://{addr}");
         Ok(Server {
-            addr,
+            rt: rt.clone(),
             shutdown: Some(shutdown),
             task,
             sampler,
         })
     }
+}
 
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Let the responses in flight (a stop's reply among them) go out, then stop listening;
-    /// connections still open after a moment are dropped.
-    pub fn shutdown(mut self, rt: &tokio::runtime::Handle) {
+impl Drop for Server {
+    fn drop(&mut self) {
         if let Some(s) = self.shutdown.take() {
             let _ = s.send(());
         }
         self.sampler.abort();
         let task = &mut self.task;
-        rt.block_on(async {
+        self.rt.block_on(async {
             if tokio::time::timeout(Duration::from_secs(2), &mut *task)
                 .await
                 .is_err()

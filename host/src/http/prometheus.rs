@@ -6,6 +6,7 @@
 
 use super::App;
 use crate::live::{Status, ms};
+use crate::metrics::{NodeMetrics, SubtaskMetrics};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -52,6 +53,22 @@ fn family<N: EncodeMetric>(
     Ok(())
 }
 
+/// `f` of every subtask of `nodes` that has a value, labelled by node and subtask.
+fn per_subtask<'m>(
+    nodes: impl IntoIterator<Item = &'m Arc<NodeMetrics>>,
+    f: impl Fn(&SubtaskMetrics) -> Option<f64>,
+) -> Vec<(Labels, f64)> {
+    nodes
+        .into_iter()
+        .flat_map(|m| {
+            m.subtasks().iter().enumerate().filter_map(|(i, s)| {
+                let labels = vec![("node", m.uid.clone()), ("subtask", i.to_string())];
+                f(s).map(|v| (labels, v))
+            })
+        })
+        .collect()
+}
+
 fn counter(v: f64) -> ConstCounter<f64> {
     ConstCounter::new(v)
 }
@@ -73,18 +90,6 @@ impl Collector for Scrape {
             .map(|n| n.uid.as_str())
             .collect();
         let node = |uid: &str| vec![("node", uid.to_owned())];
-        let sub = |uid: &str, i: usize| vec![("node", uid.to_owned()), ("subtask", i.to_string())];
-        let per_subtask = |f: &dyn Fn(&crate::metrics::SubtaskMetrics) -> f64| {
-            metrics
-                .iter()
-                .flat_map(|m| {
-                    m.subtasks()
-                        .iter()
-                        .enumerate()
-                        .map(move |(i, s)| (sub(&m.uid, i), f(s)))
-                })
-                .collect::<Vec<_>>()
-        };
         let as_counters = |v: Vec<(Labels, f64)>| -> Vec<(Labels, ConstCounter<f64>)> {
             v.into_iter().map(|(l, x)| (l, counter(x))).collect()
         };
@@ -128,14 +133,14 @@ impl Collector for Scrape {
             "weir_records_in",
             "Records a subtask took in",
             MetricType::Counter,
-            as_counters(per_subtask(&|s| s.records_in() as f64)),
+            as_counters(per_subtask(&metrics, |s| Some(s.records_in() as f64))),
         )?;
         family(
             &mut e,
             "weir_records_out",
             "Records a subtask sent on",
             MetricType::Counter,
-            as_counters(per_subtask(&|s| s.records_out() as f64)),
+            as_counters(per_subtask(&metrics, |s| Some(s.records_out() as f64))),
         )?;
         let rates = |f: &dyn Fn(&super::rates::Rate) -> f64| {
             live.nodes
@@ -162,21 +167,23 @@ impl Collector for Scrape {
             "weir_busy_seconds",
             "Seconds a subtask spent in its node's code (for a Wasm node: in calls into its plugin)",
             MetricType::Counter,
-            as_counters(per_subtask(&|s| s.busy().as_secs_f64())),
+            as_counters(per_subtask(&metrics, |s| Some(s.busy().as_secs_f64()))),
         )?;
         family(
             &mut e,
             "weir_backpressured_seconds",
             "Seconds a subtask waited for room in a full downstream channel",
             MetricType::Counter,
-            as_counters(per_subtask(&|s| s.backpressured().as_secs_f64())),
+            as_counters(per_subtask(&metrics, |s| {
+                Some(s.backpressured().as_secs_f64())
+            })),
         )?;
         family(
             &mut e,
             "weir_input_queue_messages",
             "Messages waiting in a subtask's input channels",
             MetricType::Gauge,
-            as_gauges(per_subtask(&|s| s.queued() as f64)),
+            as_gauges(per_subtask(&metrics, |s| Some(s.queued() as f64))),
         )?;
         let capacity = live.channel_capacity.max(1) as f64;
         family(
@@ -184,7 +191,9 @@ impl Collector for Scrape {
             "weir_input_queue_fill_ratio",
             "A subtask's queued input messages over one channel's capacity",
             MetricType::Gauge,
-            as_gauges(per_subtask(&|s| s.queued() as f64 / capacity)),
+            as_gauges(per_subtask(&metrics, |s| {
+                Some(s.queued() as f64 / capacity)
+            })),
         )?;
         let now = ms(SystemTime::now()) as f64;
         let watermarks: Vec<(Labels, f64)> = metrics
@@ -234,31 +243,18 @@ impl Collector for Scrape {
             "weir_plugin_memory_bytes",
             "The most memory a subtask's Wasm plugin instance has held",
             MetricType::Gauge,
-            wasm_metrics
-                .iter()
-                .flat_map(|m| {
-                    m.subtasks()
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, s)| s.memory() > 0)
-                        .map(|(i, s)| (sub(&m.uid, i), gauge(s.memory() as f64)))
-                })
-                .collect(),
+            as_gauges(per_subtask(wasm_metrics.iter().copied(), |s| {
+                (s.memory() > 0).then(|| s.memory() as f64)
+            })),
         )?;
         family(
             &mut e,
             "weir_plugin_wasm_seconds",
             "Seconds a subtask's Wasm plugin spent in calls (computing, and in the host calls it makes)",
             MetricType::Counter,
-            wasm_metrics
-                .iter()
-                .flat_map(|m| {
-                    m.subtasks()
-                        .iter()
-                        .enumerate()
-                        .map(|(i, s)| (sub(&m.uid, i), counter(s.busy().as_secs_f64())))
-                })
-                .collect(),
+            as_counters(per_subtask(wasm_metrics.iter().copied(), |s| {
+                Some(s.busy().as_secs_f64())
+            })),
         )?;
         family(
             &mut e,

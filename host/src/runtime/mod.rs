@@ -80,6 +80,17 @@ pub enum Port {
     Late,
 }
 
+impl Port {
+    /// Its name, as the suffix of an input (`<node>.dead-letter`) and in the HTTP API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Port::Main => "main",
+            Port::DeadLetter => "dead-letter",
+            Port::Late => "late",
+        }
+    }
+}
+
 /// One node of a runnable job.
 pub struct JobNode {
     pub uid: String,
