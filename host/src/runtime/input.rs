@@ -89,12 +89,12 @@ impl Inputs {
         self.current_watermark = self.current_watermark.max(watermark);
     }
 
-    /// Block until there is something to act on, or until `deadline` ([`Step::Tick`]).
     /// Messages waiting in the input channels.
     pub fn queued(&self) -> usize {
         self.rx.iter().map(Receiver::len).sum()
     }
 
+    /// Block until there is something to act on, or until `deadline` ([`Step::Tick`]).
     pub fn next(&mut self, control: Option<&Receiver<Control>>, deadline: Option<Instant>) -> Step {
         loop {
             if std::mem::take(&mut self.end_pending)

@@ -168,9 +168,7 @@ pub fn run_source(
             }
             None => {}
         }
-        let began = Instant::now();
-        let polled = node.poll(batch_size);
-        ctx.stats().add_busy(began.elapsed());
+        let polled = busy(ctx, || node.poll(batch_size));
         ctx.stats().set_memory(node.memory_bytes());
         let polled = polled?;
         let dead = node.take_dead_letters();
@@ -223,6 +221,15 @@ fn tick(clock: &mut Generator, out: &mut Output) -> Result<(), RunError> {
         None => {}
     }
     Ok(())
+}
+
+/// Run `call`, the node's own code, counting its time as the subtask's busy time (not what
+/// the subtask does around it: routing, waiting on full channels, chained operators).
+fn busy<T>(ctx: &SubtaskCtx, call: impl FnOnce() -> T) -> T {
+    let began = Instant::now();
+    let done = call();
+    ctx.stats().add_busy(began.elapsed());
+    done
 }
 
 /// The earlier of two optional deadlines.
@@ -336,10 +343,8 @@ impl OperatorTask {
 
     /// Act on one step; `watermark` is the input's watermark after it.
     pub fn step(&mut self, step: Step, watermark: i64) -> Result<Flow, RunError> {
-        let began = Instant::now();
         let flow = self.step_inner(step, watermark);
         let stats = self.ctx.stats();
-        stats.add_busy(began.elapsed());
         stats.set_watermark(watermark);
         stats.set_memory(self.node.memory_bytes());
         flow
@@ -351,11 +356,11 @@ impl OperatorTask {
         match step {
             Step::Batch(b) => {
                 ctx.stats().add_in(b.len());
-                let produced = node.process(b)?;
+                let produced = busy(ctx, || node.process(b))?;
                 emit(ctx, node, &mut self.clock, &mut self.out, produced)?;
             }
             Step::Watermark(t) => {
-                let produced = node.on_watermark(t)?;
+                let produced = busy(ctx, || node.on_watermark(t))?;
                 emit(ctx, node, &mut self.clock, &mut self.out, produced)?;
                 // +∞ goes on as the end, after what `finish` emits (else that would be late).
                 if self.passes_time && t < crate::time::END_OF_TIME {
@@ -369,12 +374,12 @@ impl OperatorTask {
             }
             Step::Tick => {}
             Step::End => {
-                let produced = node.finish()?;
+                let produced = busy(ctx, || node.finish())?;
                 emit(ctx, node, &mut self.clock, &mut self.out, produced)?;
                 self.out.broadcast(&Message::End)?;
             }
             Step::Barrier(b) => {
-                let state = node.snapshot()?;
+                let state = busy(ctx, || node.snapshot())?;
                 let time = SubtaskTime {
                     input: watermark,
                     generator: self.clock.checkpoint(),
@@ -405,7 +410,8 @@ impl OperatorTask {
             .next_processing_timer()
             .is_some_and(|due| due <= wall_clock_ms())
         {
-            let produced = self.node.on_processing_time(wall_clock_ms())?;
+            let node = self.node.as_mut();
+            let produced = busy(&self.ctx, || node.on_processing_time(wall_clock_ms()))?;
             emit(
                 &self.ctx,
                 self.node.as_mut(),
@@ -484,9 +490,7 @@ pub fn run_sink(
         match step {
             Step::Batch(b) => {
                 stats.add_in(b.len());
-                let began = Instant::now();
-                let written = node.write(b);
-                stats.add_busy(began.elapsed());
+                let written = busy(ctx, || node.write(b));
                 stats.set_memory(node.memory_bytes());
                 written?;
             }
