@@ -35,7 +35,8 @@
 pub use anyhow::{Error, Result, anyhow, bail, ensure};
 pub use weir_sdk_macros::{filter, flat_map, map, operator, sink, source};
 
-mod config;
+pub mod config;
+pub mod dir;
 pub mod keyed;
 pub mod lines;
 pub mod log;

@@ -31,6 +31,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod connector;
+pub mod contained;
 pub mod graph;
 pub mod http;
 pub mod keyed;

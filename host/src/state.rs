@@ -117,10 +117,7 @@ fn blob_key(id: u64, node: &str, subtask: u32) -> Vec<u8> {
 /// output (`backtrace ()`, `Os { code: .. }`), and one hint does not fit every cause.
 fn explain(e: &sled::Error, dir: &Path) -> String {
     match e {
-        sled::Error::Corruption { .. } => format!(
-            "its files are damaged. Resume from a savepoint (weir run --from-savepoint DIR; savepoints are kept in {}), or start over with weir run --fresh --yes (which deletes the store)",
-            dir.join("savepoints").display()
-        ),
+        sled::Error::Corruption { .. } => damaged(dir),
         sled::Error::Io(io) if io.kind() == std::io::ErrorKind::PermissionDenied => format!(
             "permission denied ({io}): the user running weir must be able to read and write {}",
             dir.display()
@@ -134,6 +131,14 @@ fn explain(e: &sled::Error, dir: &Path) -> String {
     }
 }
 
+/// The store in `dir` is damaged: what to do.
+fn damaged(dir: &Path) -> String {
+    format!(
+        "its files are damaged. Resume from a savepoint (weir run --from-savepoint DIR; savepoints are kept in {}), or start over with weir run --fresh --yes (which deletes the store)",
+        dir.join("savepoints").display()
+    )
+}
+
 /// ms since the Unix epoch.
 pub fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
@@ -142,20 +147,25 @@ pub fn unix_ms(t: SystemTime) -> u64 {
 }
 
 impl StateStore {
-    /// Open (or create) the store in `dir`.
+    /// Open (or create) the store in `dir`. Every tree is read through once here, inside
+    /// [`crate::contained::contain`]: sled 0.34 panics on some damaged files instead of
+    /// reporting them, and damage found now is the clear "damaged" error, never a panic later.
     pub fn open(dir: &Path) -> Result<Self, StateError> {
         let open_err = |source: sled::Error| StateError::Open {
             dir: dir.to_owned(),
             reason: explain(&source, dir),
         };
         crate::protected::ensure_real_dir(dir).map_err(|e| open_err(sled::Error::Io(e)))?;
-        let db = sled::Config::new()
-            .path(dir.join("db"))
-            .cache_capacity(64 << 20)
-            .open()
+        let opened = crate::contained::contain(|| Self::open_sled(dir))
+            .map_err(|panic| {
+                tracing::debug!("sled panicked opening {}: {panic}", dir.display());
+                StateError::Open {
+                    dir: dir.to_owned(),
+                    reason: damaged(dir),
+                }
+            })?
             .map_err(open_err)?;
-        let meta = db.open_tree("meta").map_err(open_err)?;
-        let blobs = db.open_tree("blobs").map_err(open_err)?;
+        let (db, meta, blobs) = opened;
         let pieces = crate::keyed::Pieces::open(&db).map_err(|e| StateError::Open {
             dir: dir.to_owned(),
             reason: e.to_string(),
@@ -167,6 +177,22 @@ impl StateStore {
             blobs,
             pieces,
         })
+    }
+
+    /// sled's database in `dir` with its trees, each read through once.
+    fn open_sled(dir: &Path) -> Result<(sled::Db, sled::Tree, sled::Tree), sled::Error> {
+        let db = sled::Config::new()
+            .path(dir.join("db"))
+            .cache_capacity(64 << 20)
+            .open()?;
+        for name in db.tree_names() {
+            for item in db.open_tree(name)?.iter() {
+                item?;
+            }
+        }
+        let meta = db.open_tree("meta")?;
+        let blobs = db.open_tree("blobs")?;
+        Ok((db, meta, blobs))
     }
 
     /// The pieces of keyed state kept in this store.

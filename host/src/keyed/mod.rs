@@ -36,8 +36,21 @@ pub enum KeyedError {
     },
     #[error("state name {0:?} is too long (at most 255 bytes)")]
     Name(String),
+    #[error("keyed state is only for operators")]
+    NotAnOperator,
     #[error("{0}")]
     Piece(String),
+}
+
+impl KeyedError {
+    /// A use of keyed state the plugin's code makes the same way on the same input (not a
+    /// failure of the storage under it): no restart cures it.
+    pub fn is_misuse(&self) -> bool {
+        matches!(
+            self,
+            KeyedError::NotOurs { .. } | KeyedError::Name(_) | KeyedError::NotAnOperator
+        )
+    }
 }
 
 impl From<sled::Error> for KeyedError {

@@ -94,6 +94,15 @@ const ENOSPC: usize = 51;
 /// Below this many free bytes a disk counts as full (a write of one buffer no longer fits).
 const FULL_BELOW: u64 = 1 << 20;
 
+/// Whether `message` (a guest's own words) reports an operating-system error: a file, directory
+/// or socket it could not use, as Rust's and wasi-libc's messages say "(os error N)".
+pub fn reports_os_error(message: &str) -> bool {
+    message.split("(os error ").skip(1).any(|after| {
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        digits > 0 && after[digits..].starts_with(')')
+    })
+}
+
 /// `message` with each "(os error N)" named as the WASI errno it is, and, when it reports an
 /// I/O error or no space, the writable grants whose disk is full.
 pub fn explain(message: &str, writable: &[PathBuf]) -> String {
@@ -160,6 +169,9 @@ mod tests {
         assert_eq!(NAMES[ENOSPC], "ENOSPC");
         assert_eq!(NAMES[EIO], "EIO");
         assert_eq!(NAMES[76], "ENOTCAPABLE");
+        assert!(reports_os_error("gone (os error 44)"));
+        assert!(!reports_os_error("bad state (os error x)"));
+        assert!(!reports_os_error("no number (os error )"));
     }
 
     #[test]

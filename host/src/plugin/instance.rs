@@ -81,6 +81,9 @@ impl Default for Limits {
 pub enum Cause {
     /// The plugin returned an error.
     Error(String),
+    /// The plugin returned an error the operating system gave it: a file, directory or socket
+    /// under its grants it could not use (missing, no permission, disk full).
+    Io(String),
     /// The plugin panicked (message from its panic hook; the WebAssembly backtrace of the trap
     /// the panic ended in, for dead letters, not for the one-line message).
     Panic {
@@ -97,6 +100,9 @@ pub enum Cause {
     BadBatch(String),
     /// The reply was larger than the node's reply limits allow.
     TooLarge(String),
+    /// The plugin used keyed state in a way the host refuses whatever the moment (a key of
+    /// another subtask, a state name too long, keyed state outside an operator).
+    KeyedMisuse(String),
     /// The plugin held more WASI handles than its limit.
     TooManyHandles(usize),
     /// The job was cancelled while the call ran (another subtask failed, or a stop ran out of
@@ -120,7 +126,7 @@ impl std::fmt::Display for Cause {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         const MIB: u64 = 1 << 20;
         match self {
-            Cause::Error(m) => write!(f, "failed: {m}"),
+            Cause::Error(m) | Cause::Io(m) => write!(f, "failed: {m}"),
             Cause::Panic { message, .. } => write!(f, "panicked: {message}"),
             Cause::OutOfMemory { requested, ceiling } => write!(
                 f,
@@ -145,6 +151,7 @@ impl std::fmt::Display for Cause {
                 f,
                 "held more than {limit} open handles (files, directories, sockets, streams) at once (raise `max_handles` on the node if it really needs more)"
             ),
+            Cause::KeyedMisuse(m) => write!(f, "failed: {m}"),
             Cause::Cancelled => write!(f, "was stopped because the job was cancelled"),
         }
     }
@@ -354,7 +361,13 @@ impl Sandboxed {
             && !matches!(&outcome, Err(t) if t.downcast_ref::<Interrupted>().is_some())
         {
             self.store.data_mut().end_call();
-            return Err(self.error(call, Cause::Error(escape(&e, MAX_TEXT))));
+            let message = escape(&e.to_string(), MAX_TEXT);
+            let cause = if e.is_misuse() {
+                Cause::KeyedMisuse(message)
+            } else {
+                Cause::Error(message)
+            };
+            return Err(self.error(call, cause));
         }
         let cause = match outcome {
             Ok(Ok(v)) => {
@@ -375,10 +388,14 @@ impl Sandboxed {
                         requested: desired,
                         ceiling: data.limiter.max,
                     },
-                    None => Cause::Error(escape(
-                        &super::errno::explain(&msg, &self.writable),
-                        MAX_TEXT,
-                    )),
+                    None => {
+                        let text = escape(&super::errno::explain(&msg, &self.writable), MAX_TEXT);
+                        if super::errno::reports_os_error(&msg) {
+                            Cause::Io(text)
+                        } else {
+                            Cause::Error(text)
+                        }
+                    }
                 }
             }
             Err(trap) => self.classify(trap),

@@ -83,7 +83,7 @@ pub struct HostState {
     /// The subtask's keyed state (operators), shared by its instances.
     pub keyed: Option<crate::keyed::SharedKeyed>,
     /// Why the plugin's last use of keyed state failed: the call fails with it.
-    pub keyed_error: Option<String>,
+    pub keyed_error: Option<crate::keyed::KeyedError>,
 }
 
 /// Event time as one instance sees and changes it through the 0.2.0 imports.
@@ -301,7 +301,7 @@ impl HostState {
             return None;
         }
         let Some(shared) = &self.keyed else {
-            self.keyed_error = Some("keyed state is only for operators".into());
+            self.keyed_error = Some(crate::keyed::KeyedError::NotAnOperator);
             return None;
         };
         let mut backend = shared.lock().unwrap_or_else(|p| p.into_inner());
@@ -309,7 +309,7 @@ impl HostState {
             Ok(r) => Some(r),
             Err(e) => {
                 drop(backend);
-                self.keyed_error = Some(e.to_string());
+                self.keyed_error = Some(e);
                 None
             }
         }

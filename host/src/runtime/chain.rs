@@ -6,13 +6,17 @@
 //! the messages (batches, watermarks only when they advance, idleness, the end as a +∞
 //! watermark then the end, barriers), in the same order; it keeps its own state, acks, event
 //! time, keyed state and metrics under its own uid, so checkpoints and restores cannot tell a
-//! chain from separate subtasks.
+//! chain from separate subtasks. A chain of any length costs no stack per operator: every
+//! operator of a subtask's chain sits in one flat list, and what one hands the next waits in a
+//! queue the subtask drains in a loop (never a call from one operator into the next).
 
 use super::Message;
 use super::input::Step;
+use super::output::Output;
 use super::subtask::{Flow, OperatorTask};
-use super::{JobNode, NodeFactory, Port};
+use super::{JobNode, NodeFactory, Port, RunError};
 use crate::config::Partition;
+use std::collections::{HashMap, VecDeque};
 
 /// The upstream node each node is chained into, if it is.
 pub fn plan(nodes: &[JobNode]) -> Vec<Option<usize>> {
@@ -32,11 +36,102 @@ pub fn plan(nodes: &[JobNode]) -> Vec<Option<usize>> {
         .collect()
 }
 
+/// One operator to run chained into a subtask, not yet started: built on the subtask's thread.
+pub struct Member {
+    /// Its node (chains are assembled in node order, which is topological).
+    pub node: usize,
+    /// The node it is chained behind.
+    pub upstream: usize,
+    /// Which of the upstream's outputs feeds it.
+    pub port: Port,
+    /// Its own output (channels to nodes outside the chain).
+    pub out: Output,
+    /// Restores and starts it on its output (with the chained operators behind it wired in).
+    pub start: Box<dyn FnOnce(Output) -> Result<Chained, RunError> + Send>,
+}
+
+/// Every operator chained into one subtask, and the messages on their way between them.
+pub struct Chain {
+    tasks: Vec<Chained>,
+    queue: VecDeque<(usize, Message)>,
+}
+
+impl Chain {
+    /// Wire `members` behind `head` (the subtask's own output; its node is `head_node`) and
+    /// start them in node order. Returns the chain; the head output hands it its messages.
+    pub fn assemble(
+        head: &mut Output,
+        head_node: usize,
+        mut members: Vec<Member>,
+    ) -> Result<Chain, RunError> {
+        members.sort_by_key(|m| m.node);
+        let at: HashMap<usize, usize> =
+            members.iter().enumerate().map(|(i, m)| (m.node, i)).collect();
+        for i in 0..members.len() {
+            let (upstream, port) = (members[i].upstream, members[i].port);
+            match at.get(&upstream) {
+                Some(&u) => members[u].out.feed(port, i),
+                None if upstream == head_node => head.feed(port, i),
+                None => {
+                    return Err(RunError::Internal(format!(
+                        "chained node {} hangs off node {upstream}, which is not in its chain",
+                        members[i].node
+                    )));
+                }
+            }
+        }
+        let mut tasks = Vec::with_capacity(members.len());
+        for m in members {
+            tasks.push((m.start)(m.out)?);
+        }
+        let mut chain = Chain {
+            tasks,
+            queue: VecDeque::new(),
+        };
+        // What the operators announced as they started (their restored watermarks).
+        for i in 0..chain.tasks.len() {
+            let sent = chain.tasks[i].task.take_outbox();
+            chain.queue.extend(sent);
+        }
+        Ok(chain)
+    }
+
+    /// Hand on `sent` (messages for operators of this chain), and everything they send each
+    /// other in turn, until nothing is left: breadth first, each operator's messages in order.
+    pub fn drain(&mut self, sent: Vec<(usize, Message)>) -> Result<(), RunError> {
+        self.queue.extend(sent);
+        while let Some((i, msg)) = self.queue.pop_front() {
+            let c = &mut self.tasks[i];
+            c.deliver(msg)?;
+            let sent = c.task.take_outbox();
+            self.queue.extend(sent);
+        }
+        Ok(())
+    }
+
+    /// Every chained operator's housekeeping (timers, clocks), and what it sends.
+    pub fn housekeeping(&mut self) -> Result<(), RunError> {
+        for i in 0..self.tasks.len() {
+            if self.tasks[i].done {
+                continue;
+            }
+            self.tasks[i].task.housekeeping()?;
+            let sent = self.tasks[i].task.take_outbox();
+            self.drain(sent)?;
+        }
+        Ok(())
+    }
+
+    /// When a chained operator next has something to do by itself.
+    pub fn deadline(&self) -> Option<std::time::Instant> {
+        self.tasks.iter().filter_map(|c| c.task.deadline()).min()
+    }
+}
+
 /// A chained operator behind one edge of its upstream's output: the upstream's messages turned
 /// into the steps of a one-input subtask.
 pub struct Chained {
-    pub port: Port,
-    pub task: Box<OperatorTask>,
+    task: OperatorTask,
     watermark: i64,
     idle: bool,
     ended: bool,
@@ -45,10 +140,9 @@ pub struct Chained {
 
 impl Chained {
     /// `watermark`: the input watermark restored from the checkpoint.
-    pub fn new(port: Port, task: OperatorTask, watermark: i64) -> Self {
+    pub fn new(task: OperatorTask, watermark: i64) -> Self {
         Chained {
-            port,
-            task: Box::new(task),
+            task,
             watermark,
             idle: false,
             ended: false,
@@ -57,7 +151,7 @@ impl Chained {
     }
 
     /// Hand the operator one message from upstream.
-    pub fn deliver(&mut self, msg: Message) -> Result<(), super::RunError> {
+    pub fn deliver(&mut self, msg: Message) -> Result<(), RunError> {
         if self.done {
             return Ok(());
         }
@@ -89,7 +183,7 @@ impl Chained {
         }
     }
 
-    fn advance(&mut self, t: i64) -> Result<(), super::RunError> {
+    fn advance(&mut self, t: i64) -> Result<(), RunError> {
         if t <= self.watermark {
             return Ok(());
         }
@@ -97,7 +191,7 @@ impl Chained {
         self.step(Step::Watermark(t))
     }
 
-    fn step(&mut self, step: Step) -> Result<(), super::RunError> {
+    fn step(&mut self, step: Step) -> Result<(), RunError> {
         if self.task.step(step, self.watermark)? == Flow::Done {
             self.done = true;
         }

@@ -149,8 +149,19 @@ pub type StopSignal = tokio::sync::watch::Receiver<bool>;
 /// The body of one subtask, run on its own blocking task.
 type SubtaskBody = Box<dyn FnOnce(&SubtaskCtx) -> Result<(), RunError> + Send>;
 
-/// Builds one chained operator (and those chained behind it) on its upstream's thread.
-type ChainBuild = Box<dyn FnOnce() -> Result<Chained, RunError> + Send>;
+/// `out`, the output of node `node`'s subtask, at the head of the operators chained into it.
+fn lead(
+    mut out: Output,
+    node: usize,
+    chain: Vec<super::chain::Member>,
+) -> Result<Output, RunError> {
+    if !chain.is_empty() {
+        let chain = super::chain::Chain::assemble(&mut out, node, chain)?;
+        out.lead(chain)?;
+    }
+    Ok(out)
+}
+
 
 struct Pending {
     barrier: Barrier,
@@ -265,8 +276,14 @@ pub async fn run(
     let mut total_subtasks = 0usize;
     let mut threads = 0usize;
     let mut sources_total = 0usize;
-    // Per (node, subtask): how to build the operators chained behind it, in its thread.
-    let mut chains: Vec<Vec<Vec<ChainBuild>>> = job
+    // The node whose subtask each node runs in: itself, or the head of the chain it is in.
+    let mut heads: Vec<usize> = Vec::with_capacity(job.nodes.len());
+    for up in &chained_into {
+        let head = up.map_or(heads.len(), |u| heads[u]);
+        heads.push(head);
+    }
+    // Per (head node, subtask): the operators chained into it, built in its thread.
+    let mut chains: Vec<Vec<Vec<super::chain::Member>>> = job
         .nodes
         .iter()
         .map(|n| (0..n.parallelism).map(|_| Vec::new()).collect())
@@ -311,10 +328,7 @@ pub async fn run(
                     let (tx, rx) = unbounded();
                     source_controls.push(tx);
                     Box::new(move |ctx| {
-                        let mut out = out;
-                        for c in chain {
-                            out.chain(c()?);
-                        }
+                        let out = lead(out, i, chain)?;
                         let mut node = f(ctx.subtask)?;
                         run_source(ctx, node.as_mut(), out, rx, batch_size)
                     })
@@ -349,25 +363,23 @@ pub async fn run(
                         Ok((node, keyed))
                     };
                     if let Some(up) = chained_into[i] {
-                        let port = node.inputs[0].2;
                         let ctx = ctx.clone();
-                        chains[up][s as usize].push(Box::new(move || {
-                            let mut out = out;
-                            for c in chain {
-                                out.chain(c()?);
-                            }
-                            let (node, keyed) = build(&ctx)?;
-                            let input = ctx.restore_time.map_or(i64::MIN, |t| t.input);
-                            let task = OperatorTask::start(ctx, node, out, keyed, input)?;
-                            Ok(Chained::new(port, task, input))
-                        }));
+                        chains[heads[i]][s as usize].push(super::chain::Member {
+                            node: i,
+                            upstream: up,
+                            port: node.inputs[0].2,
+                            out,
+                            start: Box::new(move |out| {
+                                let (node, keyed) = build(&ctx)?;
+                                let input = ctx.restore_time.map_or(i64::MIN, |t| t.input);
+                                let task = OperatorTask::start(ctx, node, out, keyed, input)?;
+                                Ok(Chained::new(task, input))
+                            }),
+                        });
                         continue;
                     }
                     Box::new(move |ctx| {
-                        let mut out = out;
-                        for c in chain {
-                            out.chain(c()?);
-                        }
+                        let out = lead(out, i, chain)?;
                         let (node, keyed) = build(ctx)?;
                         run_operator(ctx.clone(), node, inputs, out, keyed)
                     })

@@ -13,8 +13,8 @@ mod coordinator;
 mod input;
 pub mod node;
 mod output;
-mod poison;
 mod subtask;
+mod supervised;
 
 pub use coordinator::{
     CheckpointHooks, Command, Commands, CompletedCheckpoint, NoCheckpointStore, RestorePoint,
@@ -22,7 +22,7 @@ pub use coordinator::{
 };
 pub use node::{NodeFactory, OperatorFactory, OperatorNode, SinkNode, SourceNode};
 pub use output::stable_hash;
-pub use poison::Isolating;
+pub use supervised::{Care, Supervised};
 
 use crate::batch::Batch;
 use crate::config::Partition;
@@ -183,7 +183,8 @@ impl RunError {
         match self {
             RunError::Plugin(PluginError::Call {
                 call: "open" | "instantiate",
-                cause: Cause::Error(_) | Cause::OutOfMemory { .. } | Cause::TooLarge(_),
+                cause:
+                    Cause::Error(_) | Cause::Io(_) | Cause::OutOfMemory { .. } | Cause::TooLarge(_),
                 ..
             }) => Some("the plugin refuses to start with this config or ceiling"),
             RunError::Plugin(PluginError::Call {
@@ -193,6 +194,23 @@ impl RunError {
             }) => Some(
                 "the plugin refuses the stored state, which every restart restores again (run the build that wrote it, or start over with --fresh)",
             ),
+            RunError::Plugin(PluginError::Call {
+                call: "restore",
+                cause: Cause::Io(_),
+                ..
+            }) => Some(
+                "the plugin cannot use a file or directory its stored state names, and a restart finds it the same way (were files under its grants moved, deleted or made read-only outside weir? put them back, or start over with --fresh --yes)",
+            ),
+            RunError::Plugin(PluginError::Call {
+                cause: Cause::TooLarge(_),
+                ..
+            }) => Some(
+                "the same input makes the same reply again (raise the node's reply limit the message names, or lower [pipeline] batch_size)",
+            ),
+            RunError::Plugin(PluginError::Call {
+                cause: Cause::KeyedMisuse(_),
+                ..
+            }) => Some("the plugin's code uses keyed state this way on the same input again"),
             RunError::Plugin(
                 PluginError::Read { .. }
                 | PluginError::Compile { .. }

@@ -4,9 +4,8 @@
 //! Invariant: every hook a checkpoint needs (`snapshot`, `restore`, `prepare`, `commit`, `abort`)
 //! exists on every node; a node with nothing to save returns empty state.
 
-use super::poison::Isolating;
+use super::supervised::{Care, Supervised};
 use crate::batch::Batch;
-use crate::config::OnError;
 use crate::graph::Node;
 use crate::keyed::SharedKeyed;
 use crate::plugin::{
@@ -79,75 +78,6 @@ pub trait OperatorNode: Send {
     /// How many records were skipped or dead-lettered since the last call.
     fn take_isolated(&mut self) -> u64 {
         0
-    }
-}
-
-/// An operator whose instance is replaced (snapshot → fresh instance → restore) whenever its
-/// memory passes a high-water mark: runtimes whose heaps only grow (CPython, SpiderMonkey) stay
-/// bounded. Invariant: the swap happens between two batches, so nothing is in flight.
-pub struct Recycling {
-    current: Box<dyn OperatorNode>,
-    fresh: Box<dyn Fn() -> Result<Box<dyn OperatorNode>, PluginError> + Send>,
-    high_water: u64,
-    label: String,
-}
-
-impl Recycling {
-    fn recycle_if_needed(&mut self) -> Result<(), PluginError> {
-        let used = self.current.memory_bytes();
-        tracing::trace!("{}: {} bytes of memory", self.label, used);
-        if used <= self.high_water {
-            return Ok(());
-        }
-        let state = self.current.snapshot()?;
-        let late = self.current.take_late();
-        let mut next = (self.fresh)()?;
-        next.restore(&state)?;
-        next.keep_late(late);
-        tracing::info!(
-            "{}: recycled the instance at {} MiB of memory (high-water mark {} MiB)",
-            self.label,
-            used >> 20,
-            self.high_water >> 20
-        );
-        self.current = next;
-        Ok(())
-    }
-}
-
-impl OperatorNode for Recycling {
-    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
-        let out = self.current.process(batch)?;
-        self.recycle_if_needed()?;
-        Ok(out)
-    }
-    fn on_watermark(&mut self, ts: i64) -> Result<Batch, PluginError> {
-        let out = self.current.on_watermark(ts)?;
-        self.recycle_if_needed()?;
-        Ok(out)
-    }
-    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
-        self.current.snapshot()
-    }
-    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
-        self.current.restore(state)
-    }
-    fn memory_bytes(&self) -> u64 {
-        self.current.memory_bytes()
-    }
-    fn on_processing_time(&mut self, now: i64) -> Result<Batch, PluginError> {
-        let out = self.current.on_processing_time(now)?;
-        self.recycle_if_needed()?;
-        Ok(out)
-    }
-    fn next_processing_timer(&self) -> Option<i64> {
-        self.current.next_processing_timer()
-    }
-    fn finish(&mut self) -> Result<Batch, PluginError> {
-        self.current.finish()
-    }
-    fn take_late(&mut self) -> Vec<Record> {
-        self.current.take_late()
     }
 }
 
@@ -228,8 +158,10 @@ impl NodeFactory {
                 Ok(Box::new(i) as Box<dyn SourceNode>)
             })),
             crate::config::NodeKind::Operator => {
-                let recycle_above = node.recycle_above;
-                let on_error = node.on_error;
+                let care = Care {
+                    recycle_above: node.recycle_above,
+                    on_error: node.on_error,
+                };
                 NodeFactory::Operator(Arc::new(move |subtask, keyed| {
                     let start = {
                         let (host, plugin, uid) = (host.clone(), plugin.clone(), uid.clone());
@@ -250,28 +182,13 @@ impl NodeFactory {
                             Ok(Box::new(i))
                         }
                     };
+                    let first = start()?;
+                    if !care.any() {
+                        return Ok(first);
+                    }
                     let label = format!("{uid}[{subtask}]");
-                    // One instance as the node runs it: plain, or recycled past its mark.
-                    let build = {
-                        let label = label.clone();
-                        move || -> Result<Box<dyn OperatorNode>, PluginError> {
-                            let first = start()?;
-                            Ok(match recycle_above {
-                                None => first,
-                                Some(high_water) => Box::new(Recycling {
-                                    current: first,
-                                    fresh: Box::new(start.clone()),
-                                    high_water,
-                                    label: label.clone(),
-                                }),
-                            })
-                        }
-                    };
-                    let node = build()?;
-                    Ok(match on_error {
-                        OnError::Fail => node,
-                        mode => Box::new(Isolating::new(node, Box::new(build), mode, label)),
-                    })
+                    Ok(Box::new(Supervised::new(first, Box::new(start), care, label))
+                        as Box<dyn OperatorNode>)
                 }))
             }
             crate::config::NodeKind::Sink => NodeFactory::Sink(Arc::new(move |subtask| {

@@ -3,9 +3,11 @@
 //!
 //! Invariant: within one channel, messages keep their order, and control messages (barriers,
 //! watermarks, end) go to every downstream channel and chained operator after every batch sent
-//! before them, so a barrier never overtakes data.
+//! before them, so a barrier never overtakes data. An output never calls into a chained
+//! operator itself: it leaves the message in its outbox, and the chain's head drains them all
+//! in a loop (so a chain's length costs no stack).
 
-use super::chain::Chained;
+use super::chain::Chain;
 use super::{Message, Port, RunError};
 use crate::batch::{Batch, BatchBuilder};
 use crate::config::Partition;
@@ -30,8 +32,13 @@ pub struct OutEdge {
 /// All out-edges of one subtask.
 pub struct Output {
     edges: Vec<OutEdge>,
-    /// Operators running in this subtask, fed directly.
-    chained: Vec<Chained>,
+    /// The chained operators this output feeds: (which output, index in the subtask's chain).
+    feeds: Vec<(Port, usize)>,
+    /// Messages for those operators, waiting for the chain to take them.
+    outbox: Vec<(usize, Message)>,
+    /// At the head of a chain (the subtask's own node): every operator chained into the
+    /// subtask, handed the outboxes after each send.
+    chain: Option<Chain>,
     next: usize,
     /// Key groups of the job: `hash` edges send a key to the subtask holding its group.
     max_parallelism: u32,
@@ -63,7 +70,9 @@ impl Output {
     pub fn new(edges: Vec<OutEdge>, max_parallelism: u32) -> Self {
         Output {
             edges,
-            chained: Vec::new(),
+            feeds: Vec::new(),
+            outbox: Vec::new(),
+            chain: None,
             next: 0,
             max_parallelism,
             stats: None,
@@ -75,27 +84,46 @@ impl Output {
         self.stats = Some((metrics, subtask));
     }
 
-    /// Run `operator` behind this output's `port`, in this subtask.
-    pub fn chain(&mut self, operator: Chained) {
-        self.chained.push(operator);
+    /// Feed this output's `port` to operator `index` of the subtask's chain.
+    pub fn feed(&mut self, port: Port, index: usize) {
+        self.feeds.push((port, index));
+    }
+
+    /// Make this the output of the chain's head: it runs `chain` after every send.
+    pub fn lead(&mut self, chain: Chain) -> Result<(), RunError> {
+        self.chain = Some(chain);
+        self.flush()
+    }
+
+    /// The messages left for chained operators since the last call.
+    pub fn take_outbox(&mut self) -> Vec<(usize, Message)> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// At a chain's head: hand what this output sent to the chain, and run it dry.
+    fn flush(&mut self) -> Result<(), RunError> {
+        match &mut self.chain {
+            Some(chain) if !self.outbox.is_empty() => chain.drain(std::mem::take(&mut self.outbox)),
+            _ => Ok(()),
+        }
     }
 
     /// Whether any edge or chained operator takes the output `port`.
     pub fn has_port(&self, port: Port) -> bool {
-        self.edges.iter().any(|e| e.port == port) || self.chained.iter().any(|c| c.port == port)
+        self.edges.iter().any(|e| e.port == port) || self.feeds.iter().any(|(p, _)| *p == port)
     }
 
-    /// Housekeeping of the chained operators (their timers and clocks).
+    /// Housekeeping of the chained operators (their timers and clocks), at the chain's head.
     pub fn housekeeping(&mut self) -> Result<(), RunError> {
-        for c in &mut self.chained {
-            c.task.housekeeping()?;
+        match &mut self.chain {
+            Some(chain) => chain.housekeeping(),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// When a chained operator next has something to do by itself.
+    /// When a chained operator next has something to do by itself (at the chain's head).
     pub fn deadline(&self) -> Option<std::time::Instant> {
-        self.chained.iter().filter_map(|c| c.task.deadline()).min()
+        self.chain.as_ref().and_then(Chain::deadline)
     }
 
     /// Route a batch of the main output. Empty batches are dropped.
@@ -111,8 +139,11 @@ impl Output {
         let edges: Vec<usize> = (0..self.edges.len())
             .filter(|&i| self.edges[i].port == port)
             .collect();
-        let chained: Vec<usize> = (0..self.chained.len())
-            .filter(|&i| self.chained[i].port == port)
+        let chained: Vec<usize> = self
+            .feeds
+            .iter()
+            .filter(|(p, _)| *p == port)
+            .map(|&(_, i)| i)
             .collect();
         let takers = edges.len() + chained.len();
         // Every taker but the last gets a copy.
@@ -132,9 +163,9 @@ impl Output {
         }
         for i in chained {
             let b = take(&mut taken);
-            self.chained[i].deliver(Message::Batch(b))?;
+            self.outbox.push((i, Message::Batch(b)));
         }
-        Ok(())
+        self.flush()
     }
 
     fn route(&mut self, edge: usize, batch: Batch) -> Result<(), Closed> {
@@ -183,10 +214,10 @@ impl Output {
                 send(&self.stats, s, msg.clone_control())?;
             }
         }
-        for c in &mut self.chained {
-            c.deliver(msg.clone_control())?;
+        for &(_, i) in &self.feeds {
+            self.outbox.push((i, msg.clone_control()));
         }
-        Ok(())
+        self.flush()
     }
 }
 

@@ -424,6 +424,11 @@ impl OperatorTask {
         self.out.housekeeping()
     }
 
+    /// The messages this operator's output left for operators chained behind it.
+    pub fn take_outbox(&mut self) -> Vec<(usize, Message)> {
+        self.out.take_outbox()
+    }
+
     /// When this operator, or one chained behind it, next has something to do by itself.
     pub fn deadline(&self) -> Option<Instant> {
         let timer = self.node.next_processing_timer().map(|due| {

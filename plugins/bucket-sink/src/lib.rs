@@ -86,24 +86,6 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// `384MB`, `64KiB`, `1000` (bytes).
-fn parse_size(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: u64 = t[..split].parse().ok()?;
-    let mult = match t[split..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "kib" => 1 << 10,
-        "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
 /// `500ms`, `60s`, `15m`, `1h`.
 fn parse_ms(text: &str) -> Option<i64> {
     let t = text.trim();
@@ -201,7 +183,7 @@ impl BucketSink {
         }
         let from = self.in_progress(bucket, &part.name);
         if from.exists() {
-            fs::rename(&from, self.pending_path(bucket, &part.name))?;
+            rename(&from, &self.pending_path(bucket, &part.name))?;
             self.rolled.push(Rolled {
                 bucket: bucket.to_owned(),
                 name: part.name.clone(),
@@ -247,54 +229,75 @@ impl BucketSink {
         }
         self.settled = true;
         for (_, _, path) in self.own_uncommitted()? {
-            fs::remove_file(path)?;
+            remove(&path)?;
         }
+        self.number_after_finished()
+    }
+
+    /// Number new parts after every finished part of this subtask: a part is never written
+    /// over one that is already published.
+    fn number_after_finished(&mut self) -> Result<()> {
         let stem = format!("{}-{}-", self.prefix, self.subtask);
-        if let Ok(buckets) = fs::read_dir(&self.base) {
-            for b in buckets.flatten() {
-                for f in fs::read_dir(b.path()).into_iter().flatten().flatten() {
-                    let name = f.file_name().to_string_lossy().into_owned();
-                    let n = name
-                        .strip_prefix(&stem)
-                        .and_then(|rest| rest.strip_suffix(self.suffix.as_str()))
-                        .and_then(|n| n.parse::<u64>().ok());
-                    if let Some(n) = n {
-                        self.counter = self.counter.max(n + 1);
-                    }
-                }
+        for (_, file, _) in self.files()? {
+            let n = file
+                .strip_prefix(&stem)
+                .and_then(|rest| rest.strip_suffix(self.suffix.as_str()))
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(n) = n {
+                self.counter = self.counter.max(n + 1);
             }
         }
         Ok(())
     }
 
-    /// Every in-progress or pending file of this subtask under `base`.
+    /// Every in-progress or pending file of this subtask under `base`: (bucket, part name,
+    /// path).
     fn own_uncommitted(&self) -> Result<Vec<(String, String, PathBuf)>> {
-        let mut out = Vec::new();
-        let Ok(buckets) = fs::read_dir(&self.base) else {
-            return Ok(out);
-        };
         let stem = format!(".{}-{}-", self.prefix, self.subtask);
-        for b in buckets {
-            let b = b?;
-            if !b.file_type()?.is_dir() {
+        let mut out = Vec::new();
+        for (bucket, file, path) in self.files()? {
+            if !file.starts_with(&stem) {
                 continue;
             }
-            let bucket = b.file_name().to_string_lossy().into_owned();
-            for f in fs::read_dir(b.path())? {
-                let f = f?;
-                let file = f.file_name().to_string_lossy().into_owned();
-                if !file.starts_with(&stem) {
-                    continue;
-                }
-                for ext in [".inprogress", ".pending"] {
-                    if let Some(name) = file.strip_suffix(ext) {
-                        out.push((bucket.clone(), name[1..].to_owned(), f.path()));
-                    }
+            for ext in [".inprogress", ".pending"] {
+                if let Some(name) = file.strip_suffix(ext) {
+                    out.push((bucket.clone(), name[1..].to_owned(), path.clone()));
                 }
             }
         }
         Ok(out)
     }
+
+    /// Every file in every bucket: (bucket, file name, path). The subtasks of this sink share
+    /// the bucket directories and rename and delete their own files in them while this one
+    /// lists: [`weir_sdk::dir::list`] lists again until a listing reads through.
+    fn files(&self) -> Result<Vec<(String, String, PathBuf)>> {
+        let buckets = match weir_sdk::dir::list(&self.base) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => bail!("cannot list {}: {e}", self.base.display()),
+        };
+        let mut out = Vec::new();
+        for bucket in buckets.into_iter().filter(|b| b.is_dir) {
+            let files = weir_sdk::dir::list(&bucket.path)
+                .map_err(|e| anyhow!("cannot list bucket {}: {e}", bucket.path.display()))?;
+            for f in files.into_iter().filter(|f| f.is_file) {
+                out.push((bucket.name.clone(), f.name, f.path));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Delete `path`, naming it if that fails.
+fn remove(path: &std::path::Path) -> Result<()> {
+    fs::remove_file(path).map_err(|e| anyhow!("cannot delete {}: {e}", path.display()))
+}
+
+/// Rename `from` to `to`, naming both if that fails.
+fn rename(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
+    fs::rename(from, to)
+        .map_err(|e| anyhow!("cannot rename {} to {}: {e}", from.display(), to.display()))
 }
 
 #[sink]
@@ -329,13 +332,7 @@ impl Sink for BucketSink {
             prefix: config.get("part_prefix").unwrap_or("part").to_owned(),
             suffix: config.get("part_suffix").unwrap_or("").to_owned(),
             subtask: ctx.subtask,
-            roll_size: setting(
-                config,
-                "roll_size",
-                "384MB",
-                parse_size,
-                "a size such as \"384MB\"",
-            )?,
+            roll_size: config.size_or("roll_size", 384_000_000)?,
             roll_interval_ms: setting(
                 config,
                 "roll_interval",
@@ -434,11 +431,12 @@ impl Sink for BucketSink {
             for p in parts {
                 let from = self.pending_path(&p.bucket, &p.name);
                 let to = self.dir(&p.bucket).join(&p.name);
+                // Idempotent: a part an earlier commit finished stays finished.
                 if from.exists() {
-                    fs::rename(&from, &to)?;
+                    rename(&from, &to)?;
                 } else if !to.exists() {
                     bail!(
-                        "cannot finish part {}/{}: neither {} nor the finished file exists",
+                        "cannot finish part {}/{}: neither {} nor the finished file exists (was it deleted outside weir? its records are lost to this job: restore the file, or start over with --fresh --yes)",
                         p.bucket,
                         p.name,
                         from.display()
@@ -467,7 +465,7 @@ impl Sink for BucketSink {
             let in_progress = self.in_progress(bucket, &part.name);
             let pending = self.pending_path(bucket, &part.name);
             if !in_progress.exists() && pending.exists() {
-                fs::rename(&pending, &in_progress)?;
+                rename(&pending, &in_progress)?;
             }
         }
         // Open parts go back to their checkpointed length; anything else uncommitted is newer
@@ -478,31 +476,64 @@ impl Sink for BucketSink {
             let is_pending = known_pending.contains(&(bucket.clone(), name.clone()))
                 && path.extension().is_some_and(|e| e == "pending");
             if !is_open && !is_pending {
-                fs::remove_file(&path)?;
+                remove(&path)?;
             }
         }
-        for (bucket, part) in &self.open {
-            let path = self.in_progress(bucket, &part.name);
-            let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-            if len < part.valid_len {
-                bail!(
-                    "cannot restore part {bucket}/{}: it has {len} bytes, the checkpoint recorded {}",
-                    part.name,
-                    part.valid_len
-                );
-            }
-            if len > part.valid_len || !path.exists() {
-                fs::create_dir_all(self.dir(bucket))?;
-                let f = fs::OpenOptions::new()
-                    .create(true)
-                    .write(true)
-                    .truncate(false)
-                    .open(&path)?;
-                f.set_len(part.valid_len)?;
-                f.sync_all()?;
+        let open: Vec<(String, Part)> = std::mem::take(&mut self.open).into_iter().collect();
+        for (bucket, part) in open {
+            if self.restore_open_part(&bucket, &part)? {
+                self.open.insert(bucket, part);
             }
         }
-        Ok(())
+        // Parts are never numbered over a finished one, whatever the checkpoint remembers.
+        self.number_after_finished()
+    }
+}
+
+impl BucketSink {
+    /// Put the in-progress file of `bucket`'s open `part` back to its checkpointed length.
+    /// Returns whether the part stays open: a part an earlier run already finished (published
+    /// after the checkpoint this run resumes from, when the job fell back to an older one)
+    /// cannot be taken back, so new records go to a new part.
+    fn restore_open_part(&self, bucket: &str, part: &Part) -> Result<bool> {
+        let path = self.in_progress(bucket, &part.name);
+        let finished = self.dir(bucket).join(&part.name);
+        if !path.exists() && finished.exists() {
+            weir_sdk::warn!(
+                "part {bucket}/{} was finished after the checkpoint this job resumes from; its records after byte {} are written again to a new part",
+                part.name,
+                part.valid_len
+            );
+            return Ok(false);
+        }
+        let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        if len < part.valid_len {
+            bail!(
+                "cannot restore part {bucket}/{}: {} has {len} bytes, but the checkpoint recorded {} (was it deleted or truncated outside weir? its records are lost to this job: restore the file, or start over with --fresh --yes)",
+                part.name,
+                path.display(),
+                part.valid_len
+            );
+        }
+        if len > part.valid_len || !path.exists() {
+            fs::create_dir_all(self.dir(bucket))
+                .map_err(|e| anyhow!("cannot create bucket {}: {e}", self.dir(bucket).display()))?;
+            fs::OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(&path)
+                .and_then(|f| f.set_len(part.valid_len).map(|()| f))
+                .and_then(|f| f.sync_all())
+                .map_err(|e| {
+                    anyhow!(
+                        "cannot put {} back to {} bytes: {e}",
+                        path.display(),
+                        part.valid_len
+                    )
+                })?;
+        }
+        Ok(true)
     }
 }
 
@@ -512,8 +543,8 @@ mod tests {
 
     #[test]
     fn sizes_and_durations_parse() {
-        assert_eq!(parse_size("384MB"), Some(384_000_000));
-        assert_eq!(parse_size("64KiB"), Some(65_536));
+        assert_eq!(weir_sdk::config::parse_size("384MB"), Some(384_000_000));
+        assert_eq!(weir_sdk::config::parse_size("64KiB"), Some(65_536));
         assert_eq!(parse_ms("60s"), Some(60_000));
         assert_eq!(parse_ms("250ms"), Some(250));
         assert_eq!(parse_ms("soon"), None);

@@ -8,7 +8,8 @@
 //! first line no checkpoint covers. With `end_when_empty = true` it ends once every file present
 //! is read (for batch jobs); otherwise it keeps watching, every `scan_ms` (default 200).
 //! `rate` caps it at that many lines per second. With `with_metadata = true` each record names
-//! its origin in headers `file.path` and `file.offset` (where its line starts).
+//! its origin in headers `file.path` and `file.offset` (where its line starts). A line longer
+//! than `max_line` (default 8 MiB) fails the job with its file and offset.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -16,7 +17,7 @@ use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use weir_sdk::lines::{Lines, add_coordinates, read_lines};
+use weir_sdk::lines::{DEFAULT_MAX_LINE, Lines, add_coordinates, read_lines};
 use weir_sdk::throttle::Throttle;
 use weir_sdk::{Config, Context, Poll, Result, Source, anyhow, source};
 
@@ -40,6 +41,9 @@ struct DirectorySource {
     /// Config `with_metadata`: add `file.path` and `file.offset` headers.
     #[serde(skip)]
     with_metadata: bool,
+    /// Config `max_line`: the longest line accepted, in bytes.
+    #[serde(skip)]
+    max_line: u64,
 }
 
 /// `*` matches any run of characters, `?` any one character.
@@ -58,7 +62,7 @@ fn matches(pattern: &[u8], name: &[u8]) -> bool {
 impl DirectorySource {
     /// The first file in name order that is neither finished nor hidden and matches the pattern.
     fn next_file(&self) -> Result<Option<String>> {
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| {
+        let entries = weir_sdk::dir::list(&self.dir).map_err(|e| {
             anyhow!(
                 "cannot list {}: {e} (is it granted to this node with grants.dirs?)",
                 self.dir.display()
@@ -66,12 +70,9 @@ impl DirectorySource {
         })?;
         let mut names = Vec::new();
         for entry in entries {
-            let entry = entry?;
-            if !entry.file_type()?.is_file() {
-                continue;
-            }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if !name.starts_with('.')
+            let name = entry.name;
+            if entry.is_file
+                && !name.starts_with('.')
                 && matches(self.pattern.as_bytes(), name.as_bytes())
                 && !self.finished.contains(&name)
             {
@@ -104,6 +105,7 @@ impl Source for DirectorySource {
             "rate",
             "scan_ms",
             "with_metadata",
+            "max_line",
         ])?;
         let s = DirectorySource {
             dir: PathBuf::from(config.require("path")?),
@@ -117,6 +119,7 @@ impl Source for DirectorySource {
             next_scan: None,
             throttle: Throttle::new(Some(config.parse_or("rate", 0u64)?)),
             with_metadata: config.parse_or("with_metadata", false)?,
+            max_line: config.size_or("max_line", DEFAULT_MAX_LINE)?,
         };
         if s.reader {
             s.next_file()?; // fail at open when the directory is not there or not granted
@@ -147,8 +150,9 @@ impl Source for DirectorySource {
         }
         self.open_current()?;
         let input = self.input.as_mut().expect("opened above");
-        let mut lines = read_lines(input, max)?;
         let (name, offset) = self.current.as_mut().expect("set above");
+        let mut lines = read_lines(input, max, self.max_line)
+            .map_err(|e| e.explain(&self.dir.join(&*name).to_string_lossy(), *offset))?;
         if self.with_metadata {
             let path = self.dir.join(&*name);
             add_coordinates(&mut lines, &path.to_string_lossy(), *offset);

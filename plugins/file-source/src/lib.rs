@@ -1,6 +1,8 @@
 //! Built-in `file` source: the lines of one file in a directory the pipeline grants
 //! (`path`), optionally at most `rate` lines per second. With `with_metadata = true` each record
-//! names its origin in headers `file.path` and `file.offset` (where its line starts).
+//! names its origin in headers `file.path` and `file.offset` (where its line starts). A line
+//! longer than `max_line` (default 8 MiB) fails the job with its offset, never the plugin's
+//! memory.
 //!
 //! Invariant: its state is the byte offset just past the last line it emitted, so a restored
 //! source rewinds to exactly the first line that is not covered by the checkpoint. A final line
@@ -9,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::{BufReader, Seek, SeekFrom};
-use weir_sdk::lines::{add_coordinates, read_lines};
+use weir_sdk::lines::{DEFAULT_MAX_LINE, add_coordinates, read_lines};
 use weir_sdk::throttle::Throttle;
 use weir_sdk::{Config, Context, Poll, Result, Source, anyhow, source};
 
@@ -29,6 +31,9 @@ struct FileSource {
     /// Config `with_metadata`: add `file.path` and `file.offset` headers.
     #[serde(skip)]
     with_metadata: bool,
+    /// Config `max_line`: the longest line accepted, in bytes.
+    #[serde(skip)]
+    max_line: u64,
 }
 
 impl FileSource {
@@ -58,7 +63,7 @@ impl FileSource {
 #[source]
 impl Source for FileSource {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
-        config.only(&["path", "rate", "with_metadata"])?;
+        config.only(&["path", "rate", "with_metadata", "max_line"])?;
         let mut source = FileSource {
             path: config.require("path")?.to_owned(),
             offset: 0,
@@ -66,6 +71,7 @@ impl Source for FileSource {
             input: None,
             throttle: Throttle::new(Some(config.parse_or("rate", 0u64)?)),
             with_metadata: config.parse_or("with_metadata", false)?,
+            max_line: config.size_or("max_line", DEFAULT_MAX_LINE)?,
         };
         if source.reader {
             source.input()?; // fail at open, not at the first poll, when the file is missing
@@ -81,7 +87,9 @@ impl Source for FileSource {
         if max == 0 {
             return Ok(Poll::Idle);
         }
-        let mut lines = read_lines(self.input()?, max)?;
+        let max_line = self.max_line;
+        let mut lines = read_lines(self.input()?, max, max_line)
+            .map_err(|e| e.explain(&self.path, self.offset))?;
         if self.with_metadata {
             add_coordinates(&mut lines, &self.path, self.offset);
         }

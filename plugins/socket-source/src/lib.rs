@@ -28,6 +28,8 @@ struct SocketSource {
     retry_at: Option<Instant>,
     #[serde(skip)]
     backoff: u64,
+    /// Config `max_line`: the longest line accepted, in bytes (default 8 MiB).
+    max_line: u64,
 }
 
 impl SocketSource {
@@ -72,7 +74,13 @@ impl SocketSource {
 #[source]
 impl Source for SocketSource {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["address", "backoff_ms", "max_backoff_ms", "max_connections"])?;
+        config.only(&[
+            "address",
+            "backoff_ms",
+            "max_backoff_ms",
+            "max_connections",
+            "max_line",
+        ])?;
         let backoff_ms = config.parse_or("backoff_ms", 100u64)?;
         Ok(SocketSource {
             address: config.require("address")?.to_owned(),
@@ -84,6 +92,7 @@ impl Source for SocketSource {
             connections: 0,
             retry_at: None,
             backoff: backoff_ms,
+            max_line: config.size_or("max_line", weir_sdk::lines::DEFAULT_MAX_LINE)?,
         })
     }
 
@@ -129,6 +138,13 @@ impl Source for SocketSource {
             start += i + 1;
         }
         self.partial.drain(..start);
+        if self.partial.len() as u64 > self.max_line && !self.partial.contains(&b'\n') {
+            weir_sdk::bail!(
+                "a line from {} runs past max_line ({} bytes) without a newline. Raise `max_line` in the node's config (and `memory` on the node if the lines are really that long)",
+                self.address,
+                self.max_line
+            );
+        }
         if closed {
             if !self.partial.is_empty() {
                 batch.push(Record::new(std::mem::take(&mut self.partial)));
