@@ -94,6 +94,24 @@ pub struct Context {
     pub parallelism: u32,
 }
 
+/// `384MB`, `64KiB`, `1000` (bytes): decimal (KB, MB, GB) and binary (KiB, MiB, GiB) units.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..split].parse().ok()?;
+    let mult = match t[split..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "kib" => 1 << 10,
+        "mb" => 1_000_000,
+        "mib" => 1 << 20,
+        "gb" => 1_000_000_000,
+        "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,22 +134,4 @@ mod tests {
         let e = format!("{:#}", cfg().parse_or::<u32>("name", 0).unwrap_err());
         assert!(e.contains("`name`"), "{e}");
     }
-}
-
-/// `384MB`, `64KiB`, `1000` (bytes): decimal (KB, MB, GB) and binary (KiB, MiB, GiB) units.
-pub fn parse_size(text: &str) -> Option<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let n: u64 = t[..split].parse().ok()?;
-    let mult = match t[split..].trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kb" => 1_000,
-        "kib" => 1 << 10,
-        "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
 }

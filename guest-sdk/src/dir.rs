@@ -57,11 +57,17 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("weir-sdk-dir-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("sub")).unwrap();
         std::fs::write(dir.join("a.txt"), "a").unwrap();
-        let mut names: Vec<(String, bool)> =
-            list(&dir).unwrap().into_iter().map(|e| (e.name, e.is_dir)).collect();
+        let mut names: Vec<(String, bool)> = list(&dir)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.is_dir))
+            .collect();
         names.sort();
         assert_eq!(names, [("a.txt".into(), false), ("sub".into(), true)]);
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(list(&dir).err().map(|e| e.kind()), Some(ErrorKind::NotFound));
+        assert_eq!(
+            list(&dir).err().map(|e| e.kind()),
+            Some(ErrorKind::NotFound)
+        );
     }
 }

@@ -32,7 +32,10 @@ pub enum LineError {
     Io(std::io::Error),
     /// A line runs past `limit` bytes without a newline; it starts `start` bytes after
     /// where this read began.
-    TooLong { start: u64, limit: u64 },
+    TooLong {
+        start: u64,
+        limit: u64,
+    },
 }
 
 impl From<std::io::Error> for LineError {
@@ -57,11 +60,7 @@ impl LineError {
 
 /// Read up to `max` lines from `input`, none longer than `max_line` bytes (without its
 /// terminator), stopping early once the lines hold [`BATCH_BYTES`].
-pub fn read_lines(
-    input: &mut impl BufRead,
-    max: usize,
-    max_line: u64,
-) -> Result<Lines, LineError> {
+pub fn read_lines(input: &mut impl BufRead, max: usize, max_line: u64) -> Result<Lines, LineError> {
     let mut records = Vec::with_capacity(max.min(4096));
     let mut starts = Vec::with_capacity(max.min(4096));
     let mut consumed = 0u64;

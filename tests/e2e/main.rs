@@ -12,6 +12,7 @@ mod keyed;
 mod languages;
 mod nexmark;
 mod operations;
+mod recovery;
 mod sandbox;
 mod validate;
 mod wordcount;

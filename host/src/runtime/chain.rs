@@ -65,8 +65,11 @@ impl Chain {
         mut members: Vec<Member>,
     ) -> Result<Chain, RunError> {
         members.sort_by_key(|m| m.node);
-        let at: HashMap<usize, usize> =
-            members.iter().enumerate().map(|(i, m)| (m.node, i)).collect();
+        let at: HashMap<usize, usize> = members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (m.node, i))
+            .collect();
         for i in 0..members.len() {
             let (upstream, port) = (members[i].upstream, members[i].port);
             match at.get(&upstream) {

@@ -162,7 +162,6 @@ fn lead(
     Ok(out)
 }
 
-
 struct Pending {
     barrier: Barrier,
     savepoint: bool,

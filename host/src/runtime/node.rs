@@ -187,8 +187,10 @@ impl NodeFactory {
                         return Ok(first);
                     }
                     let label = format!("{uid}[{subtask}]");
-                    Ok(Box::new(Supervised::new(first, Box::new(start), care, label))
-                        as Box<dyn OperatorNode>)
+                    Ok(
+                        Box::new(Supervised::new(first, Box::new(start), care, label))
+                            as Box<dyn OperatorNode>,
+                    )
                 }))
             }
             crate::config::NodeKind::Sink => NodeFactory::Sink(Arc::new(move |subtask| {

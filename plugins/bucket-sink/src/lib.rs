@@ -11,7 +11,11 @@
 //! checkpointed length and deletes every in-progress or pending file of this subtask the state
 //! does not know; the host then re-commits the restored checkpoint, which finishes its pending
 //! parts (a part already finished stays finished). So the concatenation of finished parts in
-//! part-number order is exactly the input, through any number of crashes.
+//! part-number order is exactly the input, through any number of crashes. New parts are always
+//! numbered after every finished part of the subtask, so none is ever written over. The
+//! subtasks of a parallel sink share the bucket directories: every listing goes through
+//! `weir_sdk::dir::list`, which lists again when another subtask renames or deletes its own
+//! files meanwhile (under WASI that fails a listing with "not found").
 
 mod bucket;
 mod writer;

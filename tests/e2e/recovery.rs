@@ -1,0 +1,425 @@
+//! Recovery holes, each closed at its mechanism: a rolling bucketed sink at parallelism 2 behind
+//! `hash` edges through twenty SIGKILLs; a chain of 2,000 operators; a damaged checkpoint store
+//! in every way we can damage it; a line longer than memory allows; failures the same input
+//! repeats, which no restart cures.
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Lines of five common words each (buckets that roll by size), a rare word in one line of 50
+/// (a bucket that rolls by time) and, in the first 2,000 lines only, a word that then falls
+/// silent (a bucket closed for inactivity).
+fn bucket_text(lines: usize) -> String {
+    let common = ["alpha", "beta", "gamma", "delta", "omega"];
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut text = String::with_capacity(lines * 40);
+    for i in 0..lines {
+        for _ in 0..5 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            text.push_str(common[(rng % 5) as usize]);
+            text.push(' ');
+        }
+        if i % 50 == 7 {
+            text.push_str("rare ");
+        }
+        if i < 2_000 {
+            text.push_str("early ");
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// The finished parts of bucket `bucket` under `out`, in part-number order, concatenated.
+/// Every part of a word's bucket comes from the one subtask that word is routed to.
+fn bucket_contents(out: &Path, bucket: &str) -> (usize, String) {
+    let mut parts: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(out.join(bucket))
+        .unwrap()
+        .map(|f| f.unwrap())
+        .filter(|f| !f.file_name().to_string_lossy().starts_with('.'))
+        .map(|f| {
+            let name = f.file_name().to_string_lossy().into_owned();
+            (name.rsplit('-').next().unwrap().parse().unwrap(), f.path())
+        })
+        .collect();
+    parts.sort();
+    let text = parts
+        .iter()
+        .map(|(_, p)| std::fs::read_to_string(p).unwrap())
+        .collect();
+    (parts.len(), text)
+}
+
+#[test]
+fn bucketed_sink_at_parallelism_two_behind_hash_edges_is_exact_through_twenty_kills() {
+    let text = bucket_text(600_000);
+    let dir = scratch();
+    let d = dir.path();
+    for sub in ["in", "out"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::fs::write(d.join("in/input.txt"), &text).unwrap();
+    let pipeline = format!(
+        r#"
+[checkpoint]
+interval = "250ms"
+
+[node.src]
+kind = "source"
+plugin = "file"
+config = {{ path = "/in/input.txt", rate = 15000 }}
+grants.dirs = [{{ host = "in", guest = "/in" }}]
+
+[node.words]
+kind = "operator"
+plugin = "{tokenize}"
+input = "src"
+
+[node.count]
+kind = "operator"
+plugin = "{wordcount}"
+input = "words"
+partition = "hash"
+parallelism = 2
+
+[node.out]
+kind = "sink"
+plugin = "bucketed-file"
+input = "count"
+partition = "hash"
+parallelism = 2
+config = {{ path = "/out", bucket = "key", roll_size = "256KB", roll_interval = "2s", inactivity = "1s", check_interval = "100ms" }}
+grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
+"#,
+        tokenize = guest("tokenize").display(),
+        wordcount = guest("wordcount").display(),
+    );
+    std::fs::write(d.join("p.toml"), pipeline).unwrap();
+    let kills = crash_loop(&["run", "p.toml"], d, 20, 300, 2_000);
+    assert!(kills >= 20);
+
+    let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+    for word in text.split_whitespace() {
+        *expected.entry(word).or_default() += 1;
+    }
+    let out = d.join("out");
+    for (word, n) in &expected {
+        let (parts, got) = bucket_contents(&out, word);
+        let want: String = (1..=*n).map(|i| format!("{word}\t{i}\n")).collect();
+        assert!(
+            got == want,
+            "bucket {word}: {} lines in {parts} parts, expected {n} updates in order, each once",
+            got.lines().count()
+        );
+    }
+    // Each roll policy had its turn: the common words' buckets by size (several parts each),
+    // the rare word's by time, the early word's closed for inactivity.
+    assert!(
+        bucket_contents(&out, "alpha").0 >= 3,
+        "alpha never rolled by size"
+    );
+    assert!(
+        bucket_contents(&out, "rare").0 >= 2,
+        "rare never rolled by time"
+    );
+    let logs: String = (1..=kills + 1)
+        .map(|a| std::fs::read_to_string(d.join(format!("attempt-{a}.err"))).unwrap_or_default())
+        .collect();
+    assert!(
+        logs.contains("closed inactive bucket"),
+        "no bucket was closed for inactivity"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .flat_map(|b| std::fs::read_dir(b.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "uncommitted files left: {leftovers:?}"
+    );
+}
+
+/// A restore that finds a part already finished by a run that got further (the store fell
+/// back to an older checkpoint) goes on with a new part, never over the finished one.
+#[test]
+fn a_part_finished_after_the_restored_checkpoint_is_neither_lost_nor_overwritten() {
+    let dir = scratch();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    let pipeline = |count: u64| {
+        format!(
+            "[pipeline]\nname = \"parts\"\n\n[checkpoint]\ninterval = \"100ms\"\n\n[node.src]\nkind = \"source\"\nplugin = \"sequence\"\nconfig = {{ count = {count} }}\n\n[node.out]\nkind = \"sink\"\nplugin = \"bucketed-file\"\ninput = \"src\"\nconfig = {{ path = \"/out\", roll_size = \"1MB\" }}\ngrants.dirs = [{{ host = \"out\", guest = \"/out\", mode = \"read-write\" }}]\n"
+        )
+    };
+    std::fs::write(d.join("p.toml"), pipeline(1_000_000_000)).unwrap();
+    let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, 1);
+    wait_for_checkpoints(&mut child, d, 1, 2);
+    let _ = child.kill();
+    let _ = child.wait();
+    // Keep the store as it is now, let a second run finish parts past it, then put it back.
+    let store = d.join(".weir/parts");
+    let kept = d.join("kept-store");
+    copy_dir(&store, &kept);
+    let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, 2);
+    let first = std::fs::read_to_string(d.join("attempt-1.err")).unwrap();
+    wait_for_checkpoints(&mut child, d, 2, 4);
+    let _ = child.kill();
+    let _ = child.wait();
+    let finished_before: Vec<(String, u64)> = finished_parts(&d.join("out"));
+    assert!(!finished_before.is_empty(), "no part finished:\n{first}");
+    std::fs::remove_dir_all(&store).unwrap();
+    copy_dir(&kept, &store);
+    let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, 3);
+    wait_for_a_checkpoint(&mut child, d, 3);
+    let _ = child.kill();
+    let _ = child.wait();
+    let err = std::fs::read_to_string(d.join("attempt-3.err")).unwrap();
+    assert!(err.contains("resuming from checkpoint"), "{err}");
+    assert!(!err.contains("failed"), "{err}");
+    assert!(
+        err.contains("was finished after the checkpoint this job resumes from"),
+        "the restored open part was not found finished: {err}"
+    );
+    // Every part finished before is still there, byte for byte.
+    let after: BTreeMap<String, u64> = finished_parts(&d.join("out")).into_iter().collect();
+    for (name, len) in finished_before {
+        assert_eq!(
+            after.get(&name),
+            Some(&len),
+            "part {name} was lost or rewritten"
+        );
+    }
+}
+
+/// (bucket/name, length) of the finished part files under `out`.
+fn finished_parts(out: &Path) -> Vec<(String, u64)> {
+    let mut parts = Vec::new();
+    for bucket in std::fs::read_dir(out).unwrap() {
+        let bucket = bucket.unwrap();
+        for f in std::fs::read_dir(bucket.path()).unwrap() {
+            let f = f.unwrap();
+            let name = f.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') {
+                let bucket = bucket.file_name().to_string_lossy().into_owned();
+                parts.push((format!("{bucket}/{name}"), f.metadata().unwrap().len()));
+            }
+        }
+    }
+    parts
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_chain_of_two_thousand_operators_runs_to_the_end() {
+    let dir = scratch();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("out")).unwrap();
+    let mut pipeline = String::from(
+        "[checkpoint]\ninterval = \"200ms\"\n\n[node.n0]\nkind = \"source\"\nplugin = \"sequence\"\nconfig = { count = 20000 }\n",
+    );
+    for i in 1..=1_998 {
+        pipeline.push_str(&format!(
+            "\n[node.n{i}]\nkind = \"operator\"\nplugin = \"filter-map\"\ninput = \"n{}\"\n",
+            i - 1
+        ));
+    }
+    pipeline.push_str("\n[node.out]\nkind = \"sink\"\nplugin = \"file\"\ninput = \"n1998\"\nconfig = { path = \"/out/o.txt\" }\ngrants.dirs = [{ host = \"out\", guest = \"/out\", mode = \"read-write\" }]\n");
+    std::fs::write(d.join("p.toml"), pipeline).unwrap();
+    let o = run_weir(&["run", "p.toml"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // filter-map drops values whose first byte is a multiple of 4 (the digits 0, 4 and 8) and
+    // upper-cases the rest (digits stay digits); 1,998 times over changes nothing more.
+    let out = std::fs::read_to_string(d.join("out/o.txt")).unwrap();
+    let want: String = (0..20_000)
+        .map(|i: u32| i.to_string())
+        .filter(|v| v.as_bytes()[0] % 4 != 0)
+        .map(|v| format!("{v}\n"))
+        .collect();
+    assert!(
+        out == want,
+        "{} lines, expected {}",
+        out.lines().count(),
+        want.lines().count()
+    );
+}
+
+/// Every way we damage the checkpoint store (cut to several lengths, bytes flipped, files
+/// deleted) ends in the clear message, or, where the damage spared what the job needs, in a
+/// resumed run with the exact output: never a panic (sled 0.34 panics on some of these).
+#[test]
+fn a_damaged_store_ends_in_the_clear_message_never_a_panic() {
+    let dir = scratch();
+    let d = dir.path();
+    for sub in ["in", "out"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let text = sample_text(300_000, 24);
+    std::fs::write(d.join("in/input.txt"), &text).unwrap();
+    let settings = "[pipeline]\nname = \"damaged\"\n\n[checkpoint]\ninterval = \"100ms\"";
+    let pipeline = wordcount_pipeline(settings, &guest("wordcount"), "", "lines");
+    std::fs::write(d.join("p.toml"), throttled(&pipeline, 100_000)).unwrap();
+    precompile("p.toml", d);
+    let mut child = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, 0);
+    wait_for_checkpoints(&mut child, d, 0, 5);
+    let _ = child.kill();
+    let _ = child.wait();
+    let store = d.join(".weir/damaged");
+    let pristine = d.join("pristine");
+    copy_dir(&store, &pristine);
+    let out_before = std::fs::read(d.join("out/counts.txt")).unwrap_or_default();
+    let db = store.join("db/db");
+    let len = std::fs::metadata(pristine.join("db/db")).unwrap().len();
+    type Damage = Box<dyn Fn(&Path)>;
+    let truncate = |to: u64| -> Damage {
+        Box::new(move |db: &Path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(db)
+                .unwrap()
+                .set_len(to)
+                .unwrap()
+        })
+    };
+    let flip = |at: u64| -> Damage {
+        Box::new(move |db: &Path| {
+            let mut bytes = std::fs::read(db).unwrap();
+            bytes[at as usize] ^= 0xff;
+            std::fs::write(db, bytes).unwrap();
+        })
+    };
+    let delete = |name: &'static str| -> Damage {
+        Box::new(move |db: &Path| {
+            let path = db.parent().unwrap().join(name);
+            if path.is_dir() {
+                std::fs::remove_dir_all(path).unwrap();
+            } else {
+                std::fs::remove_file(path).unwrap();
+            }
+        })
+    };
+    let mut damages: Vec<(String, Damage)> = Vec::new();
+    for to in [0, 100, len / 4, len / 2, len * 3 / 4, len - 1] {
+        damages.push((format!("cut to {to} of {len} bytes"), truncate(to)));
+    }
+    for at in [0, 100, len / 3, len / 2, len * 2 / 3, len - 20] {
+        damages.push((format!("byte {at} of {len} flipped"), flip(at)));
+    }
+    for name in ["conf", "db", "blobs"] {
+        damages.push((format!("{name} deleted"), delete(name)));
+    }
+    let want = expected_updates(&text);
+    for (what, damage) in damages {
+        std::fs::remove_dir_all(&store).unwrap();
+        copy_dir(&pristine, &store);
+        std::fs::write(d.join("out/counts.txt"), &out_before).unwrap();
+        damage(&db);
+        let o = run_weir(&["run", "p.toml"], d);
+        let err = stderr(&o);
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "store {what}: the host panicked:\n{err}"
+        );
+        if o.status.success() {
+            let got = std::fs::read_to_string(d.join("out/counts.txt")).unwrap();
+            assert!(
+                err.contains("resuming from checkpoint") && got == want,
+                "store {what}: the run went on, but not from a checkpoint to the exact output:\n{err}"
+            );
+        } else {
+            assert_clean_failure(&o, &["--from-savepoint", "--fresh --yes"]);
+        }
+    }
+}
+
+#[test]
+fn a_line_longer_than_max_line_is_refused_with_its_file_offset_and_the_option() {
+    let dir = scratch();
+    let d = dir.path();
+    for sub in ["in", "out"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    // 20 MB without a newline after two short lines: past the default max_line (8 MiB).
+    let mut text = b"one\ntwo\n".to_vec();
+    text.resize(text.len() + 20_000_000, b'x');
+    std::fs::write(d.join("in/input.txt"), &text).unwrap();
+    let pipeline = |config: &str| {
+        format!(
+            "[node.src]\nkind = \"source\"\nplugin = \"file\"\nconfig = {{ path = \"/in/input.txt\"{config} }}\ngrants.dirs = [{{ host = \"in\", guest = \"/in\" }}]\n\n[node.out]\nkind = \"sink\"\nplugin = \"file\"\ninput = \"src\"\nconfig = {{ path = \"/out/o.txt\" }}\ngrants.dirs = [{{ host = \"out\", guest = \"/out\", mode = \"read-write\" }}]\n"
+        )
+    };
+    std::fs::write(d.join("p.toml"), pipeline("")).unwrap();
+    let o = run_weir(&["run", "p.toml"], d);
+    assert_clean_failure(
+        &o,
+        &["/in/input.txt", "byte offset 8", "max_line (8388608 bytes)"],
+    );
+    let err = stderr(&o);
+    assert!(!err.contains("memory allocation"), "{err}");
+    assert!(!err.contains("RUST_BACKTRACE"), "{err}");
+    // Raised past the line (and the memory with it), the same file reads through.
+    std::fs::write(
+        d.join("p.toml"),
+        pipeline(", max_line = \"32MiB\"")
+            .replace("[node.out]", "memory = \"512MiB\"\n\n[node.out]"),
+    )
+    .unwrap();
+    let o = run_weir(&["run", "--fresh", "--yes", "p.toml"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = std::fs::read(d.join("out/o.txt")).unwrap();
+    assert_eq!(
+        out.len(),
+        text.len() + 1,
+        "the long line did not come through whole"
+    );
+}
+
+/// Failures the same input repeats end the run at once, saying so, instead of three restarts.
+#[test]
+fn failures_the_same_input_repeats_are_not_restarted() {
+    let dir = scratch();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("in")).unwrap();
+    // A source batch over the node's reply limit.
+    std::fs::write(
+        d.join("big.toml"),
+        "[node.src]\nkind = \"source\"\nplugin = \"sequence\"\nconfig = { count = 100000, value_size = 1000 }\nmax_reply_bytes = \"64KB\"\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"src\"\n",
+    )
+    .unwrap();
+    let o = run_weir(&["run", "big.toml"], d);
+    assert_clean_failure(&o, &["was not restarted", "max_reply_bytes", "in `poll`"]);
+    assert!(!stderr(&o).contains("restart 1"), "{}", stderr(&o));
+    // Keyed state used under a key of another subtask (the counter's input is not on a
+    // `hash` edge).
+    std::fs::write(
+        d.join("in/input.txt"),
+        "alpha beta\ngamma delta\n".repeat(1000),
+    )
+    .unwrap();
+    let pipeline = format!(
+        "[node.src]\nkind = \"source\"\nplugin = \"file\"\nconfig = {{ path = \"/in/input.txt\" }}\ngrants.dirs = [{{ host = \"in\", guest = \"/in\" }}]\n\n[node.words]\nkind = \"operator\"\nplugin = \"{}\"\ninput = \"src\"\n\n[node.count]\nkind = \"operator\"\nplugin = \"{}\"\ninput = \"words\"\npartition = \"rebalance\"\nparallelism = 2\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"count\"\npartition = \"rebalance\"\n",
+        guest("tokenize").display(),
+        guest("wordcount").display()
+    );
+    std::fs::write(d.join("keyed.toml"), pipeline).unwrap();
+    let o = run_weir(&["run", "keyed.toml"], d);
+    assert_clean_failure(&o, &["was not restarted", "but the key belongs to subtask"]);
+    assert!(!stderr(&o).contains("restart 1"), "{}", stderr(&o));
+}
