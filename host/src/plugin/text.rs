@@ -151,6 +151,13 @@ pub fn report_dropped(who: &str, budget: &LogBudget, dropped: u64) {
     );
 }
 
+/// Rust's panic note ("run with `RUST_BACKTRACE=1` ..."), which a Wasm guest prints but which
+/// the host's environment cannot act on: the host reports the guest's panic and its WebAssembly
+/// backtrace itself, so the note would only send the user the wrong way.
+fn advice_for_the_host(line: &str) -> bool {
+    line.starts_with("note: run with `RUST_BACKTRACE=1`")
+}
+
 /// A plugin's standard error as lines in the host's log: bytes are buffered up to a newline (or
 /// [`MAX_TEXT`]), then shown as a warning under the node's name.
 #[derive(Clone)]
@@ -177,7 +184,9 @@ impl StderrLines {
             if chunk.ends_with(b"\n") || partial.len() >= MAX_TEXT {
                 let line = String::from_utf8_lossy(&partial);
                 let line = line.strip_suffix('\n').unwrap_or(&line);
-                log_line(&self.who, &self.budget, Level::Warn, line);
+                if !advice_for_the_host(line) {
+                    log_line(&self.who, &self.budget, Level::Warn, line);
+                }
                 partial.clear();
             }
         }
@@ -213,6 +222,15 @@ mod tests {
             "ok\\nerror: node `out` failed\\r\\u{1b}[31mred\\u{1b}[0m \\u{202e}evil \\u{9b}2J"
         );
         assert_eq!(escape("plain ünïcode", MAX_TEXT), "plain ünïcode");
+    }
+
+    #[test]
+    fn the_guest_panic_note_about_rust_backtrace_is_not_passed_on() {
+        assert!(advice_for_the_host(
+            "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"
+        ));
+        assert!(!advice_for_the_host("memory allocation of 134217728 bytes failed"));
+        assert!(!advice_for_the_host("note: something the plugin itself says"));
     }
 
     #[test]

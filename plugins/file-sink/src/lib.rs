@@ -109,13 +109,11 @@ impl FileSink {
                 .map(|n| n.to_string_lossy())
                 .unwrap_or_default()
         );
-        for entry in fs::read_dir(&dir)? {
-            // Other subtasks' files come and go in the same directory while this one looks.
-            let entry = match entry {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                entry => entry?,
-            };
-            let name = entry.file_name().to_string_lossy().into_owned();
+        // Other subtasks' files come and go in the same directory while this one looks.
+        let entries = weir_sdk::dir::list(&dir)
+            .map_err(|e| anyhow!("cannot list {}: {e}", dir.display()))?;
+        for entry in entries {
+            let name = entry.name;
             let Some(id) = name.strip_prefix(&stem).and_then(|s| s.parse::<u64>().ok()) else {
                 continue;
             };
