@@ -376,7 +376,9 @@ fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, Con
             if upstream.kind == NodeKind::Sink {
                 return Err(spec.invalid(
                     key("input"),
-                    format!("{name:?} is a sink and produces no records"),
+                    format!(
+                        "{name:?} is a sink and produces no records: if `{name}` should pass records on, set its kind to \"operator\" (node.{name}.kind)"
+                    ),
                 ));
             }
             if port == Port::Late && upstream.kind != NodeKind::Operator {

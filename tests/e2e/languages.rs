@@ -293,7 +293,10 @@ fn new_build_run(lang: &str, kind: &str) -> String {
     }
     // The key covers the generated files (their names relative to the project) and everything
     // they build against; the scratch path itself must not change it.
-    let mut h = hash_files(&[root().join("wit/weir.wit")]);
+    let mut h = hash_files(&[
+        root().join("wit/weir.wit"),
+        root().join("wit/v0.2/weir.wit"),
+    ]);
     let guest_support = tree(&root().join("guest-sdk")).into_iter().filter(|p| {
         !p.to_string_lossy().contains("node_modules")
             && !p.to_string_lossy().contains("__pycache__")
@@ -337,15 +340,86 @@ fn new_build_run(lang: &str, kind: &str) -> String {
         "filter" | "map" => "operator",
         k => k,
     };
-    let inspect = run_weir(&["inspect", wasm.to_str().unwrap()], &project);
+    let inspect = stdout(&run_weir(&["inspect", wasm.to_str().unwrap()], &project));
     assert!(
-        stdout(&inspect).contains(&format!("kind:    {plugin_kind}")),
-        "{lang} {kind}: {}",
-        stdout(&inspect)
+        inspect.contains(&format!("kind:    {plugin_kind}")),
+        "{lang} {kind}: {inspect}"
     );
+    // The newest contract for the kind: operators (and packed sources) on 0.2.0, with event
+    // time and keyed state; every SDK but C's in the packed batch form.
+    let newest = match (lang, plugin_kind) {
+        (_, "sink") | ("c", "source") => "@0.1.0",
+        _ => "@0.2.0",
+    };
+    assert!(
+        inspect
+            .lines()
+            .any(|l| l.starts_with("world:") && l.ends_with(newest)),
+        "{lang} {kind}: not built against the newest contract ({newest}):\n{inspect}"
+    );
+    if lang != "c" {
+        assert!(
+            inspect.contains("batches: packed"),
+            "{lang} {kind}: not packed:\n{inspect}"
+        );
+    }
     let o = run_weir(&["run", "pipeline.toml"], &project);
     assert!(o.status.success(), "{lang} {kind}: {}", stderr(&o));
     stdout(&o)
+}
+
+/// The windowed example's Python operator (keyed event-time windows: timers, watermarks, the
+/// late output) in a project `weir new --lang python` made, built by that project's own script.
+#[test]
+fn the_python_template_builds_the_windowed_example_that_runs() {
+    let dir = scratch();
+    let o = run_weir(&["new", "windows", "--lang", "python"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let project = dir.path().join("windows");
+    std::fs::copy(
+        root().join("examples/windowed-counts/python/app.py"),
+        project.join("app.py"),
+    )
+    .unwrap();
+    let o = std::process::Command::new("bash")
+        .arg(project.join("build.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "build failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The example's pipeline, its events in in/ and its state in the scratch directory.
+    let example = root().join("examples/windowed-counts");
+    let pipeline = std::fs::read_to_string(example.join("pipeline.toml"))
+        .unwrap()
+        .replace(
+            "windowed-counts.wasm",
+            project.join("windows.wasm").to_str().unwrap(),
+        )
+        .replace("dir = \"../.weir/windowed-counts\"", "")
+        .replace(
+            "host = \".\", guest = \"/in\"",
+            "host = \"in\", guest = \"/in\"",
+        );
+    for sub in ["in", "out"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    std::fs::copy(
+        example.join("events.jsonl"),
+        dir.path().join("in/events.jsonl"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("p.toml"), pipeline).unwrap();
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let counts = std::fs::read_to_string(dir.path().join("out/counts.txt")).unwrap();
+    assert!(
+        counts.lines().count() > 0 && counts.lines().all(|l| l.split('\t').count() == 3),
+        "{counts}"
+    );
 }
 
 #[test]

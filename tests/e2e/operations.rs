@@ -230,8 +230,14 @@ fn the_api_shows_the_running_job_takes_savepoints_and_stops_it_exactly() {
         assert!(status.contains(word), "{status}");
     }
 
+    // The store is the running job's: listing its checkpoints says where to look instead.
+    let o = run_weir(&["checkpoints", "list", "p.toml"], cwd);
+    assert_clean_failure(&o, &["a running job holds it", "weir status ADDR"]);
+    assert!(!stderr(&o).contains("WouldBlock"), "{}", stderr(&o));
+
     // Stop with a savepoint from the CLI; resuming from it gives exactly the whole output.
-    let o = run_weir(&["stop", &addr, "--savepoint"], cwd);
+    // A plain stop keeps the state: it stops with a savepoint.
+    let o = run_weir(&["stop", &addr], cwd);
     assert!(o.status.success(), "{}", stderr(&o));
     let said = stdout(&o);
     assert!(said.starts_with("stopped with savepoint "), "{said}");
@@ -439,8 +445,9 @@ fn the_dashboard_shows_the_running_job_in_a_real_browser() {
         .output()
         .unwrap();
     assert!(o.status.success() && shot.exists(), "{}", stderr(&o));
-    let o = run_weir(&["stop", &addr], cwd);
+    let o = run_weir(&["stop", &addr, "--cancel"], cwd);
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("cancelled"), "{}", stdout(&o));
     let _ = child.wait();
 }
 

@@ -25,6 +25,39 @@ fn a_good_pipeline_validates() {
 }
 
 #[test]
+fn inputs_are_shown_as_written_and_a_sink_in_the_middle_is_named_as_the_cause() {
+    let text = format!(
+        "{SOURCE}\n[node.count]\nkind = \"operator\"\nplugin = \"filter-map\"\ninput = \"src\"\n\n[node.late]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"count.late\"\n\n[node.out]\nkind = \"sink\"\nplugin = \"stdout\"\ninput = \"count\"\n"
+    );
+    let o = validate(&text);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = |uid: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(uid))
+            .unwrap_or_else(|| panic!("no line for {uid}:\n{out}"))
+            .to_owned()
+    };
+    assert!(line("late").ends_with("← count.late"), "{out}");
+    assert!(line("out").ends_with("← count"), "{out}");
+    // Kinds are padded like the rest: the uids start in one column.
+    let columns: std::collections::BTreeSet<usize> = ["src", "count", "late", "out"]
+        .iter()
+        .map(|uid| line(uid).find(&format!(" {uid} ")).unwrap())
+        .collect();
+    assert_eq!(columns.len(), 1, "{out}");
+    // A middle node given the wrong kind: the message names its kind as the thing to fix.
+    let wrong = text.replace(
+        "[node.count]\nkind = \"operator\"\nplugin = \"filter-map\"",
+        "[node.count]\nkind = \"sink\"\nplugin = \"stdout\"",
+    );
+    assert_clean_failure(
+        &validate(&wrong),
+        &["\"count\" is a sink", "node.count.kind"],
+    );
+}
+
+#[test]
 fn bad_toml_is_reported_with_its_place() {
     let o = validate("[node.src\nkind = 1\n");
     assert_clean_failure(&o, &["p.toml", "line 1"]);
@@ -189,6 +222,19 @@ fn builtins_are_listed_by_kind_and_name() {
             "{kind} {name} missing:\n{out}"
         );
     }
+    // The columns line up: every description starts at the same place.
+    let starts: std::collections::BTreeSet<usize> = out
+        .lines()
+        .map(|l| {
+            // Past the kind, the spaces, the name and the spaces.
+            let mut rest = l;
+            for _ in 0..2 {
+                rest = rest.trim_start_matches(|c| c != ' ').trim_start();
+            }
+            l.len() - rest.len()
+        })
+        .collect();
+    assert_eq!(starts.len(), 1, "columns do not line up:\n{out}");
 }
 
 #[test]

@@ -39,8 +39,11 @@ pub struct SwapArgs {
 pub struct StopArgs {
     #[command(flatten)]
     pub at: AddrArgs,
-    /// Take a savepoint first and stop once it is complete (else: cancel at once, no savepoint).
+    /// Cancel at once, without a savepoint (the job resumes from its latest checkpoint).
     #[arg(long)]
+    pub cancel: bool,
+    /// Stop with a savepoint: what `weir stop` does unless told --cancel (kept for scripts).
+    #[arg(long, hide = true, conflicts_with = "cancel")]
     pub savepoint: bool,
 }
 
@@ -192,15 +195,17 @@ pub fn savepoint(args: AddrArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Stop a job keeping its state (a savepoint, as SIGTERM and the dashboard do), or with
+/// `--cancel` at once without one.
 pub fn stop(args: StopArgs) -> anyhow::Result<ExitCode> {
-    let path = if args.savepoint {
-        "/api/stop?savepoint=true"
-    } else {
+    let path = if args.cancel {
         "/api/cancel"
+    } else {
+        "/api/stop?savepoint=true"
     };
     let reply = call(&args.at.addr, "POST", path)?;
     let status = reply["status"].as_str().unwrap_or("?");
-    if args.savepoint {
+    if !args.cancel {
         let sp = &reply["savepoint"];
         if sp.is_null() {
             bail!(

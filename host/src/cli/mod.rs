@@ -67,7 +67,7 @@ pub enum Command {
     Status(client::StatusArgs),
     /// Take a savepoint of a running job; the job goes on.
     Savepoint(client::AddrArgs),
-    /// Stop a running job: with a savepoint (--savepoint), or cancel it at once without.
+    /// Stop a running job, keeping its state in a savepoint (--cancel: at once, without one).
     Stop(client::StopArgs),
     /// Replace an operator's component in a running job: the new build takes over the old
     /// one's state at a savepoint; if it cannot, the old one runs on.
@@ -82,10 +82,16 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect { plugin } => inspect::inspect(&plugin),
         Command::New(args) => new::new(args),
         Command::Builtins => {
-            for b in crate::builtin::BUILTINS {
-                println!("{:<9} {:<14} {}", b.kind, b.name, b.about);
-            }
-            for (kind, name, about) in crate::connector::NATIVE {
+            // The kinds' Display ignores padding: pad their text.
+            let rows = crate::builtin::BUILTINS
+                .iter()
+                .map(|b| (b.kind.to_string(), b.name, b.about))
+                .chain(
+                    crate::connector::NATIVE
+                        .iter()
+                        .map(|(kind, name, about)| (kind.to_string(), *name, *about)),
+                );
+            for (kind, name, about) in rows {
                 println!("{kind:<9} {name:<14} {about}");
             }
             Ok(ExitCode::SUCCESS)

@@ -115,6 +115,55 @@ fn files(lang: Lang, kind: Kind) -> Vec<(&'static str, &'static str)> {
     }
 }
 
+/// The contract a template builds against: the newest one there is for its language and kind,
+/// so windows, timers and keyed state work in every new operator.
+struct Contract {
+    /// The WIT directory, relative to the weir checkout.
+    wit: &'static str,
+    /// Its package version, for the build script's comment.
+    version: &'static str,
+    /// Whether the SDK of the language exchanges packed batches (one buffer per batch).
+    packed: bool,
+    /// Extra C compiler flags (the C SDK's event-time part).
+    cflags: &'static str,
+}
+
+impl Contract {
+    fn newest(lang: Lang, kind: Kind) -> Self {
+        // weir:plugin@0.2.0 has operators (event time, keyed state) and packed sources
+        // (watermarks); sinks are 0.1.0's. C speaks the list form only, so a C source stays on
+        // 0.1.0, whose list-form source world it has.
+        let v2 = match kind {
+            Kind::Sink => false,
+            Kind::Source => lang != Lang::C,
+            _ => true,
+        };
+        Contract {
+            wit: if v2 { "wit/v0.2" } else { "wit" },
+            version: if v2 {
+                "weir:plugin@0.2.0"
+            } else {
+                "weir:plugin@0.1.0"
+            },
+            packed: lang != Lang::C,
+            cflags: if lang == Lang::C && v2 {
+                "-DWEIR_EVENT_TIME "
+            } else {
+                ""
+            },
+        }
+    }
+
+    /// The world a `kind` plugin targets (`operator-plugin`, `packed-operator-plugin`, ...).
+    fn world(&self, kind: &str) -> String {
+        if self.packed {
+            format!("packed-{kind}-plugin")
+        } else {
+            format!("{kind}-plugin")
+        }
+    }
+}
+
 /// A pipeline that runs the new plugin, and what it does, in words.
 fn pipeline(name: &str, kind: Kind) -> (String, &'static str) {
     match kind {
@@ -182,7 +231,8 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
         Lang::Python => "Python",
         Lang::Js => "JavaScript",
     };
-    let world = format!("{kind_word}-plugin");
+    let contract = Contract::newest(args.lang, args.kind.plugin_kind());
+    let world = contract.world(&kind_word);
     let (pipeline, story) = pipeline(name, args.kind);
     let templates = files(args.lang, args.kind);
     let source_file = templates.last().map(|(p, _)| *p).unwrap_or("the source");
@@ -191,6 +241,9 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
             .replace("{{crate}}", &name.replace('-', "_"))
             .replace("{{weir}}", &home.display().to_string())
             .replace("{{world}}", &world)
+            .replace("{{wit}}", contract.wit)
+            .replace("{{contract}}", contract.version)
+            .replace("{{cflags}}", contract.cflags)
             .replace("{{cworld}}", &world.replace('-', "_"))
             .replace("{{kind}}", &kind_word)
             .replace("{{lang}}", lang_word)
@@ -207,10 +260,28 @@ pub fn new(args: NewArgs) -> anyhow::Result<ExitCode> {
     let made = format!("{:?}", args.kind).to_lowercase();
     println!("created {} ({lang_word} {made} plugin)", dir.display());
     println!(
-        "  cd {} && bash build.sh && weir run pipeline.toml",
-        dir.display()
+        "  cd {} && bash build.sh && {} run pipeline.toml",
+        dir.display(),
+        weir_command()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// How to call this `weir` from a shell: `weir` when that name on the PATH is this binary, else
+/// its full path (so the printed command works as printed, installed or not).
+pub fn weir_command() -> String {
+    let Ok(me) = std::env::current_exe().and_then(|p| p.canonicalize()) else {
+        return "weir".into();
+    };
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("weir"))
+            .find(|candidate| candidate.is_file())
+    });
+    match on_path.and_then(|p| p.canonicalize().ok()) {
+        Some(found) if found == me => "weir".into(),
+        _ => me.display().to_string(),
+    }
 }
 
 fn write(path: &Path, text: &str) -> anyhow::Result<()> {

@@ -22,14 +22,21 @@ pub fn validate(pipeline: &Path) -> anyhow::Result<ExitCode> {
         subtasks
     );
     for n in &graph.nodes {
-        let inputs: Vec<&str> = n
+        // Each input as the pipeline file names it: `count`, `count.late`, `src.dead-letter`.
+        let inputs: Vec<String> = n
             .inputs
             .iter()
-            .map(|e| graph.nodes[e.from].uid.as_str())
+            .map(|e| {
+                let from = &graph.nodes[e.from].uid;
+                match e.port {
+                    crate::runtime::Port::Main => from.clone(),
+                    port => format!("{from}.{}", port.name()),
+                }
+            })
             .collect();
         println!(
             "  {:<8} {:<16} {} x{}{}",
-            n.kind,
+            n.kind.to_string(),
             n.uid,
             n.plugin,
             n.parallelism,

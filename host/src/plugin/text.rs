@@ -229,8 +229,12 @@ mod tests {
         assert!(advice_for_the_host(
             "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"
         ));
-        assert!(!advice_for_the_host("memory allocation of 134217728 bytes failed"));
-        assert!(!advice_for_the_host("note: something the plugin itself says"));
+        assert!(!advice_for_the_host(
+            "memory allocation of 134217728 bytes failed"
+        ));
+        assert!(!advice_for_the_host(
+            "note: something the plugin itself says"
+        ));
     }
 
     #[test]

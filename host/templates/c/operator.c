@@ -26,11 +26,31 @@ bool exports_weir_plugin_operator_process(exports_weir_plugin_operator_list_reco
     return true;
 }
 
+static void empty(exports_weir_plugin_operator_list_record_t *ret) {
+    ret->ptr = malloc(1);
+    ret->len = 0;
+}
+
 bool exports_weir_plugin_operator_on_watermark(int64_t ts, exports_weir_plugin_operator_list_record_t *ret, weir_string_t *err) {
     (void)ts;
     (void)err;
-    ret->ptr = malloc(1);
-    ret->len = 0;
+    empty(ret);
+    return true;
+}
+
+/* Event time (weir:plugin@0.2.0): timers registered with weir_register_event_timer fire here. */
+bool exports_weir_plugin_operator_on_timers(exports_weir_plugin_operator_list_timer_t *fired,
+                                            exports_weir_plugin_operator_list_record_t *ret, weir_string_t *err) {
+    (void)err;
+    exports_weir_plugin_operator_list_timer_free(fired);
+    empty(ret);
+    return true;
+}
+
+/* End of input: emit what is still held back. */
+bool exports_weir_plugin_operator_finish(exports_weir_plugin_operator_list_record_t *ret, weir_string_t *err) {
+    (void)err;
+    empty(ret);
     return true;
 }
 

@@ -12,4 +12,5 @@ class Plugin {
   }
 }
 
-export const { operator, state } = weir.exportOperator(Plugin);
+// `packedOperator` is the same export under the packed world's name (build.sh builds that one).
+export const { operator, packedOperator, state } = weir.exportOperator(Plugin);

@@ -13,4 +13,5 @@ class Plugin {
   }
 }
 
-export const { sink, state } = weir.exportSink(Plugin);
+// `packedSink` is the same export under the packed world's name (build.sh builds that one).
+export const { sink, packedSink, state } = weir.exportSink(Plugin);

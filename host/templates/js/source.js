@@ -16,4 +16,5 @@ class Plugin {
   }
 }
 
-export const { source, state } = weir.exportSource(Plugin);
+// `packedSource` is the same export under the packed world's name (build.sh builds that one).
+export const { source, packedSource, state } = weir.exportSource(Plugin);

@@ -15,3 +15,5 @@ class Plugin(weir.Operator):
 
 
 Operator, State = weir.export_operator(Plugin)
+# The packed world (build.sh) names the same export PackedOperator.
+PackedOperator = Operator

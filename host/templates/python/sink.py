@@ -18,3 +18,5 @@ class Plugin(weir.Sink):
 
 
 Sink, State = weir.export_sink(Plugin)
+# The packed world (build.sh) names the same export PackedSink.
+PackedSink = Sink

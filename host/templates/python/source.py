@@ -19,3 +19,5 @@ class Plugin(weir.Source):
 
 
 Source, State = weir.export_source(Plugin)
+# The packed world (build.sh) names the same export PackedSource.
+PackedSource = Source

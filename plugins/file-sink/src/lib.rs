@@ -110,8 +110,8 @@ impl FileSink {
                 .unwrap_or_default()
         );
         // Other subtasks' files come and go in the same directory while this one looks.
-        let entries = weir_sdk::dir::list(&dir)
-            .map_err(|e| anyhow!("cannot list {}: {e}", dir.display()))?;
+        let entries =
+            weir_sdk::dir::list(&dir).map_err(|e| anyhow!("cannot list {}: {e}", dir.display()))?;
         for entry in entries {
             let name = entry.name;
             let Some(id) = name.strip_prefix(&stem).and_then(|s| s.parse::<u64>().ok()) else {
