@@ -30,6 +30,7 @@ before `open` is an error, not a crash.
 
 import json
 import pickle
+import os
 import traceback
 
 from componentize_py_types import Err
@@ -287,7 +288,20 @@ def _call(fn, *args):
         raise Err(f"MemoryError: {e}")
     except Exception as e:
         log(traceback.format_exc(), "debug")
-        raise Err(f"{type(e).__name__}: {e}")
+        raise Err(_described(e))
+
+
+def _described(e):
+    """`Type: message (at file.py:line in function: `source`)`: the innermost frame of the
+    plugin's own code (not this SDK's), so the error names the line to fix."""
+    frames = [f for f in traceback.extract_tb(e.__traceback__)]
+    own = [f for f in frames if os.path.basename(f.filename) != "weir.py"]
+    where = ""
+    if own or frames:
+        f = (own or frames)[-1]
+        code = f" `{f.line.strip()}`" if f.line and f.line.strip() else ""
+        where = f" (at {os.path.basename(f.filename)}:{f.lineno} in {f.name}{code})"
+    return f"{type(e).__name__}: {e}{where}"
 
 
 def _open(cls, cfg, ctx):
@@ -295,7 +309,7 @@ def _open(cls, cfg, ctx):
     try:
         _instance = cls(dict(cfg), Context(ctx))
     except Exception as e:
-        raise Err(f"{type(e).__name__}: {e}")
+        raise Err(_described(e))
 
 
 class _State:
