@@ -202,7 +202,7 @@ fn a_guest_error_is_a_clear_host_error_naming_the_node() {
             err.contains("node `count`") && err.contains("asked to fail by the input"),
             "{lang}: {err}"
         );
-        if lang == "python" {
+        if *lang == "python" {
             // The line of the plugin's own code that raised, not the SDK's.
             assert!(err.contains("(at faulty.py:14 in process"), "{err}");
         }

@@ -57,6 +57,44 @@ fn inputs_are_shown_as_written_and_a_sink_in_the_middle_is_named_as_the_cause() 
     );
 }
 
+/// What run's `open` refuses, validate refuses: a config key the plugin does not know, a
+/// path outside the node's grants; and opening for validation leaves a job's files alone.
+#[test]
+fn validate_opens_every_plugin_as_run_does() {
+    let dir = scratch();
+    let d = dir.path();
+    for sub in ["in", "out"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::fs::write(d.join("in/x.txt"), "a\n").unwrap();
+    // A crashed run's leftovers, which validate must not touch.
+    std::fs::write(d.join("out/o.txt.inprogress"), "half").unwrap();
+    let pipeline = |source_config: &str| {
+        format!(
+            "[node.src]\nkind = \"source\"\nplugin = \"file\"\nconfig = {{ {source_config} }}\ngrants.dirs = [{{ host = \"in\", guest = \"/in\" }}]\n\n[node.out]\nkind = \"sink\"\nplugin = \"file\"\ninput = \"src\"\nconfig = {{ path = \"/out/o.txt\" }}\ngrants.dirs = [{{ host = \"out\", guest = \"/out\", mode = \"read-write\" }}]\n"
+        )
+    };
+    let check = |source_config: &str| {
+        std::fs::write(d.join("p.toml"), pipeline(source_config)).unwrap();
+        run_weir(&["validate", "p.toml"], d)
+    };
+    let o = check("path = \"/in/x.txt\"");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(d.join("out/o.txt.inprogress")).unwrap(),
+        "half",
+        "validate changed the sink's files"
+    );
+    assert_clean_failure(
+        &check("pth = \"/in/x.txt\""),
+        &["node `src`", "unknown config key `pth`", "in `open`"],
+    );
+    assert_clean_failure(
+        &check("path = \"/elsewhere/x.txt\""),
+        &["node `src`", "/elsewhere/x.txt", "granted"],
+    );
+}
+
 #[test]
 fn bad_toml_is_reported_with_its_place() {
     let o = validate("[node.src\nkind = 1\n");

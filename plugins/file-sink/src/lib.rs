@@ -66,9 +66,12 @@ impl FileSink {
     fn writer(&mut self) -> Result<&mut BufWriter<File>> {
         if self.writer.is_none() {
             let path = self.in_progress();
+            // No writer means nothing of this run is in the file: what is there is a crashed
+            // run's data after its last checkpoint, which the sources replay. It goes.
             let file = OpenOptions::new()
                 .create(true)
-                .append(true)
+                .write(true)
+                .truncate(true)
                 .open(&path)
                 .map_err(|e| {
                     // The grant hint only where a missing grant is a possible cause.
@@ -98,6 +101,9 @@ impl FileSink {
     /// completed. Done once, at restore or at the first prepare of a fresh start.
     fn discard_unknown_pending(&mut self) -> Result<()> {
         self.settled = true;
+        if self.writer.is_none() {
+            self.discard_in_progress()?;
+        }
         let dir = match self.path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
@@ -158,7 +164,8 @@ impl Sink for FileSink {
             settled: false,
             trim_after_commit: false,
         };
-        sink.discard_in_progress()?;
+        // Nothing touches the disk at open (weir validate opens every plugin once): leftovers
+        // of a crashed run go when this run first writes, prepares or restores.
         Ok(sink)
     }
 
