@@ -228,8 +228,35 @@ pub fn human(x: f64) -> String {
     }
 }
 
-/// The end-of-run summary: records in/out per node and wall time.
-pub fn summary(metrics: &[Arc<NodeMetrics>], elapsed: Duration) -> String {
+/// What earlier attempts of one run counted when they handed over at a savepoint (a live
+/// swap): nothing of theirs is replayed, so the run's summary adds it to the last attempt's.
+#[derive(Default)]
+pub struct Carried {
+    /// Per node uid: (records in, records out).
+    by_node: std::collections::BTreeMap<String, (u64, u64)>,
+    elapsed: Duration,
+}
+
+impl Carried {
+    /// Keep an attempt's counts and time.
+    pub fn add(&mut self, metrics: &[Arc<NodeMetrics>], elapsed: Duration) {
+        for m in metrics {
+            let e = self.by_node.entry(m.uid.clone()).or_default();
+            e.0 += m.records_in();
+            e.1 += m.records_out();
+        }
+        self.elapsed += elapsed;
+    }
+
+    fn of(&self, uid: &str) -> (u64, u64) {
+        self.by_node.get(uid).copied().unwrap_or_default()
+    }
+}
+
+/// The end-of-run summary: records in/out per node and wall time, with what earlier attempts
+/// of the run carried over.
+pub fn summary(metrics: &[Arc<NodeMetrics>], elapsed: Duration, carried: &Carried) -> String {
+    let elapsed = elapsed + carried.elapsed;
     let width = metrics
         .iter()
         .map(|m| m.uid.len())
@@ -252,8 +279,8 @@ pub fn summary(metrics: &[Arc<NodeMetrics>], elapsed: Duration) -> String {
                     String::new()
                 }
             ),
-            m.records_in(),
-            m.records_out()
+            m.records_in() + carried.of(&m.uid).0,
+            m.records_out() + carried.of(&m.uid).1
         ));
     }
     for m in metrics.iter().filter(|m| m.isolated() > 0) {
@@ -308,9 +335,23 @@ mod tests {
         assert_eq!(b.watermark(), None, "one subtask has no watermark yet");
         b.subtask(1).set_watermark(3);
         assert_eq!(b.watermark(), Some(3));
-        let s = summary(&[a, b], Duration::from_millis(1500));
+        let s = summary(
+            &[a.clone(), b],
+            Duration::from_millis(1500),
+            &Carried::default(),
+        );
         assert!(s.contains("lines"), "{s}");
         assert!(s.contains("count (x2)"), "{s}");
         assert!(s.contains("wall time 1.500s"), "{s}");
+        // An attempt before a swap: its counts and time add up with the last one's.
+        let mut carried = Carried::default();
+        carried.add(&[a.clone()], Duration::from_millis(500));
+        let s = summary(&[a], Duration::from_millis(1500), &carried);
+        assert!(
+            s.lines()
+                .any(|l| l.split_whitespace().eq(["lines", "0", "20"])),
+            "{s}"
+        );
+        assert!(s.contains("wall time 2.000s"), "{s}");
     }
 }

@@ -327,6 +327,17 @@ fn fresh_needs_a_confirmation_when_not_on_a_terminal_and_replaces_the_output() {
     assert!(o.status.success(), "{}", stderr(&o));
     // Started over from the beginning: the output is replaced, not appended a second time.
     assert_same(&output(dir.path()), &expected_updates(&text));
+    // A finished job stays finished, and says how to run it again.
+    let o = run_weir(&["run", "p.toml"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--dev"), "{}", stderr(&o));
+    // --dev: the edit-and-rerun loop starts over every time, without asking.
+    for _ in 0..2 {
+        let o = run_weir(&["run", "--dev", "p.toml"], dir.path());
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(!stderr(&o).contains("already finished"), "{}", stderr(&o));
+        assert_same(&output(dir.path()), &expected_updates(&text));
+    }
 }
 
 #[test]

@@ -34,6 +34,10 @@ pub struct RunArgs {
     /// With --fresh: delete without asking (for scripts).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Development: start over on every run without asking (--fresh --yes), for the loop of
+    /// editing a plugin, building it and running the same bounded job again.
+    #[arg(long, conflicts_with = "from_savepoint")]
+    pub dev: bool,
     /// Resume from this savepoint directory instead of the latest checkpoint.
     #[arg(long, value_name = "PATH", conflicts_with = "fresh")]
     pub from_savepoint: Option<PathBuf>,
@@ -80,8 +84,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // One run per state directory and per output, checkpoints on or off.
     let _lock = identity::lock(&settings.dir)?;
     let _outputs = crate::outputs::lock(&graph)?;
-    if args.fresh {
-        start_over(&settings.dir, args.yes)?;
+    if args.fresh || args.dev {
+        start_over(&settings.dir, args.yes || args.dev)?;
     }
     let store = if settings.enabled {
         Some(StateStore::open(&settings.dir)?)
@@ -178,6 +182,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut tracker = RestartTracker::new(restart);
     // Whether the next attempt restarts after a failure (not the first, not after a swap).
     let mut restart_next = false;
+    // Counts of attempts that handed over to a swapped build, for the run's summary.
+    let mut carried = crate::metrics::Carried::default();
     loop {
         live.attempt_starting(restart_next);
         restart_next = false;
@@ -191,7 +197,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     // The run that finished may have died before every sink committed.
                     recommit_sinks(&graph, &host, &job.id, r.meta.id, &r.states)?;
                     eprintln!(
-                        "{}: the job already finished (checkpoint {}); its output is complete. Run with --fresh to start over.",
+                        "{}: the job already finished (checkpoint {}); its output is complete. To run it again from the start: weir run --fresh PIPELINE (or --dev while you edit and rerun it).",
                         spec.name, r.meta.id
                     );
                     return Ok(ExitCode::SUCCESS);
@@ -303,6 +309,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         &report.metrics,
                     );
                 if swapping {
+                    carried.add(&report.metrics, report.elapsed);
                     stop_tx.send_replace(false);
                     tracing::info!("resuming from the swap's savepoint with the new build");
                     continue;
@@ -311,7 +318,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 if !args.quiet {
                     eprintln!(
                         "{}",
-                        crate::metrics::summary(&report.metrics, report.elapsed)
+                        crate::metrics::summary(&report.metrics, report.elapsed, &carried)
                     );
                 }
                 if let Some(id) = report.savepoint {

@@ -40,11 +40,21 @@ impl ComponentCache {
         self.dir.as_deref()
     }
 
-    /// The compiled form of `bytes`: from the cache when present and loadable, else compiled
-    /// (and stored). Errors are compile errors, as text.
-    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<Component, String> {
+    /// The compiled form of `bytes` (the component `what`): from the cache when present and
+    /// loadable, else compiled (and stored). Errors are compile errors, as text.
+    pub fn load(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        what: &dyn std::fmt::Display,
+    ) -> Result<Component, String> {
         let Some(dir) = &self.dir else {
-            return Component::new(engine, bytes).map_err(|e| format!("{e:#}"));
+            return compile(
+                engine,
+                bytes,
+                what,
+                "no cache directory: every run compiles it",
+            );
         };
         let digest = Sha256::digest(bytes);
         let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
@@ -58,9 +68,8 @@ impl ComponentCache {
                 Err(e) => tracing::warn!("ignoring unusable cache entry {}: {e}", path.display()),
             }
         }
-        let started = std::time::Instant::now();
-        let component = Component::new(engine, bytes).map_err(|e| format!("{e:#}"))?;
-        tracing::debug!("compiled component in {:?}", started.elapsed());
+        let later = format!("later runs load it from {}", dir.display());
+        let component = compile(engine, bytes, what, &later)?;
         if let Ok(serialized) = component.serialize() {
             let tmp = dir.join(format!(
                 ".{name}-{}.{}.tmp",
@@ -75,6 +84,38 @@ impl ComponentCache {
         }
         Ok(component)
     }
+}
+
+/// Components this large (a Python or JavaScript runtime inside) take seconds to compile: the
+/// user is told, not left looking at a silent terminal.
+const SAY_ABOVE: usize = 2 << 20;
+
+/// Compile `bytes` to native code, saying so for a large component (`later`: what happens on the
+/// next run).
+fn compile(
+    engine: &Engine,
+    bytes: &[u8],
+    what: &dyn std::fmt::Display,
+    later: &str,
+) -> Result<Component, String> {
+    let large = bytes.len() > SAY_ABOVE;
+    if large {
+        tracing::info!(
+            "compiling {what} ({} MB) to native code, once: this takes a while ({later})",
+            bytes.len() >> 20
+        );
+    }
+    let started = std::time::Instant::now();
+    let component = Component::new(engine, bytes).map_err(|e| format!("{e:#}"))?;
+    if large {
+        tracing::info!(
+            "compiled {what} in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        tracing::debug!("compiled {what} in {:?}", started.elapsed());
+    }
+    Ok(component)
 }
 
 /// A regular file, not a link to one: a planted link is never loaded as compiled code.

@@ -248,13 +248,13 @@ impl PluginHost {
                 })?
                 .into(),
         };
-        let component =
-            self.cache
-                .load(&self.engine, &bytes)
-                .map_err(|message| PluginError::Compile {
-                    origin: origin.clone(),
-                    message,
-                })?;
+        let component = self
+            .cache
+            .load(&self.engine, &bytes, origin)
+            .map_err(|message| PluginError::Compile {
+                origin: origin.clone(),
+                message,
+            })?;
         let description = self.describe(&component);
         let kind = description.kind.ok_or_else(|| PluginError::NotAPlugin {
             origin: origin.clone(),
@@ -338,7 +338,7 @@ impl PluginHost {
     /// Compile `bytes` (through the cache) without reading a file: for `inspect` and tests.
     pub fn compile(&self, origin: &PluginOrigin, bytes: &[u8]) -> Result<Component, PluginError> {
         self.cache
-            .load(&self.engine, bytes)
+            .load(&self.engine, bytes, origin)
             .map_err(|message| PluginError::Compile {
                 origin: origin.clone(),
                 message,
