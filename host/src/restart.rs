@@ -4,7 +4,8 @@
 //!
 //! Invariant: every bad value is an error naming its key; a key that does not apply to the chosen
 //! strategy is refused, never ignored. Failures a restart cannot cure never reach the tracker
-//! (see `RunError::incurable`).
+//! (see `RunError::incurable`), and neither does a plugin's own failure that a restart just
+//! repeated on the same input ([`Repeats`]).
 
 use crate::checkpoint::settings::duration;
 use crate::config::{ConfigError, PipelineSpec, RestartKind};
@@ -376,5 +377,53 @@ mod tests {
             t.on_failure().is_some(),
             "the earlier failure left the window"
         );
+    }
+}
+
+/// Failures of a plugin's own logic (an exception, a panic, a trap), remembered with how far the
+/// job had got: the same failure again after a restart, with no checkpoint completed since, is
+/// the same input failing the same way, which no further restart cures. Failures of the world
+/// around it (I/O, a lost broker) are not watched: those may pass.
+#[derive(Default)]
+pub struct Repeats {
+    /// The last watched failure: the latest complete checkpoint when it happened, its text.
+    last: Option<(Option<u64>, String)>,
+}
+
+impl Repeats {
+    /// A failure happened with `progress` the latest complete checkpoint; `logic` is its text
+    /// when it is a failure of the plugin's own logic. Whether it repeats the last one.
+    pub fn repeated(&mut self, progress: Option<u64>, logic: Option<String>) -> bool {
+        let now = logic.map(|text| (progress, text));
+        let again = now.is_some() && now == self.last;
+        self.last = now;
+        again
+    }
+}
+
+#[cfg(test)]
+mod repeats_tests {
+    use super::*;
+
+    #[test]
+    fn the_same_logic_failure_without_progress_is_a_repeat() {
+        let mut r = Repeats::default();
+        assert!(!r.repeated(Some(3), Some("boom".into())));
+        assert!(
+            r.repeated(Some(3), Some("boom".into())),
+            "same text, no progress"
+        );
+        let mut r = Repeats::default();
+        assert!(!r.repeated(Some(3), Some("boom".into())));
+        assert!(
+            !r.repeated(Some(4), Some("boom".into())),
+            "a checkpoint completed between"
+        );
+        assert!(
+            !r.repeated(Some(4), Some("other".into())),
+            "another failure"
+        );
+        assert!(!r.repeated(Some(4), None), "not a logic failure");
+        assert!(!r.repeated(Some(4), None));
     }
 }

@@ -423,3 +423,35 @@ fn failures_the_same_input_repeats_are_not_restarted() {
     assert_clean_failure(&o, &["was not restarted", "but the key belongs to subtask"]);
     assert!(!stderr(&o).contains("restart 1"), "{}", stderr(&o));
 }
+
+/// A plugin's own failure that a restart repeats on the same input (here: an error on the
+/// record `fail`) is restarted once, not until the strategy runs out: the second identical
+/// failure with no checkpoint between ends the run, saying why.
+#[test]
+fn a_logic_failure_repeated_by_a_restart_ends_the_run() {
+    let dir = scratch();
+    let d = dir.path();
+    for sub in ["in", "out"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::fs::write(d.join("in/input.txt"), "a\nb\nfail\nc\n").unwrap();
+    let pipeline = format!(
+        "[checkpoint]\ninterval = \"100ms\"\n\n[restart]\nstrategy = \"fixed-delay\"\nattempts = 5\ndelay = \"100ms\"\n\n[node.src]\nkind = \"source\"\nplugin = \"file\"\nconfig = {{ path = \"/in/input.txt\" }}\ngrants.dirs = [{{ host = \"in\", guest = \"/in\" }}]\n\n[node.op]\nkind = \"operator\"\nplugin = \"{}\"\ninput = \"src\"\nconfig = {{ mode = \"on-value\" }}\n\n[node.out]\nkind = \"sink\"\nplugin = \"file\"\ninput = \"op\"\nconfig = {{ path = \"/out/o.txt\" }}\ngrants.dirs = [{{ host = \"out\", guest = \"/out\", mode = \"read-write\" }}]\n",
+        guest("misbehave").display()
+    );
+    std::fs::write(d.join("p.toml"), pipeline).unwrap();
+    let o = run_weir(&["run", "p.toml"], d);
+    assert_clean_failure(
+        &o,
+        &[
+            "failed the same way again after a restart",
+            "asked to fail by the input",
+        ],
+    );
+    let err = stderr(&o);
+    assert!(err.contains("restart 1"), "{err}");
+    assert!(
+        !err.contains("restart 2"),
+        "restarted past the repeat:\n{err}"
+    );
+}

@@ -184,6 +184,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut restart_next = false;
     // Counts of attempts that handed over to a swapped build, for the run's summary.
     let mut carried = crate::metrics::Carried::default();
+    let mut repeats = crate::restart::Repeats::default();
     loop {
         live.attempt_starting(restart_next);
         restart_next = false;
@@ -363,6 +364,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                             "the job failed and was not restarted ({why}: a restart cannot cure it)"
                         )
                     });
+                }
+                let progress = store.as_ref().and_then(|s| latest_complete(s));
+                let logic = e.is_plugin_logic().then(|| e.to_string());
+                if repeats.repeated(progress, logic) {
+                    live.failed(&e.to_string(), false);
+                    return Err(e).context(
+                        "the job failed the same way again after a restart, before any new checkpoint: the same input fails it every time, so it was not restarted again (fix the plugin or its input, then run again: it resumes from the latest checkpoint)",
+                    );
                 }
                 let Some(delay) = tracker.on_failure() else {
                     live.failed(&e.to_string(), false);
@@ -661,4 +670,13 @@ async fn stop_on_signals(
         asked_by_user.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = stop.send(true);
     }
+}
+
+/// The newest complete checkpoint in `store`, if it can be read.
+fn latest_complete(store: &StateStore) -> Option<u64> {
+    let all = store.list().ok()?;
+    all.iter()
+        .rev()
+        .find(|m| m.status == crate::state::Status::Complete)
+        .map(|m| m.id)
 }

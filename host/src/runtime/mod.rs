@@ -230,6 +230,22 @@ impl RunError {
     }
 }
 
+impl RunError {
+    /// Whether this is a failure of a plugin's own logic (an error it returned that is not the
+    /// operating system's, a panic, a trap): the same input makes it again. Not a limit the
+    /// host enforced, not I/O, not a cancellation.
+    pub fn is_plugin_logic(&self) -> bool {
+        use crate::plugin::Cause;
+        matches!(
+            self,
+            RunError::Plugin(PluginError::Call {
+                cause: Cause::Error(_) | Cause::Panic { .. } | Cause::Trap(_),
+                ..
+            })
+        )
+    }
+}
+
 impl From<PluginError> for RunError {
     /// A call cut short because the job was cancelled is the cancellation, not the plugin's
     /// failure: it must not hide the error that caused it.
