@@ -372,6 +372,39 @@ fn new_build_run(lang: &str, kind: &str) -> String {
     stdout(&o)
 }
 
+/// What `weir new` prints runs as printed: the weir it names is this binary, on the PATH or by
+/// its full path.
+#[test]
+fn weir_new_prints_a_command_that_names_this_weir() {
+    let dir = scratch();
+    let o = run_weir(&["new", "printed"], dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let line = out
+        .lines()
+        .find(|l| l.contains("bash build.sh"))
+        .unwrap_or_else(|| panic!("no command printed:\n{out}"));
+    let weir = line
+        .rsplit(" && ")
+        .next()
+        .unwrap()
+        .strip_suffix(" run pipeline.toml")
+        .unwrap_or_else(|| panic!("{line}"))
+        .trim();
+    let me = std::path::Path::new(env!("CARGO_BIN_EXE_weir"))
+        .canonicalize()
+        .unwrap();
+    let named = if weir == "weir" {
+        std::env::split_paths(&std::env::var_os("PATH").unwrap())
+            .map(|d| d.join("weir"))
+            .find(|p| p.is_file())
+            .expect("`weir` printed, but none is on the PATH")
+    } else {
+        std::path::PathBuf::from(weir)
+    };
+    assert_eq!(named.canonicalize().unwrap(), me, "{line}");
+}
+
 /// The windowed example's Python operator (keyed event-time windows: timers, watermarks, the
 /// late output) in a project `weir new --lang python` made, built by that project's own script.
 #[test]
