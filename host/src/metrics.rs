@@ -345,7 +345,7 @@ mod tests {
         assert!(s.contains("wall time 1.500s"), "{s}");
         // An attempt before a swap: its counts and time add up with the last one's.
         let mut carried = Carried::default();
-        carried.add(&[a.clone()], Duration::from_millis(500));
+        carried.add(std::slice::from_ref(&a), Duration::from_millis(500));
         let s = summary(&[a], Duration::from_millis(1500), &carried);
         assert!(
             s.lines()

@@ -122,10 +122,6 @@ fn explain(e: &sled::Error, dir: &Path) -> String {
             "permission denied ({io}): the user running weir must be able to read and write {}",
             dir.display()
         ),
-        sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => format!(
-            "a running job holds it (weir run keeps its store open while it runs). Its checkpoints are on the job's HTTP API while it runs (weir run --http ADDR, then weir status ADDR or GET /api/checkpoints), or run this again once the job has ended; the store in {} is never shared between two runs",
-            dir.display()
-        ),
         sled::Error::Io(io) => match io.raw_os_error() {
             Some(28) => format!("{io}: the disk is full; free space and run again"),
             _ => io.to_string(),

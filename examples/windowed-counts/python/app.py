@@ -27,3 +27,5 @@ def line(f):
 
 
 Operator, State = weir.export_operator(PerUser)
+# The packed world (build.sh) names the same export PackedOperator.
+PackedOperator = Operator

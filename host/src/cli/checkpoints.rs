@@ -2,6 +2,7 @@
 //! checkpoint's size is what it wrote; keyed state it shares with older checkpoints (pieces
 //! it names but did not write again) is shown apart.
 
+use crate::checkpoint::identity::{self, IdentityError, StateLock};
 use crate::checkpoint::settings::CheckpointSettings;
 use crate::config::PipelineSpec;
 use crate::state::{StateStore, Status};
@@ -27,7 +28,9 @@ pub enum CheckpointsCommand {
     },
 }
 
-fn open(pipeline: &Path) -> anyhow::Result<StateStore> {
+/// The store of `pipeline`'s job, with the job's lock held while it is read: a running job
+/// holds both, and the user is told where its checkpoints are instead.
+fn open(pipeline: &Path) -> anyhow::Result<(StateLock, StateStore)> {
     let spec = PipelineSpec::load(pipeline)?;
     let settings = CheckpointSettings::from_spec(&spec)?;
     if !settings.dir.join("db").exists() {
@@ -37,7 +40,15 @@ fn open(pipeline: &Path) -> anyhow::Result<StateStore> {
             settings.dir.display()
         );
     }
-    Ok(StateStore::open(&settings.dir)?)
+    let lock = match identity::lock(&settings.dir) {
+        Ok(lock) => lock,
+        Err(IdentityError::Locked { .. }) => bail!(
+            "{}: a running job holds its checkpoint store (weir run keeps it while it runs). See its checkpoints on the job's HTTP API (weir run --http ADDR, then weir status ADDR or GET /api/checkpoints), or run this again once the job has ended",
+            pipeline.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    Ok((lock, StateStore::open(&settings.dir)?))
 }
 
 fn time(ms: u64) -> String {
@@ -65,7 +76,7 @@ fn status(s: &Status, last: bool, finished: bool, savepoint: bool) -> String {
 pub fn checkpoints(cmd: CheckpointsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         CheckpointsCommand::List { pipeline } => {
-            let store = open(&pipeline)?;
+            let (_lock, store) = open(&pipeline)?;
             println!(
                 "{:>6}  {:<20}  {:>12}  {:>12}  {:>10}  status",
                 "id", "time (UTC)", "written", "shared", "duration"
@@ -84,7 +95,7 @@ pub fn checkpoints(cmd: CheckpointsCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         CheckpointsCommand::Show { pipeline, id } => {
-            let store = open(&pipeline)?;
+            let (_lock, store) = open(&pipeline)?;
             let Some(m) = store.get(id)? else {
                 bail!(
                     "no checkpoint {id} for {} (see `weir checkpoints list`)",

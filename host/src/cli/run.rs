@@ -365,7 +365,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         )
                     });
                 }
-                let progress = store.as_ref().and_then(|s| latest_complete(s));
+                let progress = store.as_ref().and_then(latest_complete);
                 let logic = e.is_plugin_logic().then(|| e.to_string());
                 if repeats.repeated(progress, logic) {
                     live.failed(&e.to_string(), false);

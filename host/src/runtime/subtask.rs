@@ -249,6 +249,9 @@ fn emit(
     out: &mut Output,
     produced: Batch,
 ) -> Result<(), RunError> {
+    // The call's memory is known before its output leaves: whoever sees the output downstream
+    // sees the memory it took too.
+    ctx.stats().set_memory(node.memory_bytes());
     let produced = clock.observe(produced).map_err(RunError::Time)?;
     ctx.stats().add_out(produced.len());
     out.send_batch(produced)?;

@@ -154,7 +154,7 @@ impl Sink for FileSink {
         if ctx.parallelism > 1 {
             path = PathBuf::from(format!("{}.{}", path.display(), ctx.subtask));
         }
-        let mut sink = FileSink {
+        let sink = FileSink {
             path,
             committed_len: 0,
             pending: Vec::new(),
