@@ -27,6 +27,10 @@ pub fn list(dir: &Path) -> Result<Vec<Entry>> {
         match list_once(dir) {
             Err(e) if e.kind() == ErrorKind::NotFound && tries < TRIES && dir.is_dir() => {
                 tries += 1;
+                // Past the first few, give the writers beside this one a moment.
+                if tries > 10 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
             }
             other => return other,
         }

@@ -97,10 +97,14 @@ const FULL_BELOW: u64 = 1 << 20;
 /// Whether `message` (a guest's own words) reports an operating-system error: a file, directory
 /// or socket it could not use, as Rust's and wasi-libc's messages say "(os error N)".
 pub fn reports_os_error(message: &str) -> bool {
-    message.split("(os error ").skip(1).any(|after| {
-        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
-        digits > 0 && after[digits..].starts_with(')')
-    })
+    let number_then = |marker: &str, close: char| {
+        message.split(marker).skip(1).any(|after| {
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            digits > 0 && after[digits..].starts_with(close)
+        })
+    };
+    // Rust's "(os error 44)"; Python's OSError "[Errno 2] No such file or directory".
+    number_then("(os error ", ')') || number_then("[Errno ", ']')
 }
 
 /// `message` with each "(os error N)" named as the WASI errno it is, and, when it reports an
@@ -172,6 +176,9 @@ mod tests {
         assert!(reports_os_error("gone (os error 44)"));
         assert!(!reports_os_error("bad state (os error x)"));
         assert!(!reports_os_error("no number (os error )"));
+        assert!(reports_os_error(
+            "FileNotFoundError: [Errno 44] No such file or directory: 'x'"
+        ));
     }
 
     #[test]

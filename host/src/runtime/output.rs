@@ -90,9 +90,12 @@ impl Output {
     }
 
     /// Make this the output of the chain's head: it runs `chain` after every send.
-    pub fn lead(&mut self, chain: Chain) -> Result<(), RunError> {
+    pub fn lead(&mut self, mut chain: Chain) -> Result<(), RunError> {
+        // What the chained operators announced as they started goes on now, not with the
+        // head's first message.
+        chain.drain(std::mem::take(&mut self.outbox))?;
         self.chain = Some(chain);
-        self.flush()
+        Ok(())
     }
 
     /// The messages left for chained operators since the last call.

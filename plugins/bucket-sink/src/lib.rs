@@ -7,12 +7,15 @@
 //! half-written or uncommitted part.
 //!
 //! Invariants: the state holds, per open part, its length at the last checkpoint, and per
-//! checkpoint the parts it will publish. Restoring truncates each open part back to its
-//! checkpointed length and deletes every in-progress or pending file of this subtask the state
-//! does not know; the host then re-commits the restored checkpoint, which finishes its pending
-//! parts (a part already finished stays finished). So the concatenation of finished parts in
-//! part-number order is exactly the input, through any number of crashes. New parts are always
-//! numbered after every finished part of the subtask, so none is ever written over. The
+//! checkpoint the parts it will publish. Restoring cuts each part open at the checkpoint back to
+//! its checkpointed length and rolls it into the restored checkpoint's parts (wherever a later
+//! run left it: in progress, pending, or already finished); it deletes every in-progress or
+//! pending file of this subtask the state does not know, and every finished part numbered after
+//! the checkpoint (all of it is replayed). The host then re-commits the restored checkpoint,
+//! which finishes its parts (a part already finished stays finished); a subtask a smaller
+//! parallelism retired is restored and committed the same way, so its last parts are finished
+//! too. So the concatenation of finished parts in part-number order is exactly the input,
+//! through any number of crashes and restores from older checkpoints. The
 //! subtasks of a parallel sink share the bucket directories: every listing goes through
 //! `weir_sdk::dir::list`, which lists again when another subtask renames or deletes its own
 //! files meanwhile (under WASI that fails a listing with "not found").
@@ -241,13 +244,8 @@ impl BucketSink {
     /// Number new parts after every finished part of this subtask: a part is never written
     /// over one that is already published.
     fn number_after_finished(&mut self) -> Result<()> {
-        let stem = format!("{}-{}-", self.prefix, self.subtask);
         for (_, file, _) in self.files()? {
-            let n = file
-                .strip_prefix(&stem)
-                .and_then(|rest| rest.strip_suffix(self.suffix.as_str()))
-                .and_then(|n| n.parse::<u64>().ok());
-            if let Some(n) = n {
+            if let Some(n) = self.number(&file) {
                 self.counter = self.counter.max(n + 1);
             }
         }
@@ -454,90 +452,145 @@ impl Sink for BucketSink {
     fn restore(&mut self, state: &[u8]) -> Result<()> {
         let saved: BucketSink = weir_sdk::state::decode(state)?;
         self.counter = saved.counter;
-        self.open = saved.open;
-        self.rolled = Vec::new();
         self.pending = saved.pending;
+        self.open = BTreeMap::new();
+        self.rolled = Vec::new();
         self.writers.clear();
         self.settled = true;
-        let known_pending: Vec<(String, String)> = self
-            .pending
-            .iter()
-            .flat_map(|(_, ps)| ps.iter().map(|p| (p.bucket.clone(), p.name.clone())))
-            .collect();
-        // A part open at the checkpoint may have rolled since: take it back as in-progress.
-        for (bucket, part) in &self.open {
-            let in_progress = self.in_progress(bucket, &part.name);
-            let pending = self.pending_path(bucket, &part.name);
-            if !in_progress.exists() && pending.exists() {
-                rename(&pending, &in_progress)?;
+        // Parts open at the checkpoint, cut back to it, are published with it.
+        let mut closed = Vec::new();
+        for (bucket, part) in saved.open {
+            if self.close_at_checkpoint(&bucket, &part)? {
+                closed.push(Rolled {
+                    bucket,
+                    name: part.name,
+                });
             }
         }
-        // Open parts go back to their checkpointed length; anything else uncommitted is newer
-        // than the checkpoint and is replayed, so it goes.
-        for (bucket, name, path) in self.own_uncommitted()? {
-            let is_open = self.open.get(&bucket).is_some_and(|p| p.name == name)
-                && path.extension().is_some_and(|e| e == "inprogress");
-            let is_pending = known_pending.contains(&(bucket.clone(), name.clone()))
-                && path.extension().is_some_and(|e| e == "pending");
-            if !is_open && !is_pending {
-                remove(&path)?;
-            }
+        match self.pending.last_mut() {
+            Some((_, parts)) => parts.extend(closed),
+            // (a state is taken after `prepare`, so the checkpoint's own list is there)
+            None => self.pending.push((0, closed)),
         }
-        let open: Vec<(String, Part)> = std::mem::take(&mut self.open).into_iter().collect();
-        for (bucket, part) in open {
-            if self.restore_open_part(&bucket, &part)? {
-                self.open.insert(bucket, part);
-            }
-        }
-        // Parts are never numbered over a finished one, whatever the checkpoint remembers.
-        self.number_after_finished()
+        self.discard_after_checkpoint()
     }
 }
 
 impl BucketSink {
-    /// Put the in-progress file of `bucket`'s open `part` back to its checkpointed length.
-    /// Returns whether the part stays open: a part an earlier run already finished (published
-    /// after the checkpoint this run resumes from, when the job fell back to an older one)
-    /// cannot be taken back, so new records go to a new part.
-    fn restore_open_part(&self, bucket: &str, part: &Part) -> Result<bool> {
-        let path = self.in_progress(bucket, &part.name);
+    /// Cut `bucket`'s `part`, open at the checkpoint, back to its checkpointed length, as a
+    /// pending part (or, if a later run finished it already, in place). Returns whether it is
+    /// to be published with the checkpoint (an empty part is not: it is deleted).
+    fn close_at_checkpoint(&self, bucket: &str, part: &Part) -> Result<bool> {
+        let pending = self.pending_path(bucket, &part.name);
         let finished = self.dir(bucket).join(&part.name);
-        if !path.exists() && finished.exists() {
-            weir_sdk::warn!(
-                "part {bucket}/{} was finished after the checkpoint this job resumes from; its records after byte {} are written again to a new part",
+        let found = [
+            self.in_progress(bucket, &part.name),
+            pending.clone(),
+            finished,
+        ]
+        .into_iter()
+        .find(|p| p.exists());
+        let Some(path) = found else {
+            if part.valid_len == 0 {
+                return Ok(false);
+            }
+            bail!(
+                "cannot restore part {bucket}/{}: it held {} bytes at the checkpoint, but no in-progress, pending or finished file of it is left (was it deleted outside weir? its records are lost to this job: restore the file, or start over with --fresh --yes)",
                 part.name,
                 part.valid_len
             );
-            return Ok(false);
-        }
-        let len = fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        };
+        let len = fs::metadata(&path)
+            .map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?
+            .len();
         if len < part.valid_len {
             bail!(
-                "cannot restore part {bucket}/{}: {} has {len} bytes, but the checkpoint recorded {} (was it deleted or truncated outside weir? its records are lost to this job: restore the file, or start over with --fresh --yes)",
+                "cannot restore part {bucket}/{}: {} has {len} bytes, but the checkpoint recorded {} (was it truncated outside weir? its records are lost to this job: restore the file, or start over with --fresh --yes)",
                 part.name,
                 path.display(),
                 part.valid_len
             );
         }
-        if len > part.valid_len || !path.exists() {
-            fs::create_dir_all(self.dir(bucket))
-                .map_err(|e| anyhow!("cannot create bucket {}: {e}", self.dir(bucket).display()))?;
+        if len > part.valid_len {
+            if !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            {
+                weir_sdk::warn!(
+                    "part {bucket}/{} was finished after the checkpoint this job resumes from: cut back to the {} bytes the checkpoint covers (the rest is written again from the replayed records)",
+                    part.name,
+                    part.valid_len
+                );
+            }
             fs::OpenOptions::new()
-                .create(true)
                 .write(true)
-                .truncate(false)
                 .open(&path)
                 .and_then(|f| f.set_len(part.valid_len).map(|()| f))
                 .and_then(|f| f.sync_all())
                 .map_err(|e| {
                     anyhow!(
-                        "cannot put {} back to {} bytes: {e}",
+                        "cannot cut {} back to {} bytes: {e}",
                         path.display(),
                         part.valid_len
                     )
                 })?;
         }
+        if part.valid_len == 0 {
+            remove(&path)?;
+            return Ok(false);
+        }
+        if path != pending
+            && path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            rename(&path, &pending)?;
+        }
         Ok(true)
+    }
+
+    /// Delete what this subtask wrote after the checkpoint: in-progress and pending files the
+    /// state does not name, and finished parts numbered after it (their records are replayed).
+    fn discard_after_checkpoint(&mut self) -> Result<()> {
+        let known: Vec<(String, String)> = self
+            .pending
+            .iter()
+            .flat_map(|(_, ps)| ps.iter().map(|p| (p.bucket.clone(), p.name.clone())))
+            .collect();
+        for (bucket, name, path) in self.own_uncommitted()? {
+            let is_pending = path.extension().is_some_and(|e| e == "pending")
+                && known.contains(&(bucket.clone(), name.clone()));
+            if !is_pending {
+                remove(&path)?;
+            }
+        }
+        for (bucket, name, path) in self.own_finished()? {
+            if self.number(&name).is_some_and(|n| n >= self.counter)
+                && !known.contains(&(bucket.clone(), name.clone()))
+            {
+                weir_sdk::warn!(
+                    "part {bucket}/{name} was finished after the checkpoint this job resumes from: deleted (its records are written again from the replayed input)"
+                );
+                remove(&path)?;
+            }
+        }
+        self.number_after_finished()
+    }
+
+    /// The part number in a finished part's file name of this subtask.
+    fn number(&self, file: &str) -> Option<u64> {
+        file.strip_prefix(&format!("{}-{}-", self.prefix, self.subtask))
+            .and_then(|rest| rest.strip_suffix(self.suffix.as_str()))
+            .and_then(|n| n.parse::<u64>().ok())
+    }
+
+    /// Every finished part of this subtask: (bucket, file name, path).
+    fn own_finished(&self) -> Result<Vec<(String, String, PathBuf)>> {
+        Ok(self
+            .files()?
+            .into_iter()
+            .filter(|(_, file, _)| self.number(file).is_some())
+            .collect())
     }
 }
 

@@ -65,6 +65,18 @@ impl SocketSource {
         }
     }
 
+    /// A line of `len` bytes (without its terminator) is refused past `max_line`.
+    fn check_line(&self, len: usize) -> Result<()> {
+        if len as u64 > self.max_line {
+            weir_sdk::bail!(
+                "a line from {} is longer than max_line ({} bytes). Raise `max_line` in the node's config (and `memory` on the node if the lines are really that long)",
+                self.address,
+                self.max_line
+            );
+        }
+        Ok(())
+    }
+
     fn wait(&mut self) {
         self.retry_at = Some(Instant::now() + Duration::from_millis(self.backoff));
         self.backoff = (self.backoff * 2).min(self.max_backoff_ms);
@@ -134,16 +146,15 @@ impl Source for SocketSource {
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
             }
+            self.check_line(line.len())?;
             batch.push(Record::new(line.to_vec()));
             start += i + 1;
         }
         self.partial.drain(..start);
-        if self.partial.len() as u64 > self.max_line && !self.partial.contains(&b'\n') {
-            weir_sdk::bail!(
-                "a line from {} runs past max_line ({} bytes) without a newline. Raise `max_line` in the node's config (and `memory` on the node if the lines are really that long)",
-                self.address,
-                self.max_line
-            );
+        if !self.partial.contains(&b'\n') {
+            // A `\r` at the end may be the start of the line's terminator.
+            let tail = self.partial.len() - usize::from(self.partial.last() == Some(&b'\r'));
+            self.check_line(tail)?;
         }
         if closed {
             if !self.partial.is_empty() {
