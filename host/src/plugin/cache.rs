@@ -106,7 +106,10 @@ fn compile(
         );
     }
     let started = std::time::Instant::now();
-    let component = Component::new(engine, bytes).map_err(|e| format!("{e:#}"))?;
+    let ticker = large.then(|| Ticker::start(what.to_string()));
+    let component = Component::new(engine, bytes).map_err(|e| format!("{e:#}"));
+    drop(ticker);
+    let component = component?;
     if large {
         tracing::info!(
             "compiled {what} in {:.1} s",
@@ -116,6 +119,49 @@ fn compile(
         tracing::debug!("compiled {what} in {:?}", started.elapsed());
     }
     Ok(component)
+}
+
+/// On a terminal, the seconds a compile has taken so far, on one line rewritten every second
+/// and cleared when it is dropped. Elsewhere (logs, tests) nothing.
+struct Ticker {
+    done: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(what: String) -> Self {
+        use std::io::{IsTerminal, Write};
+        if !std::io::stderr().is_terminal() {
+            return Ticker {
+                done: None,
+                thread: None,
+            };
+        }
+        let (done, stop) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stop.recv_timeout(std::time::Duration::from_secs(1))
+            {
+                let secs = started.elapsed().as_secs();
+                let _ = write!(std::io::stderr(), "\r  compiling {what}: {secs} s ");
+            }
+            let _ = write!(std::io::stderr(), "\r\x1b[2K");
+        });
+        Ticker {
+            done: Some(done),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        drop(self.done.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// A regular file, not a link to one: a planted link is never loaded as compiled code.
