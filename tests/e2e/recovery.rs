@@ -132,16 +132,35 @@ grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
         logs.contains("closed inactive bucket"),
         "no bucket was closed for inactivity"
     );
-    let leftovers: Vec<String> = std::fs::read_dir(&out)
-        .unwrap()
-        .flat_map(|b| std::fs::read_dir(b.unwrap().path()).unwrap())
-        .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.'))
-        .collect();
-    assert!(
-        leftovers.is_empty(),
-        "uncommitted files left: {leftovers:?}"
-    );
+    finished_parts(&out); // and nothing left unfinished
+}
+
+/// Every part file under `out` (any bucket), asserting none is left unfinished: (part number,
+/// path), in part-number order.
+fn finished_parts(out: &Path) -> Vec<(u64, std::path::PathBuf)> {
+    let mut parts = Vec::new();
+    for bucket in std::fs::read_dir(out).unwrap() {
+        for f in std::fs::read_dir(bucket.unwrap().path()).unwrap() {
+            let f = f.unwrap();
+            let name = f.file_name().to_string_lossy().into_owned();
+            assert!(!name.starts_with('.'), "left unfinished: {name}");
+            parts.push((name.rsplit('-').next().unwrap().parse().unwrap(), f.path()));
+        }
+    }
+    parts.sort();
+    parts
+}
+
+/// A scratch directory with `in/input.txt` holding the numbers below `count`, a line each, and
+/// an empty `out/`; and that text.
+fn numbers_input(count: u64) -> (tempfile::TempDir, String) {
+    let dir = scratch();
+    for sub in ["in", "out"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    let text: String = (0..count).map(|i| format!("{i}\n")).collect();
+    std::fs::write(dir.path().join("in/input.txt"), &text).unwrap();
+    (dir, text)
 }
 
 /// A restore from an older checkpoint (the store fell back, or an old copy was put back) finds
@@ -149,14 +168,9 @@ grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
 /// cut back to it, later parts go, and the output is still exactly the input once.
 #[test]
 fn a_restore_from_an_older_checkpoint_cuts_back_what_later_runs_finished() {
-    let dir = scratch();
-    let d = dir.path();
-    for sub in ["in", "out"] {
-        std::fs::create_dir_all(d.join(sub)).unwrap();
-    }
     let count = 600_000u64;
-    let want: String = (0..count).map(|i| format!("{i}\n")).collect();
-    std::fs::write(d.join("in/input.txt"), &want).unwrap();
+    let (dir, want) = numbers_input(count);
+    let d = dir.path();
     let pipeline = "[pipeline]\nname = \"parts\"\n\n[checkpoint]\ninterval = \"100ms\"\n\n[node.src]\nkind = \"source\"\nplugin = \"file\"\nconfig = { path = \"/in/input.txt\", rate = 100000 }\ngrants.dirs = [{ host = \"in\", guest = \"/in\" }]\n\n[node.out]\nkind = \"sink\"\nplugin = \"bucketed-file\"\ninput = \"src\"\nconfig = { path = \"/out\", roll_size = \"100KB\" }\ngrants.dirs = [{ host = \"out\", guest = \"/out\", mode = \"read-write\" }]\n";
     std::fs::write(d.join("p.toml"), pipeline).unwrap();
     precompile("p.toml", d);
@@ -181,16 +195,7 @@ fn a_restore_from_an_older_checkpoint_cuts_back_what_later_runs_finished() {
         err.contains("was finished after the checkpoint this job resumes from"),
         "the second run finished no part past the kept checkpoint:\n{err}"
     );
-    let mut parts: Vec<(u64, std::path::PathBuf)> = Vec::new();
-    for bucket in std::fs::read_dir(d.join("out")).unwrap() {
-        for f in std::fs::read_dir(bucket.unwrap().path()).unwrap() {
-            let f = f.unwrap();
-            let name = f.file_name().to_string_lossy().into_owned();
-            assert!(!name.starts_with('.'), "uncommitted file left: {name}");
-            parts.push((name.rsplit('-').next().unwrap().parse().unwrap(), f.path()));
-        }
-    }
-    parts.sort();
+    let parts = finished_parts(&d.join("out"));
     let got: String = parts
         .iter()
         .map(|(_, p)| std::fs::read_to_string(p).unwrap())
@@ -454,14 +459,9 @@ fn a_logic_failure_repeated_by_a_restart_ends_the_run() {
 /// the checkpoint) are finished, not left in progress; every line arrives once.
 #[test]
 fn a_bucketed_sink_resumed_at_a_smaller_parallelism_finishes_the_retired_parts() {
-    let dir = scratch();
-    let d = dir.path();
-    for sub in ["in", "out"] {
-        std::fs::create_dir_all(d.join(sub)).unwrap();
-    }
     let count = 300_000u64;
-    let text: String = (0..count).map(|i| format!("{i}\n")).collect();
-    std::fs::write(d.join("in/input.txt"), &text).unwrap();
+    let (dir, _) = numbers_input(count);
+    let d = dir.path();
     let pipeline = |parallelism: u32| {
         format!(
             "[pipeline]\nname = \"scaled\"\n\n[checkpoint]\ninterval = \"100ms\"\n\n[node.src]\nkind = \"source\"\nplugin = \"file\"\nconfig = {{ path = \"/in/input.txt\", rate = 50000 }}\ngrants.dirs = [{{ host = \"in\", guest = \"/in\" }}]\n\n[node.out]\nkind = \"sink\"\nplugin = \"bucketed-file\"\ninput = \"src\"\npartition = \"rebalance\"\nparallelism = {parallelism}\nconfig = {{ path = \"/out\", roll_size = \"1MB\" }}\ngrants.dirs = [{{ host = \"out\", guest = \"/out\", mode = \"read-write\" }}]\n"
@@ -478,14 +478,9 @@ fn a_bucketed_sink_resumed_at_a_smaller_parallelism_finishes_the_retired_parts()
     let err = std::fs::read_to_string(d.join("attempt-2.err")).unwrap();
     assert!(status.success(), "{err}");
     let mut lines: Vec<u64> = Vec::new();
-    for bucket in std::fs::read_dir(d.join("out")).unwrap() {
-        for f in std::fs::read_dir(bucket.unwrap().path()).unwrap() {
-            let f = f.unwrap();
-            let name = f.file_name().to_string_lossy().into_owned();
-            assert!(!name.starts_with('.'), "left unfinished: {name}");
-            let text = std::fs::read_to_string(f.path()).unwrap();
-            lines.extend(text.lines().map(|l| l.parse::<u64>().unwrap()));
-        }
+    for (_, part) in finished_parts(&d.join("out")) {
+        let text = std::fs::read_to_string(part).unwrap();
+        lines.extend(text.lines().map(|l| l.parse::<u64>().unwrap()));
     }
     lines.sort_unstable();
     assert!(
