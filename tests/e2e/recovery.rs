@@ -489,3 +489,39 @@ fn a_bucketed_sink_resumed_at_a_smaller_parallelism_finishes_the_retired_parts()
         lines.len()
     );
 }
+
+/// The directory source's own pattern (write a dot-file, rename it into place) while it scans
+/// as often as it can: an entry renamed while the directory is listed (under WASI every entry
+/// is looked up as it is listed) never fails the job, and every file is read once, in order.
+#[test]
+fn a_directory_source_scanning_while_files_are_renamed_in_never_fails() {
+    let dir = scratch();
+    let d = dir.path();
+    for sub in ["watch", "out"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let pipeline = "[checkpoint]\ninterval = \"100ms\"\n\n[restart]\nstrategy = \"none\"\n\n[node.src]\nkind = \"source\"\nplugin = \"directory\"\nconfig = { path = \"/watch\", pattern = \"*.log\", scan_ms = 1 }\ngrants.dirs = [{ host = \"watch\", guest = \"/watch\" }]\n\n[node.out]\nkind = \"sink\"\nplugin = \"file\"\ninput = \"src\"\nconfig = { path = \"/out/lines.txt\" }\ngrants.dirs = [{ host = \"out\", guest = \"/out\", mode = \"read-write\" }]\n";
+    std::fs::write(d.join("p.toml"), pipeline).unwrap();
+    precompile("p.toml", d);
+    let mut child = spawn_weir(&["run", "p.toml"], d, 1);
+    let files = 400;
+    let watch = d.join("watch");
+    for i in 0..files {
+        let hidden = watch.join(format!(".f{i:05}.log"));
+        std::fs::write(&hidden, format!("line {i}\n")).unwrap();
+        std::fs::rename(&hidden, watch.join(format!("f{i:05}.log"))).unwrap();
+    }
+    let want: String = (0..files).map(|i| format!("line {i}\n")).collect();
+    let out = d.join("out/lines.txt");
+    // Every file's line published (an event), unless the run ends first.
+    while std::fs::read_to_string(&out).unwrap_or_default().len() < want.len() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let err = std::fs::read_to_string(d.join("attempt-1.err")).unwrap_or_default();
+            panic!("weir ended ({status}) before reading every file:\n{err}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    sigterm(&child);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), want);
+}
