@@ -195,9 +195,17 @@ impl BucketSink {
                 bucket: bucket.to_owned(),
                 name: part.name.clone(),
             });
-            weir_sdk::debug!("rolled {bucket}/{} ({why})", part.name);
-            if why == "inactive" {
-                weir_sdk::info!("closed inactive bucket {bucket} (part {})", part.name);
+            // Size rolls come often; the timed ones (at most one per bucket and interval) are
+            // worth a line.
+            match why {
+                "inactive" => {
+                    weir_sdk::info!("closed inactive bucket {bucket} (part {})", part.name)
+                }
+                "rollover interval" => weir_sdk::info!(
+                    "rolled bucket {bucket} after roll_interval (part {})",
+                    part.name
+                ),
+                _ => weir_sdk::debug!("rolled {bucket}/{} ({why})", part.name),
             }
         }
         Ok(())
