@@ -105,6 +105,174 @@ bool weir_read_bytes(weir_reader_t *r, size_t n, const uint8_t **out) {
     return true;
 }
 
+#ifdef WEIR_PACKED
+/* Packed batches: see weir.h and guest-sdk/batch for the format. */
+
+static bool read_varint(const uint8_t **p, size_t *len, uint64_t *v) {
+    uint64_t x = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (*len == 0) return false;
+        uint8_t byte = **p;
+        (*p)++;
+        (*len)--;
+        x |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool read_slice(const uint8_t **p, size_t *len, const uint8_t **out, size_t *n) {
+    uint64_t l;
+    if (!read_varint(p, len, &l) || l > *len) return false;
+    *out = *p;
+    *n = (size_t)l;
+    *p += l;
+    *len -= l;
+    return true;
+}
+
+static bool read_flag(const uint8_t **p, size_t *len, bool *flag) {
+    if (*len == 0 || **p > 1) return false;
+    *flag = **p == 1;
+    (*p)++;
+    (*len)--;
+    return true;
+}
+
+bool weir_batch_read(weir_batch_reader_t *r, const weir_packed_t *batch) {
+    r->ptr = batch->ptr;
+    r->len = batch->len;
+    return read_varint(&r->ptr, &r->len, &r->left);
+}
+
+void weir_batch_free(weir_packed_t *batch) {
+    weir_plugin_packed_types_packed_batch_free(batch);
+}
+
+bool weir_batch_next(weir_batch_reader_t *r, weir_view_t *v) {
+    if (r->left == 0) return false;
+    const uint8_t *p = r->ptr;
+    size_t len = r->len;
+    uint64_t ts, count;
+    memset(v, 0, sizeof *v);
+    if (!read_flag(&p, &len, &v->has_key)) return false;
+    if (v->has_key && !read_slice(&p, &len, &v->key, &v->key_len)) return false;
+    if (!read_slice(&p, &len, &v->value, &v->value_len)) return false;
+    if (!read_flag(&p, &len, &v->has_timestamp)) return false;
+    if (v->has_timestamp) {
+        if (!read_varint(&p, &len, &ts)) return false;
+        v->timestamp = (int64_t)(ts >> 1) ^ -(int64_t)(ts & 1);
+    }
+    if (!read_varint(&p, &len, &count)) return false;
+    v->header_count = (size_t)count;
+    v->headers = p;
+    for (uint64_t i = 0; i < count; i++) {
+        const uint8_t *skip;
+        size_t n;
+        if (!read_slice(&p, &len, &skip, &n) || !read_slice(&p, &len, &skip, &n)) return false;
+    }
+    v->headers_len = (size_t)(p - v->headers);
+    r->ptr = p;
+    r->len = len;
+    r->left--;
+    return true;
+}
+
+weir_headers_t weir_headers(const weir_view_t *v) {
+    weir_headers_t h = {v->headers, v->headers_len, v->header_count};
+    return h;
+}
+
+bool weir_header_next(weir_headers_t *h, const uint8_t **name, size_t *name_len,
+                      const uint8_t **value, size_t *value_len) {
+    if (h->left == 0) return false;
+    if (!read_slice(&h->ptr, &h->len, name, name_len)) return false;
+    if (!read_slice(&h->ptr, &h->len, value, value_len)) return false;
+    h->left--;
+    return true;
+}
+
+/* Bytes the record count takes at the front: a varint padded to five, filled in by take. */
+#define WEIR_COUNT_SLOT 5
+
+static void put_varint(weir_buf_t *b, uint64_t v) {
+    uint8_t out[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        out[n++] = (uint8_t)v | 0x80;
+        v >>= 7;
+    }
+    out[n++] = (uint8_t)v;
+    weir_buf_put(b, out, n);
+}
+
+static void put_slice(weir_buf_t *b, const void *data, size_t n) {
+    put_varint(b, n);
+    weir_buf_put(b, data, n);
+}
+
+static void begin_record(weir_batch_t *b) {
+    if (b->buf.len == 0) {
+        uint8_t slot[WEIR_COUNT_SLOT] = {0};
+        weir_buf_put(&b->buf, slot, sizeof slot);
+    }
+    b->count++;
+}
+
+static void put_key(weir_batch_t *b, bool has, const void *key, size_t key_len) {
+    uint8_t flag = has ? 1 : 0;
+    weir_buf_put(&b->buf, &flag, 1);
+    if (has) put_slice(&b->buf, key, key_len);
+}
+
+static void put_timestamp(weir_batch_t *b, const int64_t *ts) {
+    uint8_t flag = ts ? 1 : 0;
+    weir_buf_put(&b->buf, &flag, 1);
+    if (ts) put_varint(&b->buf, ((uint64_t)*ts << 1) ^ (uint64_t)(*ts >> 63));
+}
+
+void weir_batch_push(weir_batch_t *b, const void *key, size_t key_len, const void *value,
+                     size_t value_len, const int64_t *timestamp) {
+    begin_record(b);
+    put_key(b, key != NULL, key, key_len);
+    put_slice(&b->buf, value, value_len);
+    put_timestamp(b, timestamp);
+    put_varint(&b->buf, 0);
+}
+
+void weir_batch_push_like(weir_batch_t *b, const weir_view_t *v, const void *value,
+                          size_t value_len) {
+    begin_record(b);
+    put_key(b, v->has_key, v->key, v->key_len);
+    put_slice(&b->buf, value, value_len);
+    put_timestamp(b, v->has_timestamp ? &v->timestamp : NULL);
+    put_varint(&b->buf, v->header_count);
+    weir_buf_put(&b->buf, v->headers, v->headers_len);
+}
+
+void weir_batch_push_view(weir_batch_t *b, const weir_view_t *v) {
+    weir_batch_push_like(b, v, v->value, v->value_len);
+}
+
+weir_packed_t weir_batch_take(weir_batch_t *b) {
+    if (b->buf.len == 0) {
+        uint8_t slot[WEIR_COUNT_SLOT] = {0};
+        weir_buf_put(&b->buf, slot, sizeof slot);
+    }
+    for (int i = 0; i < WEIR_COUNT_SLOT; i++) {
+        uint8_t bits = (uint8_t)((b->count >> (7 * i)) & 0x7f);
+        b->buf.ptr[i] = i < WEIR_COUNT_SLOT - 1 ? (bits | 0x80) : bits;
+    }
+    b->count = 0;
+    weir_bytes_t bytes = weir_buf_take(&b->buf);
+    weir_packed_t out = {bytes.ptr, bytes.len};
+    return out;
+}
+#endif
+
 #ifdef WEIR_EVENT_TIME
 static void timer_call(uint8_t domain, const void *key, size_t key_len, int64_t ts, bool add) {
     weir_timer_t t;

@@ -60,6 +60,71 @@ typedef struct {
 bool weir_read_u64(weir_reader_t *r, uint64_t *v);
 bool weir_read_bytes(weir_reader_t *r, size_t n, const uint8_t **out);
 
+#ifdef WEIR_PACKED
+/*
+ * Packed batches (the `packed-*` worlds; build with -DWEIR_PACKED): a whole batch in one byte
+ * list, read in place and written into one buffer, with no allocation per record. The format is
+ * the Rust SDK's (guest-sdk/batch): postcard of a sequence of records.
+ */
+typedef weir_plugin_packed_types_packed_batch_t weir_packed_t;
+
+/* One record of a batch being read: pointers into the batch's bytes, valid while it lives. */
+typedef struct {
+    bool has_key;
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *value;
+    size_t value_len;
+    bool has_timestamp;
+    int64_t timestamp; /* ms since the epoch */
+    /* The headers, still encoded: read them with weir_header_next. */
+    size_t header_count;
+    const uint8_t *headers;
+    size_t headers_len;
+} weir_view_t;
+
+/* Reads the records of a batch the host handed in, in order. */
+typedef struct {
+    const uint8_t *ptr;
+    size_t len;
+    uint64_t left;
+} weir_batch_reader_t;
+
+/* Start reading `batch` (borrowed: free it when done); false if it is not a packed batch. */
+bool weir_batch_read(weir_batch_reader_t *r, const weir_packed_t *batch);
+/* Free a batch the host handed in (an export's argument is the export's to free). */
+void weir_batch_free(weir_packed_t *batch);
+/* The next record into *v: false at the end, or where the bytes stop making sense. */
+bool weir_batch_next(weir_batch_reader_t *r, weir_view_t *v);
+
+/* The headers of a record read with weir_batch_next. */
+typedef struct {
+    const uint8_t *ptr;
+    size_t len;
+    size_t left;
+} weir_headers_t;
+weir_headers_t weir_headers(const weir_view_t *v);
+/* The next header: its name (UTF-8, not NUL-terminated) and value; false after the last. */
+bool weir_header_next(weir_headers_t *h, const uint8_t **name, size_t *name_len,
+                      const uint8_t **value, size_t *value_len);
+
+/* A batch being written: zero-initialise it (`weir_batch_t out = {0};`), push, then take. */
+typedef struct {
+    weir_buf_t buf;
+    uint32_t count;
+} weir_batch_t;
+/* A record with no headers; `key` and `timestamp` may be NULL. */
+void weir_batch_push(weir_batch_t *b, const void *key, size_t key_len, const void *value,
+                     size_t value_len, const int64_t *timestamp);
+/* The record `v` with its value replaced: key, timestamp and headers kept. */
+void weir_batch_push_like(weir_batch_t *b, const weir_view_t *v, const void *value,
+                          size_t value_len);
+/* The record `v` as it is. */
+void weir_batch_push_view(weir_batch_t *b, const weir_view_t *v);
+/* The batch's bytes, for the host; `b` is empty again. */
+weir_packed_t weir_batch_take(weir_batch_t *b);
+#endif
+
 #ifdef WEIR_EVENT_TIME
 /*
  * Event time, for operators built against wit/v0.2 (weir:plugin@0.2.0; build with

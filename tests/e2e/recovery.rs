@@ -456,6 +456,11 @@ fn a_logic_failure_repeated_by_a_restart_ends_the_run() {
         !err.contains("restart 2"),
         "restarted past the repeat:\n{err}"
     );
+    assert_eq!(
+        err.matches("asked to fail by the input").count(),
+        1,
+        "the plugin's error is printed once:\n{err}"
+    );
 }
 
 /// A bucketed sink resumed at a smaller parallelism: the retired subtask's last parts (open at

@@ -122,22 +122,15 @@ struct Contract {
     wit: &'static str,
     /// Its package version, for the build script's comment.
     version: &'static str,
-    /// Whether the SDK of the language exchanges packed batches (one buffer per batch).
-    packed: bool,
-    /// Extra C compiler flags (the C SDK's event-time part).
+    /// Extra C compiler flags (the C SDK's packed and event-time parts).
     cflags: &'static str,
 }
 
 impl Contract {
     fn newest(lang: Lang, kind: Kind) -> Self {
         // weir:plugin@0.2.0 has operators (event time, keyed state) and packed sources
-        // (watermarks); sinks are 0.1.0's. C speaks the list form only, so a C source stays on
-        // 0.1.0, whose list-form source world it has.
-        let v2 = match kind {
-            Kind::Sink => false,
-            Kind::Source => lang != Lang::C,
-            _ => true,
-        };
+        // (watermarks); sinks are 0.1.0's.
+        let v2 = kind != Kind::Sink;
         Contract {
             wit: if v2 { "wit/v0.2" } else { "wit" },
             version: if v2 {
@@ -145,22 +138,19 @@ impl Contract {
             } else {
                 "weir:plugin@0.1.0"
             },
-            packed: lang != Lang::C,
-            cflags: if lang == Lang::C && v2 {
-                "-DWEIR_EVENT_TIME "
-            } else {
-                ""
+            // The C SDK's timers, late output and keyed state are the operator world's.
+            cflags: match (lang, kind) {
+                (Lang::C, Kind::Operator) => "-DWEIR_PACKED -DWEIR_EVENT_TIME ",
+                (Lang::C, _) => "-DWEIR_PACKED ",
+                _ => "",
             },
         }
     }
 
-    /// The world a `kind` plugin targets (`operator-plugin`, `packed-operator-plugin`, ...).
+    /// The world a `kind` plugin targets: every SDK exchanges packed batches (one buffer per
+    /// batch), so `packed-operator-plugin` and the like.
     fn world(&self, kind: &str) -> String {
-        if self.packed {
-            format!("packed-{kind}-plugin")
-        } else {
-            format!("{kind}-plugin")
-        }
+        format!("packed-{kind}-plugin")
     }
 }
 

@@ -368,9 +368,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 let progress = store.as_ref().and_then(latest_complete);
                 let logic = e.is_plugin_logic().then(|| e.to_string());
                 if repeats.repeated(progress, logic) {
+                    // The error itself was printed with the restart: once is enough.
                     live.failed(&e.to_string(), false);
-                    return Err(e).context(
-                        "the job failed the same way again after a restart, before any new checkpoint: the same input fails it every time, so it was not restarted again (fix the plugin or its input, then run again: it resumes from the latest checkpoint)",
+                    bail!(
+                        "the job failed the same way again after a restart (the error above), before any new checkpoint: the same input fails it every time, so it was not restarted again. Fix the plugin or its input, then run again: it resumes from the latest checkpoint"
                     );
                 }
                 let Some(delay) = tracker.on_failure() else {

@@ -6,27 +6,31 @@
 
 static uint64_t written;
 
-bool exports_weir_plugin_sink_open(weir_config_t *cfg, weir_plugin_types_context_t *ctx, weir_string_t *err) {
+bool exports_weir_plugin_packed_sink_open(weir_config_t *cfg, weir_plugin_types_context_t *ctx, weir_string_t *err) {
     (void)err;
     weir_plugin_types_config_free(cfg);
     weir_plugin_types_context_free(ctx);
     return true;
 }
 
-bool exports_weir_plugin_sink_write(exports_weir_plugin_sink_list_record_t *batch, weir_string_t *err) {
-    (void)err;
-    for (size_t i = 0; i < batch->len; i++)
-        printf("%.*s\n", (int)batch->ptr[i].value.len, (const char *)batch->ptr[i].value.ptr);
+/* A batch arrives packed in one buffer: its records are read in place. */
+bool exports_weir_plugin_packed_sink_write(weir_packed_t *batch, weir_string_t *err) {
+    weir_batch_reader_t in;
+    weir_view_t r;
+    if (!weir_batch_read(&in, batch)) return weir_fail(err, "not a packed batch");
+    while (weir_batch_next(&in, &r)) {
+        printf("%.*s\n", (int)r.value_len, (const char *)r.value);
+        written++;
+    }
     fflush(stdout);
-    written += batch->len;
-    exports_weir_plugin_sink_list_record_free(batch);
+    weir_batch_free(batch);
     return true;
 }
 
-bool exports_weir_plugin_sink_finish(weir_string_t *err) { (void)err; return true; }
-bool exports_weir_plugin_sink_prepare(uint64_t id, weir_string_t *err) { (void)id; (void)err; return true; }
-bool exports_weir_plugin_sink_commit(uint64_t id, weir_string_t *err) { (void)id; (void)err; return true; }
-void exports_weir_plugin_sink_abort(uint64_t id) { (void)id; }
+bool exports_weir_plugin_packed_sink_finish(weir_string_t *err) { (void)err; return true; }
+bool exports_weir_plugin_packed_sink_prepare(uint64_t id, weir_string_t *err) { (void)id; (void)err; return true; }
+bool exports_weir_plugin_packed_sink_commit(uint64_t id, weir_string_t *err) { (void)id; (void)err; return true; }
+void exports_weir_plugin_packed_sink_abort(uint64_t id) { (void)id; }
 
 bool exports_weir_plugin_state_snapshot(weir_bytes_t *ret, weir_string_t *err) {
     (void)err;

@@ -7,7 +7,7 @@
 
 static uint64_t next, count = 10;
 
-bool exports_weir_plugin_source_open(weir_config_t *cfg, weir_plugin_types_context_t *ctx, weir_string_t *err) {
+bool exports_weir_plugin_packed_source_open(weir_config_t *cfg, weir_plugin_types_context_t *ctx, weir_string_t *err) {
     char *c = weir_config_get(cfg, "count");
     if (c) count = strtoull(c, NULL, 10);
     free(c);
@@ -17,22 +17,21 @@ bool exports_weir_plugin_source_open(weir_config_t *cfg, weir_plugin_types_conte
     return true;
 }
 
-bool exports_weir_plugin_source_poll(uint32_t max, exports_weir_plugin_source_poll_result_t *ret, weir_string_t *err) {
+/* Up to `max` records, packed into one buffer. */
+bool exports_weir_plugin_packed_source_poll(uint32_t max, exports_weir_plugin_packed_source_poll_result_t *ret, weir_string_t *err) {
     (void)err;
     if (next >= count) {
-        ret->tag = EXPORTS_WEIR_PLUGIN_SOURCE_POLL_RESULT_END;
+        ret->tag = EXPORTS_WEIR_PLUGIN_PACKED_SOURCE_POLL_RESULT_END;
         return true;
     }
-    size_t n = 0;
-    weir_record_t *out = malloc((max ? max : 1) * sizeof *out);
-    while (n < max && next < count) {
+    weir_batch_t out = {0};
+    for (uint32_t n = 0; n < max && next < count; n++) {
         char v[32];
         int len = snprintf(v, sizeof v, "record-%llu", (unsigned long long)next++);
-        out[n++] = weir_record(NULL, 0, v, (size_t)len);
+        weir_batch_push(&out, NULL, 0, v, (size_t)len, NULL);
     }
-    ret->tag = EXPORTS_WEIR_PLUGIN_SOURCE_POLL_RESULT_BATCH;
-    ret->val.batch.ptr = out;
-    ret->val.batch.len = n;
+    ret->tag = EXPORTS_WEIR_PLUGIN_PACKED_SOURCE_POLL_RESULT_BATCH;
+    ret->val.batch = weir_batch_take(&out);
     return true;
 }
 
