@@ -43,4 +43,4 @@ fi
 # One cargo invocation builds the host, its built-in plugins (host/build.rs) and the test
 # binaries; the e2e tests build their guest plugins once (tests/e2e/common.rs), the C, Python and
 # JavaScript ones cached across runs in target/lang/.
-cargo test --release --locked -p weir-host -p weir-sdk -p weir-batch
+cargo test --release --locked -p weir-core -p weir-host -p weir-sdk -p weir-batch

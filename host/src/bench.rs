@@ -6,9 +6,10 @@
 //! `NativeWindowCount` runs the very `weir_sdk::window` code plugins/bench-window runs in Wasm,
 //! so the Wasm and native throughputs compare the same work.
 
-use crate::batch::{Batch, BatchBuilder};
-use crate::plugin::{PluginError, Polled};
 use crate::runtime::{OperatorNode, SinkNode, SourceNode};
+use weir_core::NodeError;
+use weir_core::batch::{Batch, BatchBuilder};
+use weir_core::node::Polled;
 
 /// `n` records: an 8-byte key (or none), a `value_size`-byte value whose first byte is spread
 /// uniformly.
@@ -57,7 +58,7 @@ impl MemorySource {
 }
 
 impl SourceNode for MemorySource {
-    fn poll(&mut self, _max: u32) -> Result<Polled, PluginError> {
+    fn poll(&mut self, _max: u32) -> Result<Polled, NodeError> {
         if self.remaining == 0 {
             return Ok(Polled::End);
         }
@@ -66,12 +67,12 @@ impl SourceNode for MemorySource {
         if n == self.template.len() {
             return Ok(Polled::Batch(self.template.clone()));
         }
-        Ok(Polled::Batch(crate::batch::split(&self.template, n).0))
+        Ok(Polled::Batch(weir_core::batch::split(&self.template, n).0))
     }
-    fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>, NodeError> {
         Ok(self.remaining.to_le_bytes().to_vec())
     }
-    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+    fn restore(&mut self, state: &[u8]) -> Result<(), NodeError> {
         if let Ok(b) = <[u8; 8]>::try_from(state) {
             self.remaining = u64::from_le_bytes(b);
         }
@@ -83,16 +84,16 @@ impl SourceNode for MemorySource {
 pub struct NativeFilterMap;
 
 impl OperatorNode for NativeFilterMap {
-    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
+    fn process(&mut self, batch: Batch) -> Result<Batch, NodeError> {
         Ok(filter_map_native(&batch))
     }
-    fn on_watermark(&mut self, _ts: i64) -> Result<Batch, PluginError> {
+    fn on_watermark(&mut self, _ts: i64) -> Result<Batch, NodeError> {
         Ok(Batch::empty())
     }
-    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self) -> Result<Vec<u8>, NodeError> {
         Ok(Vec::new())
     }
-    fn restore(&mut self, _state: &[u8]) -> Result<(), PluginError> {
+    fn restore(&mut self, _state: &[u8]) -> Result<(), NodeError> {
         Ok(())
     }
 }
@@ -101,26 +102,26 @@ impl OperatorNode for NativeFilterMap {
 pub struct DiscardSink;
 
 impl SinkNode for DiscardSink {
-    fn write(&mut self, batch: Batch) -> Result<(), PluginError> {
+    fn write(&mut self, batch: Batch) -> Result<(), NodeError> {
         drop(std::hint::black_box(batch));
         Ok(())
     }
-    fn finish(&mut self) -> Result<(), PluginError> {
+    fn finish(&mut self) -> Result<(), NodeError> {
         Ok(())
     }
-    fn prepare(&mut self, _checkpoint: u64) -> Result<(), PluginError> {
+    fn prepare(&mut self, _checkpoint: u64) -> Result<(), NodeError> {
         Ok(())
     }
-    fn commit(&mut self, _checkpoint: u64) -> Result<(), PluginError> {
+    fn commit(&mut self, _checkpoint: u64) -> Result<(), NodeError> {
         Ok(())
     }
-    fn abort(&mut self, _checkpoint: u64) -> Result<(), PluginError> {
+    fn abort(&mut self, _checkpoint: u64) -> Result<(), NodeError> {
         Ok(())
     }
-    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self) -> Result<Vec<u8>, NodeError> {
         Ok(Vec::new())
     }
-    fn restore(&mut self, _state: &[u8]) -> Result<(), PluginError> {
+    fn restore(&mut self, _state: &[u8]) -> Result<(), NodeError> {
         Ok(())
     }
 }
@@ -187,7 +188,7 @@ pub struct NativeWordCount {
 }
 
 impl OperatorNode for NativeWordCount {
-    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
+    fn process(&mut self, batch: Batch) -> Result<Batch, NodeError> {
         let mut out = BatchBuilder::new();
         for r in &batch {
             let text = String::from_utf8_lossy(r.value);
@@ -204,13 +205,13 @@ impl OperatorNode for NativeWordCount {
         }
         Ok(out.finish())
     }
-    fn on_watermark(&mut self, _ts: i64) -> Result<Batch, PluginError> {
+    fn on_watermark(&mut self, _ts: i64) -> Result<Batch, NodeError> {
         Ok(Batch::empty())
     }
-    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self) -> Result<Vec<u8>, NodeError> {
         Ok(Vec::new())
     }
-    fn restore(&mut self, _state: &[u8]) -> Result<(), PluginError> {
+    fn restore(&mut self, _state: &[u8]) -> Result<(), NodeError> {
         Ok(())
     }
 }
@@ -238,7 +239,7 @@ impl KeyedEventSource {
 }
 
 impl SourceNode for KeyedEventSource {
-    fn poll(&mut self, _max: u32) -> Result<Polled, PluginError> {
+    fn poll(&mut self, _max: u32) -> Result<Polled, NodeError> {
         if self.next >= self.total {
             return Ok(Polled::End);
         }
@@ -252,10 +253,10 @@ impl SourceNode for KeyedEventSource {
         self.next = end;
         Ok(Polled::Batch(batch.finish()))
     }
-    fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>, NodeError> {
         Ok(self.next.to_le_bytes().to_vec())
     }
-    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+    fn restore(&mut self, state: &[u8]) -> Result<(), NodeError> {
         if let Ok(b) = <[u8; 8]>::try_from(state) {
             self.next = u64::from_le_bytes(b);
         }
@@ -279,7 +280,7 @@ impl NativeWindowCount {
 }
 
 impl OperatorNode for NativeWindowCount {
-    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
+    fn process(&mut self, batch: Batch) -> Result<Batch, NodeError> {
         let batch = batch
             .iter()
             .map(|r| weir_sdk::Record {
@@ -291,7 +292,7 @@ impl OperatorNode for NativeWindowCount {
             .collect();
         self.counts
             .add(batch, |_| ())
-            .map_err(|e| PluginError::Native {
+            .map_err(|e| NodeError::External {
                 node: "window".into(),
                 subtask: 0,
                 connector: "bench window",
@@ -299,7 +300,7 @@ impl OperatorNode for NativeWindowCount {
             })?;
         Ok(Batch::empty())
     }
-    fn on_watermark(&mut self, ts: i64) -> Result<Batch, PluginError> {
+    fn on_watermark(&mut self, ts: i64) -> Result<Batch, NodeError> {
         let fired = weir_sdk::time::testing::advance_watermark(ts);
         let mut out = BatchBuilder::new();
         for f in self.counts.fire(&fired) {
@@ -307,10 +308,10 @@ impl OperatorNode for NativeWindowCount {
         }
         Ok(out.finish())
     }
-    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self) -> Result<Vec<u8>, NodeError> {
         Ok(Vec::new())
     }
-    fn restore(&mut self, _state: &[u8]) -> Result<(), PluginError> {
+    fn restore(&mut self, _state: &[u8]) -> Result<(), NodeError> {
         Ok(())
     }
 }

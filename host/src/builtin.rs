@@ -129,18 +129,3 @@ pub fn bytes(kind: NodeKind, name: &str) -> Option<&'static [u8]> {
         )
         .map(|b| b.bytes)
 }
-
-/// Names of the built-ins of `kind`, native connectors included, for error messages.
-pub fn names(kind: NodeKind) -> Vec<&'static str> {
-    BUILTINS
-        .iter()
-        .filter(|b| b.kind == kind)
-        .map(|b| b.name)
-        .chain(
-            crate::connector::NATIVE
-                .iter()
-                .filter(|(k, _, _)| *k == kind)
-                .map(|(_, n, _)| *n),
-        )
-        .collect()
-}

@@ -5,13 +5,17 @@
 //! is no cycle, every plugin is a component of its node's kind, every granted directory exists,
 //! and `forward` edges join nodes of equal parallelism.
 
-use crate::config::{ConfigError, DirMode, Inputs, NodeKind, OnError, Partition, PipelineSpec};
+use crate::config::{
+    ConfigError, DirMode, Inputs, NodeKind, NodeSection, OnError, Partition, PipelineSpec,
+};
 use crate::plugin::{Limits, LoadedPlugin, PluginHost, PluginOrigin, SandboxSpec};
 use crate::protected::{Protected, Why};
-use crate::runtime::Port;
-use crate::time::watermarks::{DEFAULT_INTERVAL, Strategy, TimestampFrom};
+use crate::runtime::{Care, Job, JobNode, NodeFactory, Port};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use weir_core::time::watermarks::{DEFAULT_INTERVAL, Strategy, TimestampFrom};
 
 /// A validated, runnable pipeline.
 pub struct JobGraph {
@@ -89,24 +93,7 @@ impl JobGraph {
                 (uid.clone(), nodes)
             })
             .collect();
-        for (uid, section) in sections {
-            let wanted = format!("{uid}.dead-letter");
-            if crate::connector::routes_dead_letters(section)
-                && !inputs.values().flatten().any(|i| *i == wanted)
-            {
-                let key = if section.kind == NodeKind::Operator {
-                    format!("node.{uid}.on_error")
-                } else {
-                    format!("node.{uid}.config.on_corrupt")
-                };
-                return Err(spec.invalid(
-                    key,
-                    format!(
-                        "\"dead-letter\" needs a node that takes the dead letters: add a sink with input = \"{wanted}\" (or use \"skip\" or \"fail\")"
-                    ),
-                ));
-            }
-        }
+        check_dead_letters(spec, &inputs)?;
         let order = topological_order(spec, &upstream_nodes)?;
         let protected = protected_paths(spec, host)?;
         let index: BTreeMap<&str, usize> = order
@@ -149,62 +136,8 @@ impl JobGraph {
                     ),
                 ));
             }
-            let mut limits = Limits::default();
-            if let Some(m) = &section.memory {
-                limits.memory = crate::config::parse_size(m).ok_or_else(|| {
-                    spec.invalid(
-                        key("memory"),
-                        format!("{m:?} is not a size such as \"256MiB\""),
-                    )
-                })?;
-            }
-            if let Some(t) = &section.time_budget {
-                limits.time_budget = crate::config::parse_duration(t).ok_or_else(|| {
-                    spec.invalid(
-                        key("time_budget"),
-                        format!("{t:?} is not a duration such as \"10s\""),
-                    )
-                })?;
-            }
-            if let Some(n) = section.max_reply_records {
-                limits.reply.records = at_least_one(spec, &key("max_reply_records"), n)?;
-            }
-            if let Some(n) = section.max_reply_headers {
-                limits.reply.headers = n;
-            }
-            if let Some(b) = &section.max_reply_bytes {
-                let bytes = crate::config::parse_size(b).ok_or_else(|| {
-                    spec.invalid(
-                        key("max_reply_bytes"),
-                        format!("{b:?} is not a size such as \"64MiB\""),
-                    )
-                })?;
-                limits.reply.bytes = at_least_one(spec, &key("max_reply_bytes"), bytes as usize)?;
-            }
-            let recycle_above = match &section.recycle_above {
-                None => None,
-                Some(_) if section.kind != NodeKind::Operator => {
-                    return Err(spec.invalid(key("recycle_above"), "only operators are recycled"));
-                }
-                Some(r) => {
-                    let bytes = crate::config::parse_size(r).ok_or_else(|| {
-                        spec.invalid(
-                            key("recycle_above"),
-                            format!("{r:?} is not a size such as \"128MiB\""),
-                        )
-                    })?;
-                    if bytes >= limits.memory {
-                        return Err(spec.invalid(
-                            key("recycle_above"),
-                            format!(
-                                "must be below the node's memory ceiling ({} bytes)",
-                                limits.memory
-                            ),
-                        ));
-                    }
-                    Some(bytes)
-                }
-            };
+            let limits = limits_of(spec, uid, section)?;
+            let recycle_above = recycle_above(spec, uid, section, &limits)?;
             let sandbox = sandbox_for(spec, uid, &origin, limits.memory, &protected)?;
             let on_error = section.on_error.unwrap_or_default();
             if on_error != OnError::Fail && section.kind != NodeKind::Operator {
@@ -239,6 +172,104 @@ impl JobGraph {
             max_parallelism: spec.file.pipeline.max_parallelism,
         })
     }
+}
+
+/// A `dead-letter` node needs a node that takes its dead letters.
+fn check_dead_letters(
+    spec: &PipelineSpec,
+    inputs: &BTreeMap<String, Vec<String>>,
+) -> Result<(), ConfigError> {
+    for (uid, section) in &spec.file.node {
+        let wanted = format!("{uid}.dead-letter");
+        if crate::connector::routes_dead_letters(section)
+            && !inputs.values().flatten().any(|i| *i == wanted)
+        {
+            let key = if section.kind == NodeKind::Operator {
+                format!("node.{uid}.on_error")
+            } else {
+                format!("node.{uid}.config.on_corrupt")
+            };
+            return Err(spec.invalid(
+                key,
+                format!(
+                    "\"dead-letter\" needs a node that takes the dead letters: add a sink with input = \"{wanted}\" (or use \"skip\" or \"fail\")"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A Wasm node's limits: memory, time budget, reply limits.
+fn limits_of(spec: &PipelineSpec, uid: &str, section: &NodeSection) -> Result<Limits, ConfigError> {
+    let key = |k: &str| format!("node.{uid}.{k}");
+    let mut limits = Limits::default();
+    if let Some(m) = &section.memory {
+        limits.memory = crate::config::parse_size(m).ok_or_else(|| {
+            spec.invalid(
+                key("memory"),
+                format!("{m:?} is not a size such as \"256MiB\""),
+            )
+        })?;
+    }
+    if let Some(t) = &section.time_budget {
+        limits.time_budget = crate::config::parse_duration(t).ok_or_else(|| {
+            spec.invalid(
+                key("time_budget"),
+                format!("{t:?} is not a duration such as \"10s\""),
+            )
+        })?;
+    }
+    if let Some(n) = section.max_reply_records {
+        limits.reply.records = at_least_one(spec, &key("max_reply_records"), n)?;
+    }
+    if let Some(n) = section.max_reply_headers {
+        limits.reply.headers = n;
+    }
+    if let Some(b) = &section.max_reply_bytes {
+        let bytes = crate::config::parse_size(b).ok_or_else(|| {
+            spec.invalid(
+                key("max_reply_bytes"),
+                format!("{b:?} is not a size such as \"64MiB\""),
+            )
+        })?;
+        limits.reply.bytes = at_least_one(spec, &key("max_reply_bytes"), bytes as usize)?;
+    }
+    Ok(limits)
+}
+
+/// The memory mark past which an operator's instance is recycled: below its ceiling.
+fn recycle_above(
+    spec: &PipelineSpec,
+    uid: &str,
+    section: &NodeSection,
+    limits: &Limits,
+) -> Result<Option<u64>, ConfigError> {
+    let key = |k: &str| format!("node.{uid}.{k}");
+    Ok(match &section.recycle_above {
+        None => None,
+        Some(_) if section.kind != NodeKind::Operator => {
+            return Err(spec.invalid(key("recycle_above"), "only operators are recycled"));
+        }
+        Some(r) => {
+            let bytes = crate::config::parse_size(r).ok_or_else(|| {
+                spec.invalid(
+                    key("recycle_above"),
+                    format!("{r:?} is not a size such as \"128MiB\""),
+                )
+            })?;
+            if bytes >= limits.memory {
+                return Err(spec.invalid(
+                    key("recycle_above"),
+                    format!(
+                        "must be below the node's memory ceiling ({} bytes)",
+                        limits.memory
+                    ),
+                ));
+            }
+            Some(bytes)
+        }
+    })
 }
 
 /// The edges into a node from its (checked) input names.
@@ -316,12 +347,12 @@ fn a(kind: NodeKind) -> String {
 fn check_edges(spec: &PipelineSpec) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
     let sections = &spec.file.node;
     let max = spec.file.pipeline.max_parallelism;
-    if max == 0 || max > crate::keyed::groups::MAX_MAX_PARALLELISM {
+    if max == 0 || max > weir_core::groups::MAX_MAX_PARALLELISM {
         return Err(spec.invalid(
             "pipeline.max_parallelism",
             format!(
                 "{max} must be from 1 to {}",
-                crate::keyed::groups::MAX_MAX_PARALLELISM
+                weir_core::groups::MAX_MAX_PARALLELISM
             ),
         ));
     }
@@ -493,7 +524,7 @@ fn resolve_plugin(
         ));
     }
     let looks_like_path = plugin.contains('/') || plugin.ends_with(".wasm");
-    let builtins = crate::builtin::names(kind).join(", ");
+    let builtins = builtin_names(kind).join(", ");
     Err(spec.invalid(
         format!("node.{uid}.plugin"),
         if looks_like_path {
@@ -511,7 +542,7 @@ fn resolve_plugin(
 /// pipeline file, its plugin files and the `weir` binary.
 fn protected_paths(spec: &PipelineSpec, host: &PluginHost) -> Result<Protected, ConfigError> {
     let mut p = Protected::default();
-    let settings = crate::checkpoint::settings::CheckpointSettings::from_spec(spec)?;
+    let settings = crate::config::checkpoint::CheckpointSettings::from_spec(spec)?;
     p.add(&settings.dir, Why::StateDir);
     if let Some(cache) = host.cache_dir() {
         p.add(cache, Why::ComponentCache);
@@ -623,4 +654,89 @@ fn at_least_one(spec: &PipelineSpec, key: &str, n: usize) -> Result<usize, Confi
         return Err(spec.invalid(key, "must be at least 1"));
     }
     Ok(n)
+}
+
+/// Names of the built-ins of `kind`, native connectors included, for error messages.
+fn builtin_names(kind: NodeKind) -> Vec<&'static str> {
+    crate::builtin::BUILTINS
+        .iter()
+        .filter(|b| b.kind == kind)
+        .map(|b| b.name)
+        .chain(
+            crate::connector::NATIVE
+                .iter()
+                .filter(|(k, _, _)| *k == kind)
+                .map(|(_, n, _)| *n),
+        )
+        .collect()
+}
+
+impl Node {
+    /// The factory of this node's subtask instances, Wasm or native, outside any job.
+    pub fn factory(&self, host: Arc<PluginHost>) -> NodeFactory {
+        self.factory_in(host, Arc::default(), "")
+    }
+
+    /// The same, for job `job` (its identity) whose cancel flag is `cancel`: setting it stops
+    /// every call into the node's plugins.
+    pub fn factory_in(
+        &self,
+        host: Arc<PluginHost>,
+        cancel: Arc<AtomicBool>,
+        job: &str,
+    ) -> NodeFactory {
+        match &self.plugin {
+            Plugin::Wasm(plugin) => {
+                let mut sandbox = self.sandbox.clone();
+                sandbox.cancel = cancel;
+                crate::plugin::node::factory(
+                    host,
+                    plugin.clone(),
+                    crate::plugin::node::WasmNode {
+                        uid: self.uid.clone(),
+                        kind: self.kind,
+                        parallelism: self.parallelism,
+                        sandbox,
+                        limits: self.limits,
+                        config: self.config.clone(),
+                        care: Care {
+                            recycle_above: self.recycle_above,
+                            on_error: self.on_error,
+                        },
+                    },
+                )
+            }
+            Plugin::Native(native) => native.factory(&self.uid, self.parallelism, job),
+        }
+    }
+}
+
+impl JobGraph {
+    /// The runnable job of this graph (`job`: its identity, empty outside a state directory).
+    pub fn job(&self, host: Arc<PluginHost>, job: &str) -> Job {
+        let cancel: Arc<AtomicBool> = Arc::default();
+        Job {
+            name: self.name.clone(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| JobNode {
+                    uid: n.uid.clone(),
+                    parallelism: n.parallelism,
+                    inputs: n
+                        .inputs
+                        .iter()
+                        .map(|e| (e.from, e.partition, e.port))
+                        .collect(),
+                    factory: n.factory_in(host.clone(), cancel.clone(), job),
+                    watermarks: n.watermarks.clone(),
+                    chain: n.chain,
+                })
+                .collect(),
+            batch_size: self.batch_size,
+            channel_capacity: self.channel_capacity,
+            max_parallelism: self.max_parallelism,
+            cancel,
+        }
+    }
 }

@@ -231,16 +231,6 @@ impl Live {
         s.metrics.clear();
     }
 
-    /// The attempt's subtasks run, counting into `metrics`.
-    pub fn running(&self, metrics: Vec<Arc<NodeMetrics>>) {
-        let mut s = self.lock();
-        s.metrics = metrics;
-        s.attempt_started = SystemTime::now();
-        if s.status == Status::Starting {
-            s.status = Status::Running;
-        }
-    }
-
     pub fn set_status(&self, status: Status) {
         self.lock().status = status;
         self.changed.send_modify(|v| *v += 1);
@@ -535,5 +525,21 @@ impl CheckpointHooks for LiveHooks<'_> {
 
     fn savepoint_path(&self, id: u64) -> Option<PathBuf> {
         self.inner.savepoint_path(id)
+    }
+}
+
+impl crate::runtime::JobObserver for Live {
+    /// The attempt's subtasks run, counting into `metrics`.
+    fn running(&self, metrics: Vec<Arc<NodeMetrics>>) {
+        let mut s = self.lock();
+        s.metrics = metrics;
+        s.attempt_started = SystemTime::now();
+        if s.status == Status::Starting {
+            s.status = Status::Running;
+        }
+    }
+
+    fn stopping(&self) {
+        self.set_status(Status::Stopping);
     }
 }

@@ -7,7 +7,7 @@
 //! (see `RunError::incurable`), and neither does a plugin's own failure that a restart just
 //! repeated on the same input ([`Repeats`]).
 
-use crate::checkpoint::settings::duration;
+use crate::config::checkpoint::duration;
 use crate::config::{ConfigError, PipelineSpec, RestartKind};
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};

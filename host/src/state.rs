@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use weir_core::checksum::Checksum;
 
 /// Failure of the checkpoint store.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,30 @@ pub struct BlobMeta {
     pub subtask: u32,
     pub len: u64,
     pub crc32: u32,
+}
+
+impl BlobMeta {
+    pub fn sum(&self) -> Checksum {
+        Checksum {
+            len: self.len,
+            crc32: self.crc32,
+        }
+    }
+}
+
+/// A checkpoint whose every acknowledgement came in, as the store takes it.
+#[derive(Clone, Copy)]
+pub struct Completion<'a> {
+    pub id: u64,
+    pub started: SystemTime,
+    pub duration: Duration,
+    /// The job ends with it: at the end of its input, or (with `savepoint`) on a stop.
+    pub last: bool,
+    pub savepoint: bool,
+    /// (node uid, subtask, state bytes)
+    pub states: &'a [(String, u32, Vec<u8>)],
+    /// node uid → its keyed state (the pieces are in the keyed store already).
+    pub keyed: &'a BTreeMap<String, KeyedManifest>,
 }
 
 /// Everything known about one checkpoint.
@@ -276,28 +301,27 @@ impl StateStore {
 
     /// Store every blob, then the metadata marked complete, then flush: only after the flush
     /// returns is the checkpoint complete. Returns its metadata.
-    #[allow(clippy::too_many_arguments)]
-    pub fn complete(
-        &self,
-        id: u64,
-        started: SystemTime,
-        duration: Duration,
-        last: bool,
-        finished: bool,
-        savepoint: bool,
-        states: &[(String, u32, Vec<u8>)],
-        keyed: &BTreeMap<String, KeyedManifest>,
-    ) -> Result<CheckpointMeta, StateError> {
+    pub fn complete(&self, cp: &Completion) -> Result<CheckpointMeta, StateError> {
+        let Completion {
+            id,
+            started,
+            duration,
+            last,
+            savepoint,
+            states,
+            keyed,
+        } = *cp;
         let mut blobs = Vec::with_capacity(states.len());
         for (node, subtask, bytes) in states {
             self.blobs
                 .insert(blob_key(id, node, *subtask), bytes.as_slice())
                 .map_err(|e| self.io(e))?;
+            let sum = Checksum::of(bytes);
             blobs.push(BlobMeta {
                 node: node.clone(),
                 subtask: *subtask,
-                len: bytes.len() as u64,
-                crc32: crc32fast::hash(bytes),
+                len: sum.len,
+                crc32: sum.crc32,
             });
         }
         let meta = CheckpointMeta {
@@ -306,7 +330,7 @@ impl StateStore {
             started_ms: unix_ms(started),
             duration_ms: duration.as_millis() as u64,
             last,
-            finished,
+            finished: last && !savepoint,
             savepoint,
             blobs,
             keyed: keyed.clone(),
@@ -381,15 +405,9 @@ impl StateStore {
                 .get(blob_key(meta.id, &b.node, b.subtask))
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| format!("the state of {}[{}] is missing", b.node, b.subtask))?;
-            if bytes.len() as u64 != b.len || crc32fast::hash(&bytes) != b.crc32 {
-                return Err(format!(
-                    "the state of {}[{}] fails its checksum ({} bytes, expected {})",
-                    b.node,
-                    b.subtask,
-                    bytes.len(),
-                    b.len
-                ));
-            }
+            b.sum()
+                .check(&bytes)
+                .map_err(|e| format!("the state of {}[{}] {e}", b.node, b.subtask))?;
             states.insert((b.node.clone(), b.subtask), bytes.to_vec());
         }
         for (node, m) in &meta.keyed {
@@ -484,16 +502,15 @@ mod tests {
         for id in 1..=4u64 {
             store.started(id, SystemTime::now()).unwrap();
             store
-                .complete(
+                .complete(&Completion {
                     id,
-                    SystemTime::now(),
-                    Duration::from_millis(5),
-                    false,
-                    false,
-                    false,
-                    &states(id as u8),
-                    &BTreeMap::new(),
-                )
+                    started: SystemTime::now(),
+                    duration: Duration::from_millis(5),
+                    last: false,
+                    savepoint: false,
+                    states: &states(id as u8),
+                    keyed: &BTreeMap::new(),
+                })
                 .unwrap();
         }
         store.prune(2).unwrap();
@@ -511,16 +528,15 @@ mod tests {
         let store = StateStore::open(dir.path()).unwrap();
         for id in 1..=2u64 {
             store
-                .complete(
+                .complete(&Completion {
                     id,
-                    SystemTime::now(),
-                    Duration::ZERO,
-                    false,
-                    false,
-                    false,
-                    &states(id as u8),
-                    &BTreeMap::new(),
-                )
+                    started: SystemTime::now(),
+                    duration: Duration::ZERO,
+                    last: false,
+                    savepoint: false,
+                    states: &states(id as u8),
+                    keyed: &BTreeMap::new(),
+                })
                 .unwrap();
         }
         corrupt_blob(&store, 2, "b", 1);
@@ -533,16 +549,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         let mut meta = store
-            .complete(
-                1,
-                SystemTime::now(),
-                Duration::ZERO,
-                false,
-                false,
-                false,
-                &states(1),
-                &BTreeMap::new(),
-            )
+            .complete(&Completion {
+                id: 1,
+                started: SystemTime::now(),
+                duration: Duration::ZERO,
+                last: false,
+                savepoint: false,
+                states: &states(1),
+                keyed: &BTreeMap::new(),
+            })
             .unwrap();
         meta.blobs.push(BlobMeta {
             node: "c".into(),
@@ -558,16 +573,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         store
-            .complete(
-                1,
-                SystemTime::now(),
-                Duration::ZERO,
-                false,
-                false,
-                false,
-                &states(1),
-                &BTreeMap::new(),
-            )
+            .complete(&Completion {
+                id: 1,
+                started: SystemTime::now(),
+                duration: Duration::ZERO,
+                last: false,
+                savepoint: false,
+                states: &states(1),
+                keyed: &BTreeMap::new(),
+            })
             .unwrap();
         store.started(2, SystemTime::now()).unwrap();
         store.failed(2, "timeout").unwrap();

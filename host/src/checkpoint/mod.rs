@@ -1,4 +1,4 @@
-//! Checkpoints: their settings, where they are stored (the sled [`crate::state::StateStore`]),
+//! Checkpoints: where they are stored (the sled [`crate::state::StateStore`]),
 //! savepoints, and matching stored state to the nodes of a (possibly changed) pipeline.
 //!
 //! Invariant: state is matched to nodes by uid; a restore never silently drops state (a uid with
@@ -8,7 +8,6 @@
 pub mod identity;
 pub mod rescale;
 pub mod savepoint;
-pub mod settings;
 
 use crate::graph::JobGraph;
 use crate::runtime::{CheckpointHooks, CompletedCheckpoint, RestorePoint};
@@ -51,16 +50,15 @@ impl CheckpointHooks for StoreHooks<'_> {
             self.savepoint = Some((cp.id, dir));
         }
         self.store
-            .complete(
-                cp.id,
-                cp.started,
-                cp.duration,
-                cp.last,
-                cp.last && !cp.savepoint,
-                cp.savepoint,
-                &cp.states,
-                &cp.keyed,
-            )
+            .complete(&crate::state::Completion {
+                id: cp.id,
+                started: cp.started,
+                duration: cp.duration,
+                last: cp.last,
+                savepoint: cp.savepoint,
+                states: &cp.states,
+                keyed: &cp.keyed,
+            })
             .map_err(|e| e.to_string())?;
         self.store.prune(self.retain).map_err(|e| e.to_string())?;
         if !self.job.checkpointed {
@@ -108,7 +106,7 @@ pub fn restore_point(
     type Old = BTreeMap<u32, Vec<u8>>;
     let mut by_node: BTreeMap<String, (Old, Old)> = BTreeMap::new();
     for ((uid, subtask), bytes) in states {
-        let (node, is_time) = crate::time::node_of(&uid);
+        let (node, is_time) = weir_core::time::node_of(&uid);
         let entry = by_node.entry(node.to_owned()).or_default();
         let side = if is_time { &mut entry.1 } else { &mut entry.0 };
         side.insert(subtask, bytes);
@@ -180,7 +178,7 @@ pub fn restore_point(
                 out.insert((node.uid.clone(), s as u32), st);
             }
             if let Some(tm) = tm {
-                out.insert((crate::time::time_uid(&node.uid), s as u32), tm);
+                out.insert((weir_core::time::time_uid(&node.uid), s as u32), tm);
             }
         }
     }

@@ -14,8 +14,8 @@
 //! the new subtasks whole, or the restore fails before anything runs.
 
 use crate::graph::{Node, Plugin};
-use crate::keyed::groups;
-use crate::time::{SubtaskTime, TimedState};
+use weir_core::groups;
+use weir_core::time::{SubtaskTime, TimedState};
 
 /// A node's state for its new subtasks.
 pub struct Redistributed {
@@ -116,7 +116,7 @@ fn redistribute_state(
         ));
     }
     let watermark = timed.iter().map(|t| t.watermark).min().unwrap_or(i64::MIN);
-    let mut timers = crate::time::timers::TimerQueue::default();
+    let mut timers = weir_core::time::timers::TimerQueue::default();
     for t in &timed {
         timers.merge(t.timers.clone());
     }

@@ -13,6 +13,7 @@ use crate::protected::write_new;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use weir_core::checksum::Checksum;
 
 const METADATA: &str = "_metadata.json";
 
@@ -79,12 +80,13 @@ pub fn write(
     for (node, subtask, bytes) in states {
         let file = format!("{node}.{subtask}.state");
         write_new(&tmp.join(&file), bytes)?;
+        let sum = Checksum::of(bytes);
         blobs.push(BlobFile {
             node: node.clone(),
             subtask: *subtask,
             file,
-            len: bytes.len() as u64,
-            crc32: crc32fast::hash(bytes),
+            len: sum.len,
+            crc32: sum.crc32,
         });
     }
     for (node, m) in keyed {
@@ -133,13 +135,18 @@ pub fn read(dir: &Path) -> Result<Savepoint, String> {
     for b in &meta.blobs {
         let bytes = std::fs::read(dir.join(&b.file))
             .map_err(|e| format!("{}: cannot read {}: {e}", dir.display(), b.file))?;
-        if bytes.len() as u64 != b.len || crc32fast::hash(&bytes) != b.crc32 {
-            return Err(format!(
-                "{}: {} fails its checksum: the savepoint is corrupt",
+        Checksum {
+            len: b.len,
+            crc32: b.crc32,
+        }
+        .check(&bytes)
+        .map_err(|e| {
+            format!(
+                "{}: {} {e}: the savepoint is corrupt",
                 dir.display(),
                 b.file
-            ));
-        }
+            )
+        })?;
         states.insert((b.node.clone(), b.subtask), bytes);
     }
     for (node, m) in &meta.keyed {
@@ -147,12 +154,9 @@ pub fn read(dir: &Path) -> Result<Savepoint, String> {
             let file = piece_file(node, g, p);
             let bytes = std::fs::read(dir.join(&file))
                 .map_err(|e| format!("{}: cannot read {file}: {e}", dir.display()))?;
-            if bytes.len() as u64 != p.len || crc32fast::hash(&bytes) != p.crc32 {
-                return Err(format!(
-                    "{}: {file} fails its checksum: the savepoint is corrupt",
-                    dir.display()
-                ));
-            }
+            p.sum()
+                .check(&bytes)
+                .map_err(|e| format!("{}: {file} {e}: the savepoint is corrupt", dir.display()))?;
         }
     }
     Ok(Savepoint {
@@ -171,12 +175,12 @@ impl Savepoint {
                 let file = piece_file(node, g, p);
                 let bytes = std::fs::read(self.dir.join(&file))
                     .map_err(|e| format!("{}: cannot read {file}: {e}", self.dir.display()))?;
-                if crc32fast::hash(&bytes) != p.crc32 || bytes.len() as u64 != p.len {
-                    return Err(format!(
-                        "{}: {file} fails its checksum: the savepoint is corrupt",
+                p.sum().check(&bytes).map_err(|e| {
+                    format!(
+                        "{}: {file} {e}: the savepoint is corrupt",
                         self.dir.display()
-                    ));
-                }
+                    )
+                })?;
                 pieces
                     .put_at(node, g, p, &bytes)
                     .map_err(|e| e.to_string())?;

@@ -139,7 +139,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
         let total = args.records.min(batch as u64 * 100_000).max(batch as u64);
         let template = make_records(batch, args.value_size, !args.no_keys);
 
-        let wasm_pipe = pipeline(&rt, &template, total, NodeFactory::of(host.clone(), &node))?;
+        let wasm_pipe = pipeline(&rt, &template, total, node.factory(host.clone()))?;
         let native_pipe = pipeline(
             &rt,
             &template,
@@ -249,7 +249,7 @@ fn window_count(
     let windows = total / (PER_MS * 1000);
     let mut rates = Vec::new();
     for operator in [
-        NodeFactory::of(host.clone(), &node),
+        node.factory(host.clone()),
         NodeFactory::Operator(Arc::new(|_, _| {
             Ok(Box::new(crate::bench::NativeWindowCount::new(1000)))
         })),
@@ -304,7 +304,7 @@ fn keyed_state(
                 rt,
                 &lines,
                 total,
-                NodeFactory::of(host.clone(), &node),
+                node.factory(host.clone()),
                 RunOptions::default(),
                 &mut NoCheckpointStore,
             )?;
@@ -418,7 +418,7 @@ fn keyed_checkpoints(keys: u64) -> anyhow::Result<()> {
 
 /// Keyed event source (watermark after every batch) → `operator` → discard.
 fn window_job(total: u64, keys: u64, per_ms: u64, operator: NodeFactory) -> Job {
-    use crate::time::watermarks::{Strategy, TimestampFrom};
+    use weir_core::time::watermarks::{Strategy, TimestampFrom};
     Job {
         name: "bench-window".into(),
         nodes: vec![
@@ -512,7 +512,7 @@ fn compare_operators(
             "{path} is not an operator plugin"
         );
         let node = operator_node(name, &plugin, Vec::new(), 1, 1 << 30);
-        let factory = NodeFactory::of(host.clone(), &node);
+        let factory = node.factory(host.clone());
         let (rate, _) = pipeline_with(
             rt,
             &lines,
@@ -559,7 +559,7 @@ fn checkpoint_costs(
                 interval,
                 ..RunOptions::default()
             };
-            let factory = NodeFactory::of(host.clone(), node);
+            let factory = node.factory(host.clone());
             let (rate, _) = pipeline_with(rt, &template, total, factory, options, &mut hooks)?;
             best[i] = best[i].max(rate);
         }
@@ -590,7 +590,7 @@ fn checkpoint_costs(
             interval: Some(Duration::from_millis(500)),
             ..RunOptions::default()
         };
-        let factory = NodeFactory::of(host.clone(), &stateful);
+        let factory = stateful.factory(host.clone());
         pipeline_with(
             rt,
             &template,
@@ -726,7 +726,7 @@ fn nexmark(
                     uid: "q".into(),
                     parallelism,
                     inputs: vec![(0, Partition::Forward, Port::Main)],
-                    factory: NodeFactory::of(host.clone(), &node),
+                    factory: node.factory(host.clone()),
                     watermarks: None,
                 },
                 JobNode {
@@ -804,7 +804,7 @@ fn operator_node(
 /// Records/s of one run of memory source → `operator` → discard through the runtime.
 fn pipeline(
     rt: &tokio::runtime::Runtime,
-    template: &crate::batch::Batch,
+    template: &weir_core::batch::Batch,
     total: u64,
     operator: NodeFactory,
 ) -> anyhow::Result<f64> {
@@ -822,7 +822,7 @@ fn pipeline(
 /// [`pipeline`] with checkpoint options and hooks; also returns the report.
 fn pipeline_with(
     rt: &tokio::runtime::Runtime,
-    template: &crate::batch::Batch,
+    template: &weir_core::batch::Batch,
     total: u64,
     operator: NodeFactory,
     options: RunOptions,

@@ -11,7 +11,7 @@ use crate::config::PipelineSpec;
 use crate::graph::JobGraph;
 use crate::metrics::human;
 use crate::plugin::PluginHost;
-use crate::runtime::{self, Job, RunOptions};
+use crate::runtime::{self, RunOptions};
 use crate::state::StateStore;
 use anyhow::{Context as _, bail};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -170,7 +170,7 @@ config = {{ bootstrap_servers = "{servers}", topic = "{to}", semantic = "exactly
         "bench",
         std::path::Path::new("bench.toml"),
     )?;
-    let job = Job::from_graph(&graph, host, &job_identity.id);
+    let job = graph.job(host, &job_identity.id);
     let mut hooks = StoreHooks {
         store: &store,
         job: job_identity,

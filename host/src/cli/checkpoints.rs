@@ -3,8 +3,8 @@
 //! it names but did not write again) is shown apart.
 
 use crate::checkpoint::identity::{self, IdentityError, StateLock};
-use crate::checkpoint::settings::CheckpointSettings;
 use crate::config::PipelineSpec;
+use crate::config::checkpoint::CheckpointSettings;
 use crate::state::{StateStore, Status};
 use anyhow::bail;
 use clap::Subcommand;

@@ -1,19 +1,20 @@
-//! `weir run PIPELINE`: run a pipeline, resuming from its latest complete checkpoint (or a
-//! savepoint), restarting after failures as its restart strategy says, and stopping with a
-//! savepoint on SIGTERM/SIGINT.
+//! `weir run PIPELINE`: open the pipeline's state (its lock, checkpoint store, job identity, a
+//! savepoint to resume from), serve its HTTP API, and hand the job to the [`Supervisor`], which
+//! runs its attempts; stop with a savepoint on SIGTERM/SIGINT.
 //!
-//! Invariant: every attempt restores from the newest intact checkpoint taken by this run or
-//! before it; a restart never goes back further than the savepoint a run started from.
+//! Invariant: one run per state directory and per output; a savepoint of another job is taken
+//! only when asked for.
 
-use crate::checkpoint::settings::CheckpointSettings;
-use crate::checkpoint::{StoreHooks, identity, restore_point, savepoint};
+use crate::checkpoint::{identity, savepoint};
 use crate::config::PipelineSpec;
+use crate::config::checkpoint::CheckpointSettings;
 use crate::graph::JobGraph;
-use crate::live::{Live, LiveHooks, Status};
+use crate::live::Live;
 use crate::plugin::PluginHost;
 use crate::restart::{RestartStrategy, RestartTracker};
-use crate::runtime::{self, CheckpointHooks, Job, NoCheckpointStore, RestorePoint, RunOptions};
+use crate::runtime;
 use crate::state::StateStore;
+use crate::supervisor::{Options, Supervisor};
 use anyhow::{Context, bail};
 use clap::Args;
 use std::io::{BufRead, IsTerminal, Write};
@@ -84,6 +85,98 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // One run per state directory and per output, checkpoints on or off.
     let _lock = identity::lock(&settings.dir)?;
     let _outputs = crate::outputs::lock(&graph)?;
+    let Opened {
+        store,
+        job,
+        from_savepoint,
+        first_id: run_first_id,
+    } = open_state(&args, &spec, &settings, &graph)?;
+    let keyed_store = store.as_ref().map(|s| s.keyed_store()).transpose()?;
+    // `weir state get|scan` asks the running job through its state directory.
+    let _serving = match &keyed_store {
+        Some(k) => match crate::keyed::live::serve(&settings.dir, k.registry.clone()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("live state queries are unavailable: {e}");
+                None
+            }
+        },
+        None => None,
+    };
+    if let (Some(sp), Some(store)) = (&from_savepoint, &store) {
+        sp.import_pieces(store.pieces())
+            .map_err(anyhow::Error::msg)?;
+    }
+    // Builds swapped in while an earlier run of this job ran (`weir swap`) run again.
+    if settings.enabled {
+        apply_recorded_swaps(&mut graph, &host, &settings.dir, from_savepoint.as_ref())?;
+    }
+    // The HTTP API sees the job through `live` and asks it things through `commands`.
+    let live = Live::new(&graph, &job.id);
+    let (commands_tx, commands_rx) = tokio::sync::mpsc::unbounded_channel();
+    let commands: runtime::Commands = Arc::new(tokio::sync::Mutex::new(commands_rx));
+    // Dropped when `run` returns, after the last attempt: a stop's reply still goes out.
+    let _server = match http_settings(&args, &spec)? {
+        Some(http) => Some(crate::http::Server::start(
+            rt.handle(),
+            &http,
+            crate::http::Control {
+                live: live.clone(),
+                commands: commands_tx,
+                stop: stop_tx.clone(),
+                stop_asked: stop_asked.clone(),
+                keyed: keyed_store.as_ref().map(|k| k.registry.clone()),
+                swap: settings
+                    .enabled
+                    .then(|| swap_preparer(&graph, &host, &settings.dir)),
+            },
+        )?),
+        None => None,
+    };
+    Supervisor {
+        options: Options {
+            pipeline: args.pipeline.clone(),
+            quiet: args.quiet,
+            allow_non_restored_state: args.allow_non_restored_state,
+            stop_grace: args.stop_grace,
+        },
+        spec,
+        settings,
+        host,
+        graph,
+        store,
+        job,
+        from_savepoint,
+        first_id: run_first_id,
+        keyed: keyed_store,
+        live,
+        commands,
+        stop_tx,
+        stop_rx,
+        stop_asked,
+        tracker: RestartTracker::new(restart),
+    }
+    .supervise(&rt)
+}
+
+/// The job's state as a run finds it.
+struct Opened {
+    store: Option<StateStore>,
+    job: identity::JobIdentity,
+    from_savepoint: Option<savepoint::Savepoint>,
+    /// The first checkpoint id of this run.
+    first_id: u64,
+}
+
+/// Open the job's state (its lock held): start over if asked, open the checkpoint store, load
+/// or create the job's identity, read the savepoint to resume from, and check that the key
+/// groups did not change.
+fn open_state(
+    args: &RunArgs,
+    spec: &PipelineSpec,
+    settings: &CheckpointSettings,
+    graph: &JobGraph,
+) -> anyhow::Result<Opened> {
     if args.fresh || args.dev {
         start_over(&settings.dir, args.yes || args.dev)?;
     }
@@ -137,278 +230,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ),
         _ => job.max_parallelism = Some(graph.max_parallelism),
     }
-    let keyed_store = store.as_ref().map(|s| s.keyed_store()).transpose()?;
-    // `weir state get|scan` asks the running job through its state directory.
-    let _serving = match &keyed_store {
-        Some(k) => match crate::keyed::live::serve(&settings.dir, k.registry.clone()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!("live state queries are unavailable: {e}");
-                None
-            }
-        },
-        None => None,
-    };
-    if let (Some(sp), Some(store)) = (&from_savepoint, &store) {
-        sp.import_pieces(store.pieces())
-            .map_err(anyhow::Error::msg)?;
-    }
-    // Builds swapped in while an earlier run of this job ran (`weir swap`) run again.
-    if settings.enabled {
-        apply_recorded_swaps(&mut graph, &host, &settings.dir, from_savepoint.as_ref())?;
-    }
-    // The HTTP API sees the job through `live` and asks it things through `commands`.
-    let live = Live::new(&graph, &job.id);
-    let (commands_tx, commands_rx) = tokio::sync::mpsc::unbounded_channel();
-    let commands: runtime::Commands = Arc::new(tokio::sync::Mutex::new(commands_rx));
-    // Dropped when `run` returns, after the last attempt: a stop's reply still goes out.
-    let _server = match http_settings(&args, &spec)? {
-        Some(http) => Some(crate::http::Server::start(
-            rt.handle(),
-            &http,
-            crate::http::Control {
-                live: live.clone(),
-                commands: commands_tx,
-                stop: stop_tx.clone(),
-                stop_asked: stop_asked.clone(),
-                keyed: keyed_store.as_ref().map(|k| k.registry.clone()),
-                swap: settings
-                    .enabled
-                    .then(|| swap_preparer(&graph, &host, &settings.dir)),
-            },
-        )?),
-        None => None,
-    };
-    let mut tracker = RestartTracker::new(restart);
-    // Whether the next attempt restarts after a failure (not the first, not after a swap).
-    let mut restart_next = false;
-    // Counts of attempts that handed over to a swapped build, for the run's summary.
-    let mut carried = crate::metrics::Carried::default();
-    let mut repeats = crate::restart::Repeats::default();
-    loop {
-        live.attempt_starting(restart_next);
-        restart_next = false;
-        // What this attempt resumes from.
-        let mut restore: Option<RestorePoint> = None;
-        if let Some(store) = &store {
-            let latest = store.latest_restorable()?;
-            let ours = latest.filter(|r| from_savepoint.is_none() || r.meta.id >= run_first_id);
-            if let Some(r) = ours {
-                if r.meta.finished {
-                    // The run that finished may have died before every sink committed.
-                    recommit_sinks(&graph, &host, &job.id, r.meta.id, &r.states)?;
-                    eprintln!(
-                        "{}: the job already finished (checkpoint {}); its output is complete. To run it again from the start: weir run --fresh PIPELINE (or --dev while you edit and rerun it).",
-                        spec.name, r.meta.id
-                    );
-                    return Ok(ExitCode::SUCCESS);
-                }
-                let abort = store.incomplete_after(r.meta.id)?;
-                tracing::info!("resuming from checkpoint {}", r.meta.id);
-                restore = Some(
-                    restore_point(
-                        &graph,
-                        r.meta.id,
-                        r.states,
-                        r.meta.keyed,
-                        args.allow_non_restored_state,
-                        abort,
-                    )
-                    .map_err(anyhow::Error::msg)?,
-                );
-            } else if from_savepoint.is_none() && job.checkpointed {
-                bail!(
-                    "{}: the checkpoint store in {} holds no intact checkpoint, but this job ({}) completed checkpoints before: the store was lost or damaged. Starting over would replay the input into outputs that already hold committed data. Resume from a savepoint (weir run --from-savepoint DIR {}; savepoints are kept in {}), or start over with --fresh --yes (exactly-once file outputs are then replaced)",
-                    spec.name,
-                    store.dir().display(),
-                    job.id,
-                    args.pipeline.display(),
-                    settings.dir.join("savepoints").display()
-                );
-            } else if let Some(sp) = &from_savepoint {
-                restore = Some(
-                    restore_point(
-                        &graph,
-                        sp.meta.checkpoint,
-                        sp.states.clone(),
-                        sp.meta.keyed.clone(),
-                        args.allow_non_restored_state,
-                        Vec::new(),
-                    )
-                    .map_err(anyhow::Error::msg)?,
-                );
-            }
-        }
-        let first_id = match &store {
-            Some(s) => s.next_id()?.max(run_first_id),
-            None => 1,
-        };
-        let options = RunOptions {
-            interval: settings.enabled.then_some(settings.interval),
-            exactly_once: settings.exactly_once,
-            timeout: settings.timeout,
-            max_concurrent: settings.max_concurrent,
-            min_pause: settings.min_pause,
-            first_id,
-            restore,
-            progress: !args.quiet && std::io::stderr().is_terminal(),
-            stop_grace: args.stop_grace,
-            keyed: keyed_store.clone(),
-            commands: Some(commands.clone()),
-            live: Some(live.clone()),
-        };
-        let mut store_hooks = store.as_ref().map(|s| StoreHooks {
-            store: s,
-            job: job.clone(),
-            state_dir: settings.dir.clone(),
-            retain: settings.retain,
-            pipeline: spec.name.clone(),
-            savepoint_dir: settings.dir.join("savepoints"),
-            savepoint: None,
-        });
-        let mut none = NoCheckpointStore;
-        let inner: &mut dyn CheckpointHooks = match &mut store_hooks {
-            Some(h) => h,
-            None => &mut none,
-        };
-        let mut hooks = LiveHooks {
-            inner,
-            live: live.clone(),
-        };
-        let job_run = Job::from_graph(&graph, host.clone(), &job.id);
-        // Only a stop asked from now on stops this attempt (a swap's stop was for the last).
-        let mut attempt_stop = stop_rx.clone();
-        attempt_stop.borrow_and_update();
-        let outcome = rt.block_on(runtime::run(
-            job_run,
-            options,
-            &mut hooks,
-            Some(attempt_stop),
-        ));
-        if let Some(h) = &store_hooks {
-            job.checkpointed |= h.job.checkpointed;
-        }
-        match outcome {
-            Ok(report) => {
-                // A stop that was a swap's: the next attempt restores its savepoint with
-                // the new build in the node.
-                let savepoint = report
-                    .savepoint
-                    .map(|id| (id, store_hooks.as_ref().and_then(|h| h.savepoint_path(id))));
-                let asked = stop_asked.load(std::sync::atomic::Ordering::Relaxed);
-                let swapping = !asked
-                    && live.swap_stopped(
-                        savepoint,
-                        |uid, new| {
-                            let node = graph
-                                .nodes
-                                .iter_mut()
-                                .find(|n| n.uid == uid)
-                                .expect("swaps name nodes of the graph");
-                            std::mem::replace(&mut node.plugin, crate::graph::Plugin::Wasm(new))
-                        },
-                        &report.metrics,
-                    );
-                if swapping {
-                    carried.add(&report.metrics, report.elapsed);
-                    stop_tx.send_replace(false);
-                    tracing::info!("resuming from the swap's savepoint with the new build");
-                    continue;
-                }
-                live.set_status(Status::Finished);
-                if !args.quiet {
-                    eprintln!(
-                        "{}",
-                        crate::metrics::summary(&report.metrics, report.elapsed, &carried)
-                    );
-                }
-                if let Some(id) = report.savepoint {
-                    match store_hooks.and_then(|h| h.savepoint) {
-                        Some((_, dir)) => {
-                            println!("savepoint {id}: {}", dir.display());
-                            eprintln!(
-                                "stopped with savepoint {id}; resume with: weir run --from-savepoint {} {}",
-                                dir.display(),
-                                args.pipeline.display()
-                            );
-                        }
-                        None => {
-                            eprintln!("stopped (checkpointing is off: no savepoint was written)")
-                        }
-                    }
-                }
-                return Ok(ExitCode::SUCCESS);
-            }
-            Err(e) => {
-                // The new build of a swap could not take over: back to the old one, from
-                // the same savepoint.
-                if let Some((uid, old)) = live.swap_failed(&e.to_string()) {
-                    if let Some(node) = graph.nodes.iter_mut().find(|n| n.uid == uid) {
-                        node.plugin = old;
-                    }
-                    tracing::warn!("the swap of `{uid}` failed ({e}): resuming with the old build");
-                    continue;
-                }
-                if live.was_cancel_requested() {
-                    live.set_status(Status::Cancelled);
-                    return Err(e.into());
-                }
-                if *stop_rx.borrow() {
-                    live.failed(&e.to_string(), false);
-                    return Err(e).context("the job failed while stopping");
-                }
-                if let Some(why) = e.incurable() {
-                    live.failed(&e.to_string(), false);
-                    return Err(e).with_context(|| {
-                        format!(
-                            "the job failed and was not restarted ({why}: a restart cannot cure it)"
-                        )
-                    });
-                }
-                let progress = store.as_ref().and_then(latest_complete);
-                let logic = e.is_plugin_logic().then(|| e.to_string());
-                if repeats.repeated(progress, logic) {
-                    // The error itself was printed with the restart: once is enough.
-                    live.failed(&e.to_string(), false);
-                    bail!(
-                        "the job failed the same way again after a restart (the error above), before any new checkpoint: the same input fails it every time, so it was not restarted again. Fix the plugin or its input, then run again: it resumes from the latest checkpoint"
-                    );
-                }
-                let Some(delay) = tracker.on_failure() else {
-                    live.failed(&e.to_string(), false);
-                    let restarts = tracker.restarts();
-                    return if restarts > 0 {
-                        Err(e).with_context(|| {
-                            format!("the job failed; gave up after {restarts} restart(s)")
-                        })
-                    } else {
-                        Err(e.into())
-                    };
-                };
-                live.failed(&e.to_string(), true);
-                tracing::warn!(
-                    "the job failed: {e}; restart {} in {} from the latest checkpoint",
-                    tracker.restarts(),
-                    humantime::format_duration(std::time::Duration::from_millis(
-                        delay.as_millis() as u64
-                    ))
-                );
-                let mut stop = stop_rx.clone();
-                let stopped = rt.block_on(async {
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => false,
-                        _ = stop.changed() => true,
-                    }
-                });
-                if stopped {
-                    live.set_status(Status::Finished);
-                    return Err(e).context("stopped while waiting to restart");
-                }
-                tracker.attempt_started();
-                restart_next = true;
-            }
-        }
-    }
+    Ok(Opened {
+        store,
+        job,
+        from_savepoint,
+        first_id: run_first_id,
+    })
 }
 
 /// Put the builds recorded by earlier swaps into their nodes (not those swapped in after the
@@ -530,36 +357,6 @@ fn http_settings(
     )?))
 }
 
-/// Commit checkpoint `id` again in every sink subtask (start, restore its state, commit): sinks'
-/// commits are idempotent, so this only publishes what an interrupted final commit left pending.
-fn recommit_sinks(
-    graph: &JobGraph,
-    host: &Arc<PluginHost>,
-    job: &str,
-    id: u64,
-    states: &std::collections::HashMap<(String, u32), Vec<u8>>,
-) -> anyhow::Result<()> {
-    for node in graph
-        .nodes
-        .iter()
-        .filter(|n| n.kind == crate::config::NodeKind::Sink)
-    {
-        let crate::runtime::NodeFactory::Sink(start) =
-            crate::runtime::NodeFactory::for_job(host.clone(), node, Default::default(), job)
-        else {
-            unreachable!("a sink node has a sink factory");
-        };
-        for subtask in 0..node.parallelism {
-            let mut sink = start(subtask)?;
-            if let Some(state) = states.get(&(node.uid.clone(), subtask)) {
-                sink.restore(state)?;
-            }
-            sink.commit(id)?;
-        }
-    }
-    Ok(())
-}
-
 /// `--fresh`: delete the checkpoint store (whatever state it is in) and the job's identity,
 /// after asking on a terminal unless `--yes`. Savepoints are kept.
 fn start_over(dir: &std::path::Path, yes: bool) -> anyhow::Result<()> {
@@ -671,13 +468,4 @@ async fn stop_on_signals(
         asked_by_user.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = stop.send(true);
     }
-}
-
-/// The newest complete checkpoint in `store`, if it can be read.
-fn latest_complete(store: &StateStore) -> Option<u64> {
-    let all = store.list().ok()?;
-    all.iter()
-        .rev()
-        .find(|m| m.status == crate::state::Status::Complete)
-        .map(|m| m.id)
 }

@@ -5,8 +5,8 @@
 //! Invariant: a query only reads; values are shown as stored (the SDKs store JSON), bytes that
 //! are not UTF-8 as hex, every line escaped so a value cannot forge output.
 
-use crate::checkpoint::settings::CheckpointSettings;
 use crate::config::PipelineSpec;
+use crate::config::checkpoint::CheckpointSettings;
 use crate::keyed::live::{self, Request};
 use crate::keyed::query::{self, Found, Held};
 use crate::state::{StateStore, Status};

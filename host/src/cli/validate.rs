@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub fn validate(pipeline: &Path) -> anyhow::Result<ExitCode> {
     let spec = PipelineSpec::load(pipeline)?;
     // Everything `weir run` checks before it starts: settings too, not only the graph.
-    let settings = crate::checkpoint::settings::CheckpointSettings::from_spec(&spec)?;
+    let settings = crate::config::checkpoint::CheckpointSettings::from_spec(&spec)?;
     crate::restart::RestartStrategy::from_spec(&spec, settings.enabled)?;
     let host = Arc::new(PluginHost::new()?);
     let graph = JobGraph::build(&spec, &host)?;
@@ -65,7 +65,7 @@ fn open_each(graph: &JobGraph, host: &Arc<PluginHost>) -> anyhow::Result<()> {
         if !matches!(n.plugin, Plugin::Wasm(_)) {
             continue;
         }
-        match NodeFactory::of(host.clone(), n) {
+        match n.factory(host.clone()) {
             NodeFactory::Source(f) => drop(f(0)?),
             NodeFactory::Sink(f) => drop(f(0)?),
             NodeFactory::Operator(f) => {

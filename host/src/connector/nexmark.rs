@@ -11,12 +11,13 @@
 //! grows, and its watermark stays below every event it will still send.
 
 use super::options::Options;
-use crate::batch::BatchBuilder;
 use crate::config::ConfigError;
-use crate::plugin::{PluginError, Polled};
 use crate::runtime::SourceNode;
 use std::fmt::Write as _;
 use std::time::Instant;
+use weir_core::NodeError;
+use weir_core::batch::BatchBuilder;
+use weir_core::node::Polled;
 
 /// Events per 50: persons, auctions (the rest are bids).
 const PERSONS: u64 = 1;
@@ -300,7 +301,7 @@ impl NexmarkSource {
 }
 
 impl SourceNode for NexmarkSource {
-    fn poll(&mut self, max: u32) -> Result<Polled, PluginError> {
+    fn poll(&mut self, max: u32) -> Result<Polled, NodeError> {
         if self.exhausted() {
             return Ok(Polled::End);
         }
@@ -329,21 +330,21 @@ impl SourceNode for NexmarkSource {
         self.newest.map(|t| t - 1)
     }
 
-    fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self, _checkpoint: u64) -> Result<Vec<u8>, NodeError> {
         Ok(self.next.to_le_bytes().to_vec())
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+    fn restore(&mut self, state: &[u8]) -> Result<(), NodeError> {
         let next = <[u8; 8]>::try_from(state)
             .map(u64::from_le_bytes)
-            .map_err(|_| PluginError::Native {
+            .map_err(|_| NodeError::External {
                 node: "nexmark".into(),
                 subtask: self.subtask as u32,
                 connector: "nexmark",
                 message: format!("its stored state is {} bytes, not 8", state.len()),
             })?;
         if next % self.parallelism != self.subtask {
-            return Err(PluginError::Native {
+            return Err(NodeError::External {
                 node: "nexmark".into(),
                 subtask: self.subtask as u32,
                 connector: "nexmark",

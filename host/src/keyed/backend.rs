@@ -7,13 +7,13 @@
 //! never holds more than its budget after an eviction; only key groups of this subtask's range
 //! are ever touched (a key of another subtask is an error naming the missing `hash` edge).
 
-use super::groups::{self, KeyGroup};
 use super::layout;
 use super::piece::{self, Chain, Entry, KeyedManifest};
 use super::{KeyedError, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
+use weir_core::groups::{self, KeyGroup};
 
 /// A subtask's keyed state, shared by its instances (a recycled or poison-isolating operator
 /// replaces its instance, not its state).
@@ -98,7 +98,7 @@ impl KeyedBackend {
         let g = groups::group_of(key, self.max_parallelism);
         if !self.range.contains(&g) {
             return Err(KeyedError::NotOurs {
-                key: crate::plugin::text::escape(&String::from_utf8_lossy(key), 80),
+                key: weir_core::text::escape(&String::from_utf8_lossy(key), 80),
                 subtask: self.subtask,
                 owner: groups::subtask_of(g, self.max_parallelism, self.parallelism),
             });

@@ -8,7 +8,7 @@
 //! (group, state, key, map key) never share a storage key or a prefix by accident.
 
 use super::KeyedError;
-use super::groups::KeyGroup;
+use weir_core::groups::KeyGroup;
 
 /// A value (value or list state).
 pub const VALUE: u8 = 0;

@@ -6,13 +6,13 @@
 //! groups, and only reads; the job computes the same with or without queries.
 
 use super::backend::{KeyedBackend, SharedKeyed};
-use super::groups;
 use super::query::Found;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
+use weir_core::groups;
 
 /// (node, subtask, parallelism, its backend)
 type Entry = (String, u32, u32, Weak<Mutex<KeyedBackend>>);

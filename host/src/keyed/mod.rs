@@ -8,7 +8,6 @@
 //! subtask acks the barrier, and the coordinator's flush makes them durable with the manifest.
 
 pub mod backend;
-pub mod groups;
 pub mod layout;
 pub mod live;
 pub mod live_tree;
@@ -16,10 +15,11 @@ pub mod piece;
 pub mod query;
 
 pub use backend::{KeyedBackend, SharedKeyed};
-pub use groups::{DEFAULT_MAX_PARALLELISM, KeyGroup};
 pub use piece::{Chain, KeyedManifest, PieceMeta};
+pub use weir_core::groups::{DEFAULT_MAX_PARALLELISM, KeyGroup};
 
 use std::path::Path;
+use weir_core::checksum::Checksum;
 
 /// Failure of keyed state.
 #[derive(Debug, thiserror::Error)]
@@ -167,10 +167,11 @@ impl Pieces {
         let key = Self::piece_key(node, group, checkpoint);
         self.pieces.insert(&key, bytes)?;
         self.index.insert(&key, &[])?;
+        let sum = Checksum::of(bytes);
         Ok(PieceMeta {
             checkpoint,
-            len: bytes.len() as u64,
-            crc32: crc32fast::hash(bytes),
+            len: sum.len,
+            crc32: sum.crc32,
             full,
             entries,
             segment: None,
@@ -189,12 +190,13 @@ impl Pieces {
         let mut value = Vec::with_capacity(parts.iter().map(|p| p.1.len()).sum());
         let mut metas = Vec::with_capacity(parts.len());
         for (g, bytes, entries) in parts {
+            let sum = Checksum::of(bytes);
             metas.push((
                 *g,
                 PieceMeta {
                     checkpoint,
-                    len: bytes.len() as u64,
-                    crc32: crc32fast::hash(bytes),
+                    len: sum.len,
+                    crc32: sum.crc32,
                     full: false,
                     entries: *entries,
                     segment: Some((first, value.len() as u64)),
@@ -284,13 +286,8 @@ impl Pieces {
                 .get(offset as usize..(offset + piece.len) as usize)
                 .ok_or_else(|| KeyedError::Piece(format!("{} is cut short", what())))?,
         };
-        if bytes.len() as u64 != piece.len || crc32fast::hash(bytes) != piece.crc32 {
-            return Err(KeyedError::Piece(format!(
-                "{} fails its checksum ({} bytes, expected {})",
-                what(),
-                bytes.len(),
-                piece.len
-            )));
+        if let Err(e) = piece.sum().check(bytes) {
+            return Err(KeyedError::Piece(format!("{} {e}", what())));
         }
         Ok(bytes.to_vec())
     }

@@ -7,9 +7,19 @@
 //! Invariant: a piece is never rewritten; its length and CRC-32 are in every manifest that
 //! names it, so a damaged or missing piece is found before anything is restored from it.
 
-use super::groups::KeyGroup;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use weir_core::groups::KeyGroup;
+
+impl PieceMeta {
+    /// What the piece's bytes were written with.
+    pub fn sum(&self) -> weir_core::checksum::Checksum {
+        weir_core::checksum::Checksum {
+            len: self.len,
+            crc32: self.crc32,
+        }
+    }
+}
 
 /// One piece as a manifest names it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,11 +4,11 @@
 //! Invariant: a query only reads; it never writes a piece or a live tree, so asking a running
 //! job or its store cannot change what the job computes.
 
-use super::groups::{self, KeyGroup};
 use super::layout;
 use super::piece::{self, KeyedManifest};
 use super::{KeyedError, Pieces};
 use std::collections::BTreeMap;
+use weir_core::groups::{self, KeyGroup};
 
 /// One piece of state a key holds: which state, the map key for a map entry, the bytes.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

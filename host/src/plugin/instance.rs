@@ -14,14 +14,14 @@ use super::sandbox::{HostState, SandboxSpec};
 use super::template::{Call, Form, Template};
 use super::text::{MAX_TEXT, escape};
 use super::{Contract, LoadedPlugin, PluginError, PluginHost, PluginOrigin};
-use crate::batch::{self, Batch};
 use crate::config::NodeKind;
-use crate::time::timers::Domain;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{ComponentNamedList, ComponentType, Func, InstancePre, Lift, Lower};
 use wasmtime::{Store, UpdateDeadline};
+use weir_core::batch::{self, Batch};
+use weir_core::time::timers::Domain;
 
 /// Resource limits of one node's instances.
 #[derive(Clone, Copy, Debug)]
@@ -76,86 +76,7 @@ impl Default for Limits {
     }
 }
 
-/// Why a call into a plugin failed.
-#[derive(Debug)]
-pub enum Cause {
-    /// The plugin returned an error.
-    Error(String),
-    /// The plugin returned an error the operating system gave it: a file, directory or socket
-    /// under its grants it could not use (missing, no permission, disk full).
-    Io(String),
-    /// The plugin panicked (message from its panic hook; the WebAssembly backtrace of the trap
-    /// the panic ended in, for dead letters, not for the one-line message).
-    Panic {
-        message: String,
-        backtrace: Box<str>,
-    },
-    /// The plugin asked for more memory than its ceiling.
-    OutOfMemory { requested: u64, ceiling: u64 },
-    /// One call ran longer than the time budget.
-    Timeout(Duration),
-    /// Any other trap.
-    Trap(String),
-    /// A packed batch from the plugin did not decode.
-    BadBatch(String),
-    /// The reply was larger than the node's reply limits allow.
-    TooLarge(String),
-    /// The plugin used keyed state in a way the host refuses whatever the moment (a key of
-    /// another subtask, a state name too long, keyed state outside an operator).
-    KeyedMisuse(String),
-    /// The plugin held more WASI handles than its limit.
-    TooManyHandles(usize),
-    /// The job was cancelled while the call ran (another subtask failed, or a stop ran out of
-    /// time): not this plugin's fault.
-    Cancelled,
-}
-
-impl Cause {
-    /// The WebAssembly backtrace of the trap that ended the call, where there is one (a trap's
-    /// message carries it too).
-    pub fn backtrace(&self) -> Option<&str> {
-        match self {
-            Cause::Panic { backtrace, .. } if !backtrace.is_empty() => Some(backtrace),
-            Cause::Trap(message) => message.find("wasm backtrace:").map(|at| &message[at..]),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Cause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        const MIB: u64 = 1 << 20;
-        match self {
-            Cause::Error(m) | Cause::Io(m) => write!(f, "failed: {m}"),
-            Cause::Panic { message, .. } => write!(f, "panicked: {message}"),
-            Cause::OutOfMemory { requested, ceiling } => write!(
-                f,
-                "ran out of memory: it asked for {} MiB (all its memories and tables together) but its ceiling is {} MiB (raise `memory` on the node if it really needs more)",
-                requested.div_ceil(MIB),
-                ceiling / MIB
-            ),
-            Cause::Timeout(budget) => write!(
-                f,
-                "timed out: one call ran longer than its time budget of {budget:?}, computing or blocked in a host call (an endless loop or a sleep? raise `time_budget` on the node if the work is real)"
-            ),
-            Cause::Trap(m) => write!(f, "trapped: {m}"),
-            Cause::BadBatch(m) => write!(
-                f,
-                "returned a packed batch that does not decode ({m}); it must follow weir:plugin/packed-types (rebuild it against this weir's SDK)"
-            ),
-            Cause::TooLarge(m) => write!(
-                f,
-                "returned too much in one call: {m} (raise the node's `max_reply_records`, `max_reply_bytes` or `max_reply_headers` if the output is real)"
-            ),
-            Cause::TooManyHandles(limit) => write!(
-                f,
-                "held more than {limit} open handles (files, directories, sockets, streams) at once (raise `max_handles` on the node if it really needs more)"
-            ),
-            Cause::KeyedMisuse(m) => write!(f, "failed: {m}"),
-            Cause::Cancelled => write!(f, "was stopped because the job was cancelled"),
-        }
-    }
-}
+pub use weir_core::Cause;
 
 /// Why the host cut a call short: the trap error it raises, told apart from guest traps.
 #[derive(Debug, thiserror::Error)]
@@ -299,7 +220,7 @@ impl Sandboxed {
     /// [`Sandboxed::finish`]. Fails only when the export does not have the type weir gives it.
     fn invoke<P, R>(
         &mut self,
-        call: &'static str,
+        call: Call,
         func: Func,
         params: P,
     ) -> Result<wasmtime::Result<R>, PluginError>
@@ -336,11 +257,11 @@ impl Sandboxed {
                 origin: self.origin.clone(),
                 message,
             },
-            cause => self.error("instantiate", cause),
+            cause => self.error(Call::Instantiate, cause),
         }
     }
 
-    fn error(&self, call: &'static str, cause: Cause) -> PluginError {
+    fn error(&self, call: Call, cause: Cause) -> PluginError {
         PluginError::Call {
             node: self.node.clone(),
             subtask: self.subtask,
@@ -353,7 +274,7 @@ impl Sandboxed {
     /// Turn a call's outcome into its value or the error that names its cause.
     fn finish<T>(
         &mut self,
-        call: &'static str,
+        call: Call,
         outcome: wasmtime::Result<Result<T, String>>,
     ) -> Result<T, PluginError> {
         // Keyed state the plugin could not use is why the call failed, whatever it returned.
@@ -451,7 +372,7 @@ impl Sandboxed {
     }
 
     /// Check a packed batch the plugin returned from `call` whole, within the reply limits.
-    fn unpack(&self, call: &'static str, bytes: Vec<u8>) -> Result<Batch, PluginError> {
+    fn unpack(&self, call: Call, bytes: Vec<u8>) -> Result<Batch, PluginError> {
         Batch::decode(bytes, &self.reply.batch()).map_err(|e| {
             self.error(
                 call,
@@ -464,9 +385,9 @@ impl Sandboxed {
     }
 
     /// Check a batch the plugin returned in the list form against the reply limits, and pack it.
-    fn check(&self, call: &'static str, batch: Vec<Record>) -> Result<Batch, PluginError> {
+    fn check(&self, call: Call, batch: Vec<Record>) -> Result<Batch, PluginError> {
         check(&batch, &self.reply).map_err(|m| self.error(call, Cause::TooLarge(m)))?;
-        Ok(batch::from_records(&batch))
+        Ok(super::convert::pack_wit(&batch))
     }
 
     fn context(&self, parallelism: u32) -> Context {
@@ -478,12 +399,7 @@ impl Sandboxed {
     }
 }
 
-/// What one source poll produced.
-pub enum Polled {
-    Batch(Batch),
-    Idle,
-    End,
-}
+pub use weir_core::node::Polled;
 
 /// `poll`'s result in either form (the two contracts' `poll-result` are the same type).
 use bindings::packed::source::exports::weir::plugin::packed_source::PollResult as PackedPoll;
@@ -509,7 +425,7 @@ struct Instance {
     sandbox: Sandboxed,
     template: Arc<Template>,
     /// This instance's function for each call of its world, indexed by [`Call`].
-    funcs: [Option<Func>; Call::COUNT],
+    funcs: [Option<Func>; Call::EXPORTS],
 }
 
 impl Instance {
@@ -541,8 +457,8 @@ impl Instance {
         let mut sb = Sandboxed::new(host, plugin, node, subtask, sandbox, limits)?;
         sb.store.data_mut().keyed = keyed;
         let instance = sb.instantiate(&template.pre)?;
-        let mut funcs = [None; Call::COUNT];
-        for call in Call::ALL {
+        let mut funcs = [None; Call::EXPORTS];
+        for call in super::template::EXPORTED {
             if let Some(index) = template.export(call) {
                 let func = instance.get_func(&mut sb.store, index).ok_or_else(|| {
                     refuse(format!("its `{}` export is not a function", call.name()))
@@ -569,8 +485,8 @@ impl Instance {
         let func = self.func(call)?;
         let outcome = self
             .sandbox
-            .invoke::<P, (Result<R, String>,)>(call.name(), func, params)?;
-        self.sandbox.finish(call.name(), outcome.map(|(r,)| r))
+            .invoke::<P, (Result<R, String>,)>(call, func, params)?;
+        self.sandbox.finish(call, outcome.map(|(r,)| r))
     }
 
     /// Call `call`, whose result is a batch in this plugin's form, and check the batch.
@@ -581,11 +497,11 @@ impl Instance {
         match self.template.form {
             Form::Packed => {
                 let bytes = self.call::<P, Vec<u8>>(call, params)?;
-                self.sandbox.unpack(call.name(), bytes)
+                self.sandbox.unpack(call, bytes)
             }
             Form::List => {
                 let records = self.call::<P, Vec<Record>>(call, params)?;
-                self.sandbox.check(call.name(), records)
+                self.sandbox.check(call, records)
             }
         }
     }
@@ -597,7 +513,7 @@ impl Instance {
     {
         match self.template.form {
             Form::Packed => self.call(call, (batch.as_bytes(),)),
-            Form::List => self.call(call, (batch::to_records(batch).as_slice(),)),
+            Form::List => self.call(call, (super::convert::to_wit(batch).as_slice(),)),
         }
     }
 
@@ -605,14 +521,14 @@ impl Instance {
     fn call_batch_with_batch(&mut self, call: Call, batch: &Batch) -> Result<Batch, PluginError> {
         match self.template.form {
             Form::Packed => self.call_batch(call, (batch.as_bytes(),)),
-            Form::List => self.call_batch(call, (batch::to_records(batch).as_slice(),)),
+            Form::List => self.call_batch(call, (super::convert::to_wit(batch).as_slice(),)),
         }
     }
 
     fn func(&self, call: Call) -> Result<Func, PluginError> {
         self.funcs[call as usize].ok_or_else(|| {
             self.sandbox.error(
-                call.name(),
+                call,
                 Cause::Error(format!(
                     "has no `{}` (weir bug: the host called what this world does not have)",
                     call.name()
@@ -646,12 +562,12 @@ impl SourceInstance {
         let i = &mut self.0;
         Ok(match i.template.form {
             Form::Packed => match i.call(Call::Poll, (max,))? {
-                PackedPoll::Batch(bytes) => Polled::Batch(i.sandbox.unpack("poll", bytes)?),
+                PackedPoll::Batch(bytes) => Polled::Batch(i.sandbox.unpack(Call::Poll, bytes)?),
                 PackedPoll::Idle => Polled::Idle,
                 PackedPoll::End => Polled::End,
             },
             Form::List => match i.call(Call::Poll, (max,))? {
-                ListPoll::Batch(records) => Polled::Batch(i.sandbox.check("poll", records)?),
+                ListPoll::Batch(records) => Polled::Batch(i.sandbox.check(Call::Poll, records)?),
                 ListPoll::Idle => Polled::Idle,
                 ListPoll::End => Polled::End,
             },
@@ -679,7 +595,7 @@ impl SourceInstance {
     }
 }
 
-use crate::time::{TimedState, V2_STATE};
+use weir_core::time::{TimedState, V2_STATE};
 
 /// A running operator plugin.
 pub struct OperatorInstance(Instance);
@@ -709,7 +625,7 @@ impl OperatorInstance {
     }
 
     /// Event time advanced to `ts`: the event-time timers up to it fire (in order, in calls of
-    /// at most [`crate::time::timers::FIRE_BATCH`], also those registered while firing), then
+    /// at most [`weir_core::time::timers::FIRE_BATCH`], also those registered while firing), then
     /// the plugin hears the watermark.
     pub fn on_watermark(&mut self, ts: i64) -> Result<Batch, PluginError> {
         let mut out = Batch::empty();
@@ -764,12 +680,12 @@ impl OperatorInstance {
     }
 
     /// Records the plugin sent to `<node>.late` since the last take.
-    pub fn take_late(&mut self) -> Vec<Record> {
+    pub fn take_late(&mut self) -> Vec<weir_core::Record> {
         std::mem::take(&mut self.0.sandbox.store.data_mut().time.late)
     }
 
     /// Late records of another instance of this node, taken with this one's.
-    pub fn keep_late(&mut self, late: Vec<Record>) {
+    pub fn keep_late(&mut self, late: Vec<weir_core::Record>) {
         self.0.sandbox.store.data_mut().time.late.splice(0..0, late);
     }
 
@@ -787,7 +703,7 @@ impl OperatorInstance {
         };
         postcard::to_extend(&timed, V2_STATE.to_vec()).map_err(|e| {
             self.0.sandbox.error(
-                "snapshot",
+                Call::Snapshot,
                 Cause::Error(format!("cannot encode its timers: {e}")),
             )
         })
@@ -800,7 +716,7 @@ impl OperatorInstance {
         };
         if !self.timed() {
             return Err(self.0.sandbox.error(
-                "restore",
+                Call::Restore,
                 Cause::Error(
                     "the stored state holds timers, which this build (weir:plugin@0.1.0) cannot take: restore it with a 0.2.0 build of the plugin".into(),
                 ),
@@ -808,7 +724,7 @@ impl OperatorInstance {
         }
         let timed: TimedState = postcard::from_bytes(rest).map_err(|e| {
             self.0.sandbox.error(
-                "restore",
+                Call::Restore,
                 Cause::Error(format!("the stored timers do not decode: {e}")),
             )
         })?;
@@ -857,8 +773,10 @@ impl SinkInstance {
     pub fn abort(&mut self, checkpoint: u64) -> Result<(), PluginError> {
         let i = &mut self.0;
         let func = i.func(Call::Abort)?;
-        let outcome = i.sandbox.invoke::<_, ()>("abort", func, (checkpoint,))?;
-        i.sandbox.finish("abort", outcome.map(Ok))
+        let outcome = i
+            .sandbox
+            .invoke::<_, ()>(Call::Abort, func, (checkpoint,))?;
+        i.sandbox.finish(Call::Abort, outcome.map(Ok))
     }
 
     /// The plugin's state bytes.

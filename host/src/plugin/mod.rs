@@ -6,18 +6,20 @@
 
 mod bindings;
 mod cache;
+mod convert;
 mod errno;
 mod instance;
+pub mod node;
 mod sandbox;
 mod template;
 pub mod text;
 
-pub use bindings::{Header, Record};
 pub use instance::{
-    Cause, InstanceSpec, Limits, OperatorInstance, Polled, ReplyLimits, SinkInstance,
-    SourceInstance,
+    InstanceSpec, Limits, OperatorInstance, ReplyLimits, SinkInstance, SourceInstance,
 };
 pub use sandbox::{DEFAULT_HANDLES, SandboxSpec};
+pub use weir_core::node::Polled;
+pub use weir_core::{Call, Cause, Domain, Header, NodeError, Record};
 
 use crate::config::NodeKind;
 use sandbox::HostState;
@@ -120,19 +122,41 @@ pub enum PluginError {
         node: String,
         subtask: u32,
         origin: PluginOrigin,
-        call: &'static str,
+        call: Call,
         cause: Cause,
     },
     #[error("wasmtime engine: {0}")]
     Engine(String),
-    /// A native (host-side) connector failed, e.g. the Kafka source.
-    #[error("node `{node}`[{subtask}] ({connector}) failed: {message}")]
-    Native {
-        node: String,
-        subtask: u32,
-        connector: &'static str,
-        message: String,
-    },
+}
+
+impl From<PluginError> for NodeError {
+    /// A call's failure keeps its call and cause; a plugin that does not load or start is the
+    /// pipeline's to fix; an engine failure is weir's.
+    fn from(e: PluginError) -> Self {
+        match e {
+            PluginError::Call {
+                node,
+                subtask,
+                origin,
+                call,
+                cause,
+            } => NodeError::Call {
+                node,
+                subtask,
+                origin: origin.to_string(),
+                call,
+                cause,
+            },
+            PluginError::Engine(_) => NodeError::Start {
+                message: e.to_string(),
+                domain: Domain::Weir,
+            },
+            e => NodeError::Start {
+                message: e.to_string(),
+                domain: Domain::User,
+            },
+        }
+    }
 }
 
 /// A compiled plugin, ready to instantiate.

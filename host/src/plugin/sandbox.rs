@@ -10,7 +10,6 @@
 
 use super::bindings::{Record, host_log, v2};
 use super::text::{self, LogBudget, StderrLines};
-use crate::time::timers::{Domain, Timer, TimerQueue};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -18,6 +17,7 @@ use std::time::Instant;
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{FsPerms, ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use weir_core::time::timers::{Domain, Timer, TimerQueue};
 
 /// Most bytes of randomness one `get-random-bytes` call may ask for (wasmtime's default is
 /// 64 MiB of host memory per call).
@@ -93,7 +93,7 @@ pub struct GuestTime {
     /// The subtask's watermark, as `current-watermark` reports it.
     pub watermark: i64,
     /// Records sent to `<node>.late` during the current call.
-    pub late: Vec<Record>,
+    pub late: Vec<weir_core::Record>,
     /// The newest watermark a source emitted during the current call.
     pub emitted: Option<i64>,
     /// Set when the plugin went past a limit through these imports: the call fails with it.
@@ -260,7 +260,7 @@ impl v2::timers::Host for HostState {
     }
 
     fn current_processing_time(&mut self) -> i64 {
-        crate::time::timers::wall_clock_ms()
+        weir_core::time::timers::wall_clock_ms()
     }
 }
 
@@ -370,7 +370,9 @@ impl v2::late::Host for HostState {
             });
             return;
         }
-        self.time.late.extend(records);
+        self.time
+            .late
+            .extend(records.into_iter().map(super::convert::from_wit));
     }
 }
 

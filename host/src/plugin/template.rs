@@ -19,77 +19,42 @@ pub enum Form {
     Packed,
 }
 
-/// A call the host makes into a plugin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Call {
-    Open,
-    Poll,
-    Process,
-    OnTimers,
-    OnWatermark,
-    Finish,
-    Write,
-    Prepare,
-    Commit,
-    Abort,
-    Snapshot,
-    Restore,
-}
+pub use weir_core::Call;
 
-impl Call {
-    pub const COUNT: usize = 12;
-    pub const ALL: [Call; Call::COUNT] = [
-        Call::Open,
-        Call::Poll,
-        Call::Process,
-        Call::OnTimers,
-        Call::OnWatermark,
-        Call::Finish,
-        Call::Write,
-        Call::Prepare,
-        Call::Commit,
-        Call::Abort,
-        Call::Snapshot,
-        Call::Restore,
-    ];
+/// Every call a plugin may export, in the order of the export tables.
+pub const EXPORTED: [Call; Call::EXPORTS] = [
+    Call::Open,
+    Call::Poll,
+    Call::Process,
+    Call::OnTimers,
+    Call::OnWatermark,
+    Call::Finish,
+    Call::Write,
+    Call::Prepare,
+    Call::Commit,
+    Call::Abort,
+    Call::Snapshot,
+    Call::Restore,
+];
 
-    /// Its name in the WIT, as errors and exports spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Call::Open => "open",
-            Call::Poll => "poll",
-            Call::Process => "process",
-            Call::OnTimers => "on-timers",
-            Call::OnWatermark => "on-watermark",
-            Call::Finish => "finish",
-            Call::Write => "write",
-            Call::Prepare => "prepare",
-            Call::Commit => "commit",
-            Call::Abort => "abort",
-            Call::Snapshot => "snapshot",
-            Call::Restore => "restore",
-        }
-    }
-
-    /// The calls a plugin of `kind` built against `contract` exports.
-    fn of(kind: NodeKind, contract: Contract) -> &'static [Call] {
-        use Call::*;
-        match (kind, contract) {
-            (NodeKind::Source, _) => &[Open, Poll, Snapshot, Restore],
-            (NodeKind::Operator, Contract::V1) => &[Open, Process, OnWatermark, Snapshot, Restore],
-            (NodeKind::Operator, Contract::V2) => &[
-                Open,
-                Process,
-                OnTimers,
-                OnWatermark,
-                Finish,
-                Snapshot,
-                Restore,
-            ],
-            (NodeKind::Sink, _) => &[
-                Open, Write, Finish, Prepare, Commit, Abort, Snapshot, Restore,
-            ],
-        }
+/// The calls a plugin of `kind` built against `contract` exports.
+fn exports_of(kind: NodeKind, contract: Contract) -> &'static [Call] {
+    use Call::*;
+    match (kind, contract) {
+        (NodeKind::Source, _) => &[Open, Poll, Snapshot, Restore],
+        (NodeKind::Operator, Contract::V1) => &[Open, Process, OnWatermark, Snapshot, Restore],
+        (NodeKind::Operator, Contract::V2) => &[
+            Open,
+            Process,
+            OnTimers,
+            OnWatermark,
+            Finish,
+            Snapshot,
+            Restore,
+        ],
+        (NodeKind::Sink, _) => &[
+            Open, Write, Finish, Prepare, Commit, Abort, Snapshot, Restore,
+        ],
     }
 }
 
@@ -99,7 +64,7 @@ pub struct Template {
     pub pre: InstancePre<HostState>,
     pub form: Form,
     pub contract: Contract,
-    exports: [Option<ComponentExportIndex>; Call::COUNT],
+    exports: [Option<ComponentExportIndex>; Call::EXPORTS],
 }
 
 impl Template {
@@ -123,8 +88,8 @@ impl Template {
         };
         let calls = interface(&format!("{prefix}{kind}"))?;
         let state = interface("state")?;
-        let mut exports = [None; Call::COUNT];
-        for &call in Call::of(kind, contract) {
+        let mut exports = [None; Call::EXPORTS];
+        for &call in exports_of(kind, contract) {
             let within = match call {
                 Call::Snapshot | Call::Restore => &state,
                 _ => &calls,

@@ -10,34 +10,7 @@ use super::bindings::host_log::Level;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Longest plugin text shown in one line or message, in bytes.
-pub const MAX_TEXT: usize = 4096;
-
-/// `text` with control characters (C0, DEL, C1), line and paragraph separators and
-/// bidirectional formatting characters escaped, cut to about `max` bytes.
-pub fn escape(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max) + 16);
-    for (i, c) in text.char_indices() {
-        if out.len() >= max {
-            out.push_str(&format!("… ({} more bytes)", text.len() - i));
-            break;
-        }
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control()
-                || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
-                || ('\u{202a}'..='\u{202e}').contains(&c)
-                || ('\u{2066}'..='\u{2069}').contains(&c) =>
-            {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use weir_core::text::{MAX_TEXT, escape};
 
 /// How many lines a node's plugins may log: a bucket of `burst` lines refilled at `per_second`.
 #[derive(Clone, Copy, Debug)]
@@ -212,19 +185,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn control_characters_and_forged_lines_are_escaped() {
-        let forged = "ok\nerror: node `out` failed\r\x1b[31mred\x1b[0m \u{202e}evil \u{9b}2J";
-        let shown = escape(forged, MAX_TEXT);
-        assert!(!shown.contains('\n') && !shown.contains('\r') && !shown.contains('\x1b'));
-        assert!(!shown.contains('\u{202e}') && !shown.contains('\u{9b}'));
-        assert_eq!(
-            shown,
-            "ok\\nerror: node `out` failed\\r\\u{1b}[31mred\\u{1b}[0m \\u{202e}evil \\u{9b}2J"
-        );
-        assert_eq!(escape("plain ünïcode", MAX_TEXT), "plain ünïcode");
-    }
-
-    #[test]
     fn the_guest_panic_note_about_rust_backtrace_is_not_passed_on() {
         assert!(advice_for_the_host(
             "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace"
@@ -235,14 +195,6 @@ mod tests {
         assert!(!advice_for_the_host(
             "note: something the plugin itself says"
         ));
-    }
-
-    #[test]
-    fn long_text_is_cut_and_says_how_much() {
-        let long = "x".repeat(10_000);
-        let shown = escape(&long, 100);
-        assert!(shown.starts_with(&"x".repeat(100)));
-        assert!(shown.ends_with("(9900 more bytes)"), "{shown}");
     }
 
     #[test]

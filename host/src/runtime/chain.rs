@@ -179,7 +179,7 @@ impl Chained {
                     return Ok(());
                 }
                 self.ended = true;
-                self.advance(crate::time::END_OF_TIME)?;
+                self.advance(weir_core::time::END_OF_TIME)?;
                 self.step(Step::End)
             }
             Message::Barrier(b) => self.step(Step::Barrier(b)),

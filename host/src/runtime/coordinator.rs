@@ -6,20 +6,17 @@
 //! hooks made n durable ([`CheckpointHooks::complete`] returned). A checkpoint that is not
 //! complete within the timeout is declared failed and the job goes on.
 
-use super::chain::Chained;
-use super::input::Inputs;
-use super::output::{OutEdge, Output};
-use super::subtask::{
-    Control, Event, OperatorTask, SubtaskCtx, run_operator, run_sink, run_source,
-};
-use super::{Barrier, Job, NodeFactory, RunError, RunReport};
-use crate::config::Partition;
+use super::bookkeeping::{Ack, Bookkeeping, Limits, Trigger};
+use super::launch::Launched;
+use super::subtask::{Control, Event};
+use super::{Job, RunError, RunReport};
 use crate::metrics::NodeMetrics;
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::Sender;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// How a run checkpoints and what it resumes from.
 #[derive(Clone, Debug)]
@@ -48,7 +45,7 @@ pub struct RunOptions {
     /// Requests from outside the job (the HTTP API), across attempts.
     pub commands: Option<Commands>,
     /// Where the job shows itself (the HTTP API): each attempt publishes its metrics there.
-    pub live: Option<Arc<crate::live::Live>>,
+    pub observer: Option<Arc<dyn JobObserver>>,
 }
 
 /// What the job's operator asks of a running job.
@@ -81,7 +78,7 @@ impl Default for RunOptions {
             stop_grace: Duration::from_secs(60),
             keyed: None,
             commands: None,
-            live: None,
+            observer: None,
         }
     }
 }
@@ -118,6 +115,21 @@ pub struct CompletedCheckpoint {
     pub keyed: BTreeMap<String, crate::keyed::KeyedManifest>,
 }
 
+/// Who watches a running job (the HTTP API's view of it): told when its subtasks run and when
+/// it starts to stop. Checkpoints are reported through [`CheckpointHooks`].
+pub trait JobObserver: Send + Sync {
+    /// Every subtask runs; `metrics` are the nodes' counters, live.
+    fn running(&self, metrics: Vec<Arc<NodeMetrics>>);
+    /// A stop was asked for: the job is draining.
+    fn stopping(&self);
+}
+
+impl std::fmt::Debug for dyn JobObserver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JobObserver")
+    }
+}
+
 /// Where checkpoints go. The runtime calls these on the coordinator's thread.
 pub trait CheckpointHooks: Send {
     /// A checkpoint (a savepoint if `savepoint`) was triggered.
@@ -146,311 +158,32 @@ impl CheckpointHooks for NoCheckpointStore {
 /// A way to ask a running job to stop with a savepoint.
 pub type StopSignal = tokio::sync::watch::Receiver<bool>;
 
-/// The body of one subtask, run on its own blocking task.
-type SubtaskBody = Box<dyn FnOnce(&SubtaskCtx) -> Result<(), RunError> + Send>;
-
-/// `out`, the output of node `node`'s subtask, at the head of the operators chained into it.
-fn lead(
-    mut out: Output,
-    node: usize,
-    chain: Vec<super::chain::Member>,
-) -> Result<Output, RunError> {
-    if !chain.is_empty() {
-        let chain = super::chain::Chain::assemble(&mut out, node, chain)?;
-        out.lead(chain)?;
-    }
-    Ok(out)
-}
-
-struct Pending {
-    barrier: Barrier,
-    savepoint: bool,
-    started_at: Instant,
-    started: SystemTime,
-    states: Vec<(String, u32, Vec<u8>)>,
-    keyed: BTreeMap<String, crate::keyed::KeyedManifest>,
-    /// Subtasks that acked (each acks its state, and its event time when it has any).
-    acks: usize,
-}
-
+/// Run `job` to its end or first failure: launch its subtasks, then steer its checkpoints
+/// until every subtask exited.
 pub async fn run(
     job: Job,
     options: RunOptions,
     hooks: &mut dyn CheckpointHooks,
-    mut stop: Option<StopSignal>,
+    stop: Option<StopSignal>,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
     let cancel = job.cancel.clone();
-    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let (events_tx, events) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let metrics: Vec<Arc<NodeMetrics>> = job
         .nodes
         .iter()
         .map(|n| Arc::new(NodeMetrics::new(&n.uid, n.parallelism)))
         .collect();
 
-    // Operators that run inside their upstream's subtask: no channel, no thread of their own.
-    let chained_into = super::chain::plan(&job.nodes);
-    for (d, up) in chained_into.iter().enumerate() {
-        if let Some(u) = up {
-            tracing::debug!(
-                "node `{}` runs chained into `{}` (no channel between them; `chain = false` on it keeps it apart)",
-                job.nodes[d].uid,
-                job.nodes[*u].uid
-            );
-        }
-    }
-    // Channels: one per connected (upstream subtask, downstream subtask) pair.
-    let mut outs: Vec<Vec<Vec<OutEdge>>> = job
-        .nodes
-        .iter()
-        .map(|node| (0..node.parallelism).map(|_| Vec::new()).collect())
-        .collect();
-    let mut ins: Vec<Vec<Vec<Receiver<super::Message>>>> = job
-        .nodes
-        .iter()
-        .map(|node| (0..node.parallelism).map(|_| Vec::new()).collect())
-        .collect();
-    for (d, node) in job.nodes.iter().enumerate() {
-        if chained_into[d].is_some() {
-            continue;
-        }
-        for &(u, partition, port) in &node.inputs {
-            let up = job.nodes[u].parallelism;
-            for us in 0..up {
-                let targets: Vec<u32> = if partition == Partition::Forward {
-                    vec![us]
-                } else {
-                    (0..node.parallelism).collect()
-                };
-                let mut senders: Vec<Sender<super::Message>> = Vec::new();
-                for ds in targets {
-                    let (tx, rx) = bounded(job.channel_capacity);
-                    senders.push(tx);
-                    ins[d][ds as usize].push(rx);
-                }
-                outs[u][us as usize].push(OutEdge {
-                    partition,
-                    port,
-                    senders,
-                });
-            }
-        }
-    }
-
-    // Each subtask's event time to resume from, decoded before any subtask starts (a stored
-    // time that does not decode fails the run with nothing running yet).
-    let mut restore_times: Vec<Vec<Option<crate::time::SubtaskTime>>> = Vec::new();
-    for node in &job.nodes {
-        let mut times = Vec::new();
-        for s in 0..node.parallelism {
-            let key = (crate::time::time_uid(&node.uid), s);
-            let stored = options.restore.as_ref().and_then(|r| r.states.get(&key));
-            times.push(match stored {
-                None => None,
-                Some(bytes) => Some(
-                    crate::time::SubtaskTime::decode(bytes)
-                        .map_err(|e| RunError::Checkpoint(format!("{}[{s}]: {e}", node.uid)))?,
-                ),
-            });
-        }
-        restore_times.push(times);
-    }
-
-    // Spawn every subtask as a blocking task.
-    let mut source_controls: Vec<Sender<Control>> = Vec::new();
-    let mut sink_controls: Vec<Sender<Control>> = Vec::new();
-    let mut handles = Vec::new();
-    let restore = options.restore.clone();
-    // Keyed state of this run's operators (a temporary store without a checkpoint store, and
-    // only when the job has an operator).
-    let has_operator = job
-        .nodes
-        .iter()
-        .any(|n| matches!(n.factory, NodeFactory::Operator(_)));
-    let keyed_store = match (&options.keyed, has_operator) {
-        (Some(s), _) => Some(s.clone()),
-        (None, true) => Some(crate::keyed::Store::temporary().map_err(RunError::Keyed)?),
-        (None, false) => None,
-    };
-    let mut total_subtasks = 0usize;
-    let mut threads = 0usize;
-    let mut sources_total = 0usize;
-    // The node whose subtask each node runs in: itself, or the head of the chain it is in.
-    let mut heads: Vec<usize> = Vec::with_capacity(job.nodes.len());
-    for up in &chained_into {
-        let head = up.map_or(heads.len(), |u| heads[u]);
-        heads.push(head);
-    }
-    // Per (head node, subtask): the operators chained into it, built in its thread.
-    let mut chains: Vec<Vec<Vec<super::chain::Member>>> = job
-        .nodes
-        .iter()
-        .map(|n| (0..n.parallelism).map(|_| Vec::new()).collect())
-        .collect();
-    let mut spawns: Vec<(String, u32, SubtaskCtx, SubtaskBody)> = Vec::new();
-    for (i, node) in job.nodes.iter().enumerate().rev() {
-        for s in (0..node.parallelism).rev() {
-            total_subtasks += 1;
-            let ctx = SubtaskCtx {
-                node: i,
-                uid: node.uid.clone(),
-                subtask: s,
-                events: events_tx.clone(),
-                metrics: metrics[i].clone(),
-                cancel: cancel.clone(),
-                restore: restore
-                    .as_ref()
-                    .and_then(|r| r.states.get(&(node.uid.clone(), s)).cloned()),
-                restore_time: restore_times[i][s as usize],
-                watermarks: node.watermarks.clone(),
-                restored_checkpoint: restore.as_ref().map(|r| r.checkpoint),
-                abort_after_restore: restore
-                    .as_ref()
-                    .map(|r| r.abort.clone())
-                    .unwrap_or_default(),
-            };
-            let mut out = Output::new(
-                std::mem::take(&mut outs[i][s as usize]),
-                job.max_parallelism,
-            );
-            out.measure(metrics[i].clone(), s);
-            let chain = std::mem::take(&mut chains[i][s as usize]);
-            let inputs = Inputs::new(
-                std::mem::take(&mut ins[i][s as usize]),
-                options.exactly_once,
-            );
-            let batch_size = job.batch_size;
-            let factory = node.factory.clone();
-            let task: SubtaskBody = match factory {
-                NodeFactory::Source(f) => {
-                    sources_total += 1;
-                    let (tx, rx) = unbounded();
-                    source_controls.push(tx);
-                    Box::new(move |ctx| {
-                        let out = lead(out, i, chain)?;
-                        let mut node = f(ctx.subtask)?;
-                        run_source(ctx, node.as_mut(), out, rx, batch_size)
-                    })
-                }
-                NodeFactory::Operator(f) => {
-                    let (store, uid, parallelism) = (
-                        keyed_store.clone().expect("made for operators"),
-                        node.uid.clone(),
-                        node.parallelism,
-                    );
-                    let manifest = restore
-                        .as_ref()
-                        .and_then(|r| r.keyed.get(&node.uid).cloned());
-                    let max_parallelism = job.max_parallelism;
-                    // The node's instance and keyed state, made on the thread that runs it.
-                    let build = move |ctx: &SubtaskCtx| -> Result<_, RunError> {
-                        let mut backend = crate::keyed::KeyedBackend::new(
-                            &store,
-                            &uid,
-                            ctx.subtask,
-                            parallelism,
-                            max_parallelism,
-                        )
-                        .map_err(RunError::Keyed)?;
-                        if let Some(m) = &manifest {
-                            backend.restore(m).map_err(RunError::Keyed)?;
-                        }
-                        let keyed: crate::keyed::SharedKeyed =
-                            Arc::new(std::sync::Mutex::new(backend));
-                        store.registry.add(&uid, ctx.subtask, parallelism, &keyed);
-                        let node = f(ctx.subtask, &keyed)?;
-                        Ok((node, keyed))
-                    };
-                    if let Some(up) = chained_into[i] {
-                        let ctx = ctx.clone();
-                        chains[heads[i]][s as usize].push(super::chain::Member {
-                            node: i,
-                            upstream: up,
-                            port: node.inputs[0].2,
-                            out,
-                            start: Box::new(move |out| {
-                                let (node, keyed) = build(&ctx)?;
-                                let input = ctx.restore_time.map_or(i64::MIN, |t| t.input);
-                                let task = OperatorTask::start(ctx, node, out, keyed, input)?;
-                                Ok(Chained::new(task, input))
-                            }),
-                        });
-                        continue;
-                    }
-                    Box::new(move |ctx| {
-                        let out = lead(out, i, chain)?;
-                        let (node, keyed) = build(ctx)?;
-                        run_operator(ctx.clone(), node, inputs, out, keyed)
-                    })
-                }
-                NodeFactory::Sink(f) => {
-                    let (tx, rx) = unbounded();
-                    sink_controls.push(tx);
-                    let retired = restore
-                        .as_ref()
-                        .and_then(|r| r.retired.get(&(node.uid.clone(), s)).cloned())
-                        .unwrap_or_default();
-                    Box::new(move |ctx| {
-                        // Subtasks a smaller parallelism dropped: what they prepared for the
-                        // restored checkpoint is published, what came after aborted, once.
-                        for (old, state) in &retired {
-                            let mut gone = f(*old)?;
-                            gone.restore(state)?;
-                            if let Some(id) = ctx.restored_checkpoint {
-                                gone.commit(id)?;
-                                for newer in &ctx.abort_after_restore {
-                                    gone.abort(*newer)?;
-                                }
-                            }
-                        }
-                        let mut node = f(ctx.subtask)?;
-                        run_sink(ctx, node.as_mut(), inputs, rx)
-                    })
-                }
-            };
-            threads += 1;
-            spawns.push((node.uid.clone(), s, ctx, task));
-        }
-    }
-    // Spawned in job order (sources last built, first started is irrelevant: channels are
-    // bounded and every subtask waits on its inputs).
-    for (uid, s, ctx, task) in spawns.into_iter().rev() {
-        // One OS thread per subtask (not tokio's blocking pool, whose 512 threads would
-        // leave the rest of a large job waiting forever), inside this runtime's context so
-        // plugin calls can wait on host I/O and timers.
-        let rt = tokio::runtime::Handle::current();
-        let spawned = std::thread::Builder::new()
-            .name(format!("{uid}[{s}]"))
-            .spawn(move || {
-                let _rt = rt.enter();
-                // A bug in host code must end the job with an error, not leave the coordinator
-                // waiting for a subtask that will never report.
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task(&ctx)))
-                    .unwrap_or_else(|panic| {
-                        let msg = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "unknown panic".into());
-                        Err(RunError::Internal(format!("subtask panicked: {msg}")))
-                    });
-                let _ = ctx.events.send(Event::Exited {
-                    node: ctx.node,
-                    subtask: ctx.subtask,
-                    result,
-                });
-            });
-        match spawned {
-            Ok(h) => handles.push(h),
-            Err(e) => {
-                cancel.store(true, Ordering::Relaxed);
-                return Err(RunError::Internal(format!(
-                    "cannot start a thread for subtask {uid}[{s}]: {e} (too many subtasks for this machine's thread limit?)"
-                )));
-            }
-        }
-    }
-    drop(events_tx);
+    let launched = super::launch::launch(&job, &options, &metrics, events_tx)?;
+    let Launched {
+        handles,
+        sources: source_controls,
+        sinks: sink_controls,
+        subtasks: total_subtasks,
+        threads,
+        sources_total,
+    } = launched;
     let sinks_total = sink_controls.len();
 
     let progress = options
@@ -458,250 +191,36 @@ pub async fn run(
         .then(|| crate::metrics::spawn_progress(metrics.clone(), cancel.clone()));
 
     // The coordinator loop.
-    let mut next_id = options.first_id;
-    let mut pending: BTreeMap<u64, Pending> = BTreeMap::new();
-    let mut last_completed: Option<u64> = None;
-    let mut last_completed_at = Instant::now();
-    let mut sources_ended = 0usize;
-    let mut final_id: Option<u64> = None;
-    let mut savepoint: Option<u64> = None;
-    let mut stop_asked: Option<Instant> = None;
-    let mut final_commits = 0usize;
-    let mut finished = false;
-    let mut error: Option<RunError> = None;
-    let mut live = threads;
-    let mut interval = options.interval.map(|d| {
-        let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
-        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        t
-    });
-    let mut housekeeping = tokio::time::interval(Duration::from_millis(50));
-
-    let trigger = |id: u64,
-                   last: bool,
-                   savepoint: bool,
-                   pending: &mut BTreeMap<u64, Pending>,
-                   controls: &[Sender<Control>],
-                   hooks: &mut dyn CheckpointHooks|
-     -> Result<(), RunError> {
-        hooks.started(id, savepoint).map_err(RunError::Checkpoint)?;
-        let barrier = Barrier { id, last };
-        pending.insert(
-            id,
-            Pending {
-                barrier,
-                savepoint,
-                started_at: Instant::now(),
-                started: SystemTime::now(),
-                states: Vec::new(),
-                keyed: BTreeMap::new(),
-                acks: 0,
+    let mut steer = Steer {
+        book: Bookkeeping::new(
+            Limits {
+                max_concurrent: options.max_concurrent,
+                min_pause: options.min_pause,
+                timeout: options.timeout,
+                subtasks: total_subtasks,
             },
-        );
-        for c in controls {
-            let _ = c.send(Control::Trigger(barrier));
-        }
-        tracing::debug!(
-            "triggered checkpoint {id}{}",
-            if last { " (last)" } else { "" }
-        );
-        Ok(())
+            options.first_id,
+        ),
+        hooks,
+        sources: source_controls,
+        sinks: sink_controls,
+        sinks_total,
+        sources_total,
+        sources_ended: 0,
+        final_commits: 0,
+        finished: false,
+        cancel: cancel.clone(),
+        error: None,
+        uids: job.nodes.iter().map(|n| n.uid.clone()).collect(),
     };
-
-    if let Some(live) = &options.live {
-        live.running(metrics.clone());
+    if let Some(observer) = &options.observer {
+        observer.running(metrics.clone());
     }
-    let mut commands = match &options.commands {
+    let commands = match &options.commands {
         Some(c) => Some(c.clone().lock_owned().await),
         None => None,
     };
-
-    // A stop asked for before the job started (during start-up) is honoured at once: the
-    // select arm below sees it as a change.
-    if let Some(s) = stop.as_mut().filter(|s| *s.borrow()) {
-        s.mark_changed();
-    }
-    while live > 0 {
-        tokio::select! {
-            // Periodic checkpoints, while the job runs and there is room for one more.
-            _ = async { interval.as_mut().expect("guarded").tick().await }, if interval.is_some() && final_id.is_none() && error.is_none() => {
-                if pending.len() < options.max_concurrent && last_completed_at.elapsed() >= options.min_pause {
-                    let id = next_id;
-                    next_id += 1;
-                    if let Err(e) = trigger(id, false, false, &mut pending, &source_controls, hooks) {
-                        fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
-                    }
-                }
-            }
-            // Stop with a savepoint: a last barrier that drains the pipeline.
-            // A stop asked while the job is already finishing only starts the grace period.
-            changed = async { stop.as_mut().expect("guarded").changed().await }, if stop.is_some() && stop_asked.is_none() && error.is_none() => {
-                if changed.is_err() {
-                    stop = None;
-                    continue;
-                }
-                // Only a change to "stop" stops (a swap resets the flag between attempts).
-                if !*stop.as_ref().expect("guarded").borrow() {
-                    continue;
-                }
-                stop_asked = Some(Instant::now());
-                if let Some(live) = &options.live {
-                    live.set_status(crate::live::Status::Stopping);
-                }
-                if final_id.is_some() {
-                    tracing::info!("stop asked while the job is finishing: it has {:?} to finish", options.stop_grace);
-                    continue;
-                }
-                let id = next_id;
-                next_id += 1;
-                final_id = Some(id);
-                savepoint = Some(id);
-                tracing::info!("stopping with savepoint {id}");
-                if let Err(e) = trigger(id, true, true, &mut pending, &source_controls, hooks) {
-                    fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
-                }
-            }
-            // Requests from outside: a checkpoint or savepoint now, a cancel.
-            command = async { commands.as_mut().expect("guarded").recv().await }, if commands.is_some() && error.is_none() => {
-                match command {
-                    None => commands = None,
-                    Some(Command::Checkpoint { savepoint, reply }) => {
-                        let answer = if final_id.is_some() {
-                            Err("the job is finishing: it takes no more checkpoints".to_string())
-                        } else if pending.len() >= options.max_concurrent {
-                            Err(format!(
-                                "{} checkpoint(s) in progress, the most allowed at once ([checkpoint] max_concurrent = {}): ask again when it completes",
-                                pending.len(),
-                                options.max_concurrent
-                            ))
-                        } else {
-                            let id = next_id;
-                            next_id += 1;
-                            tracing::info!("{} {id} asked for", if savepoint { "savepoint" } else { "checkpoint" });
-                            match trigger(id, false, savepoint, &mut pending, &source_controls, hooks) {
-                                Ok(()) => Ok(id),
-                                Err(e) => {
-                                    let message = e.to_string();
-                                    fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
-                                    Err(message)
-                                }
-                            }
-                        };
-                        let _ = reply.send(answer);
-                    }
-                    Some(Command::Cancel) => {
-                        tracing::warn!("cancelling the job on request");
-                        fail(&mut error, RunError::CancelledOnRequest, &cancel, &mut source_controls, &mut sink_controls);
-                    }
-                }
-            }
-            // Expire checkpoints past their timeout; cancel a stop past its grace.
-            _ = housekeeping.tick() => {
-                if stop_asked.is_some_and(|t| t.elapsed() > options.stop_grace) && error.is_none() {
-                    tracing::warn!("the savepoint did not complete within {:?}: cancelling the job", options.stop_grace);
-                    fail(&mut error, RunError::StopTimedOut(options.stop_grace), &cancel, &mut source_controls, &mut sink_controls);
-                }
-                let expired: Vec<u64> = pending
-                    .iter()
-                    .filter(|(_, p)| p.started_at.elapsed() > options.timeout)
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in expired {
-                    let p = pending.remove(&id).expect("listed above");
-                    let reason = format!("not complete after {:?} (checkpoint timeout)", options.timeout);
-                    tracing::warn!("checkpoint {id} failed: {reason}; the job goes on");
-                    hooks.failed(id, &reason);
-                    if p.barrier.last {
-                        fail(&mut error, RunError::Checkpoint(format!("the last checkpoint {id} was {reason}")), &cancel, &mut source_controls, &mut sink_controls);
-                    }
-                }
-            }
-            event = events.recv() => {
-                let Some(event) = event else { break };
-                match event {
-                    Event::SourceEnded => {
-                        sources_ended += 1;
-                        if sources_ended == sources_total && final_id.is_none() && error.is_none() {
-                            let id = next_id;
-                            next_id += 1;
-                            final_id = Some(id);
-                            if let Err(e) = trigger(id, true, false, &mut pending, &source_controls, hooks) {
-                                fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
-                            }
-                        }
-                    }
-                    Event::Ack { checkpoint, node, subtask, state, time, keyed } => {
-                        let Some(p) = pending.get_mut(&checkpoint) else { continue };
-                        let uid = &job.nodes[node].uid;
-                        p.states.push((uid.clone(), subtask, state));
-                        if let Some(part) = keyed.filter(|k| !k.groups.is_empty()) {
-                            let whole = p.keyed.entry(uid.clone()).or_insert_with(|| crate::keyed::KeyedManifest {
-                                max_parallelism: part.max_parallelism,
-                                groups: Default::default(),
-                            });
-                            whole.groups.extend(part.groups);
-                        }
-                        if let Some(time) = time {
-                            p.states.push((crate::time::time_uid(uid), subtask, time));
-                        }
-                        p.acks += 1;
-                        if p.acks < total_subtasks {
-                            continue;
-                        }
-                        let p = pending.remove(&checkpoint).expect("present");
-                        let done = CompletedCheckpoint {
-                            id: checkpoint,
-                            last: p.barrier.last,
-                            savepoint: p.savepoint,
-                            started: p.started,
-                            duration: p.started_at.elapsed(),
-                            states: p.states,
-                            keyed: p.keyed,
-                        };
-                        let stored = tokio::task::block_in_place(|| hooks.complete(&done));
-                        if let Err(e) = stored {
-                            hooks.failed(checkpoint, &e);
-                            if done.last {
-                                fail(&mut error, RunError::Checkpoint(e), &cancel, &mut source_controls, &mut sink_controls);
-                            } else {
-                                tracing::warn!("checkpoint {checkpoint} could not be stored: {e}; the job goes on");
-                            }
-                            continue;
-                        }
-                        tracing::debug!("checkpoint {checkpoint} complete in {:?}", done.duration);
-                        last_completed = Some(checkpoint);
-                        last_completed_at = Instant::now();
-                        // Older checkpoints still pending are subsumed by this one.
-                        let older: Vec<u64> = pending.range(..checkpoint).map(|(id, _)| *id).collect();
-                        for id in older {
-                            pending.remove(&id);
-                            hooks.failed(id, "subsumed by a newer checkpoint");
-                        }
-                        for c in sink_controls.iter().chain(&source_controls) {
-                            let _ = c.send(Control::Commit(checkpoint));
-                        }
-                    }
-                    Event::Committed { checkpoint } => {
-                        if final_id.is_some_and(|f| checkpoint >= f) {
-                            final_commits += 1;
-                            if final_commits == sinks_total {
-                                finished = true;
-                            }
-                        }
-                    }
-                    Event::Exited { node, subtask, result } => {
-                        live -= 1;
-                        if let Err(e) = result {
-                            if !matches!(e, RunError::Cancelled) {
-                                tracing::debug!("{}[{subtask}] failed: {e}", job.nodes[node].uid);
-                            }
-                            fail(&mut error, e, &cancel, &mut source_controls, &mut sink_controls);
-                        }
-                    }
-                }
-            }
-        }
-    }
+    steer.drive(&options, threads, events, stop, commands).await;
     cancel.store(true, Ordering::Relaxed);
     // Every subtask reported `Exited`; its thread is returning.
     tokio::task::block_in_place(|| {
@@ -712,20 +231,267 @@ pub async fn run(
     if let Some(p) = progress {
         let _ = p.await;
     }
-    if let Some(e) = error {
-        return Err(e);
+    steer.outcome(metrics, started.elapsed())
+}
+
+/// The coordinator's side of a run: the bookkeeping, and what acts on it (the hooks, the
+/// subtasks' control channels, the cancel flag).
+struct Steer<'h> {
+    book: Bookkeeping,
+    hooks: &'h mut dyn CheckpointHooks,
+    sources: Vec<Sender<Control>>,
+    sinks: Vec<Sender<Control>>,
+    sinks_total: usize,
+    sources_total: usize,
+    sources_ended: usize,
+    /// Sinks that committed the job's last checkpoint.
+    final_commits: usize,
+    finished: bool,
+    cancel: Arc<AtomicBool>,
+    /// The run's first real error.
+    error: Option<RunError>,
+    /// Node uids, by index.
+    uids: Vec<String>,
+}
+
+impl Steer<'_> {
+    /// Steer the run until each of its `threads` reported `Exited`: trigger checkpoints
+    /// (periodic, asked for, final), stop on a stop signal, answer commands, expire what is
+    /// late, and take what the subtasks report.
+    async fn drive(
+        &mut self,
+        options: &RunOptions,
+        threads: usize,
+        mut events: UnboundedReceiver<Event>,
+        mut stop: Option<StopSignal>,
+        mut commands: Option<tokio::sync::OwnedMutexGuard<UnboundedReceiver<Command>>>,
+    ) {
+        let mut live = threads;
+        let mut stop_asked: Option<Instant> = None;
+        let mut interval = options.interval.map(|d| {
+            let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
+        let mut housekeeping = tokio::time::interval(Duration::from_millis(50));
+        // A stop asked for before the job started (during start-up) is honoured at once: the
+        // select arm below sees it as a change.
+        if let Some(s) = stop.as_mut().filter(|s| *s.borrow()) {
+            s.mark_changed();
+        }
+        while live > 0 {
+            tokio::select! {
+                // Periodic checkpoints, while the job runs and there is room for one more.
+                _ = async { interval.as_mut().expect("guarded").tick().await }, if interval.is_some() && !self.book.finishing() && self.error.is_none() => {
+                    if let Some(t) = self.book.periodic(Instant::now()) {
+                        self.trigger(t);
+                    }
+                }
+                // Stop with a savepoint: a last barrier that drains the pipeline. A stop asked
+                // while the job is already finishing only starts the grace period.
+                changed = async { stop.as_mut().expect("guarded").changed().await }, if stop.is_some() && stop_asked.is_none() && self.error.is_none() => {
+                    if changed.is_err() {
+                        stop = None;
+                        continue;
+                    }
+                    // Only a change to "stop" stops (a swap resets the flag between attempts).
+                    if !*stop.as_ref().expect("guarded").borrow() {
+                        continue;
+                    }
+                    stop_asked = Some(Instant::now());
+                    if let Some(observer) = &options.observer {
+                        observer.stopping();
+                    }
+                    match self.book.stop(Instant::now()) {
+                        Some(t) => {
+                            tracing::info!("stopping with savepoint {}", t.barrier.id);
+                            self.trigger(t);
+                        }
+                        None => tracing::info!("stop asked while the job is finishing: it has {:?} to finish", options.stop_grace),
+                    }
+                }
+                // Requests from outside (the HTTP API): a checkpoint or savepoint now, a cancel.
+                command = async { commands.as_mut().expect("guarded").recv().await }, if commands.is_some() && self.error.is_none() => {
+                    match command {
+                        None => commands = None,
+                        Some(command) => self.command(command),
+                    }
+                }
+                // Cancel a stop past its grace; expire checkpoints past their timeout.
+                _ = housekeeping.tick() => {
+                    if stop_asked.is_some_and(|t| t.elapsed() > options.stop_grace) && self.error.is_none() {
+                        tracing::warn!("the savepoint did not complete within {:?}: cancelling the job", options.stop_grace);
+                        self.fail(RunError::StopTimedOut(options.stop_grace));
+                    }
+                    self.expire(options.timeout);
+                }
+                // What the subtasks report: acks, commits, ended sources, exits.
+                event = events.recv() => {
+                    let Some(event) = event else { break };
+                    if let Event::Exited { .. } = event {
+                        live -= 1;
+                    }
+                    self.event(event);
+                }
+            }
+        }
     }
-    if sinks_total > 0 && !finished {
-        return Err(RunError::Internal(
-            "the job ended before its last checkpoint committed".into(),
-        ));
+
+    /// Start checkpoint `t`: the hooks hear of it, the sources inject its barrier.
+    fn trigger(&mut self, t: Trigger) {
+        let Trigger { barrier, savepoint } = t;
+        if let Err(e) = self.hooks.started(barrier.id, savepoint) {
+            return self.fail(RunError::Checkpoint(e));
+        }
+        for c in &self.sources {
+            let _ = c.send(Control::Trigger(barrier));
+        }
+        tracing::debug!(
+            "triggered checkpoint {}{}",
+            barrier.id,
+            if barrier.last { " (last)" } else { "" }
+        );
     }
-    Ok(RunReport {
-        metrics,
-        elapsed: started.elapsed(),
-        last_checkpoint: last_completed,
-        savepoint,
-    })
+
+    fn fail(&mut self, e: RunError) {
+        fail(
+            &mut self.error,
+            e,
+            &self.cancel,
+            &mut self.sources,
+            &mut self.sinks,
+        );
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Checkpoint { savepoint, reply } => {
+                let answer = self.book.requested(savepoint, Instant::now()).map(|t| {
+                    let what = if savepoint { "savepoint" } else { "checkpoint" };
+                    tracing::info!("{what} {} asked for", t.barrier.id);
+                    self.trigger(t);
+                    t.barrier.id
+                });
+                let answer = match (&self.error, answer) {
+                    (Some(e), Ok(_)) => Err(e.to_string()),
+                    (_, answer) => answer,
+                };
+                let _ = reply.send(answer);
+            }
+            Command::Cancel => {
+                tracing::warn!("cancelling the job on request");
+                self.fail(RunError::CancelledOnRequest);
+            }
+        }
+    }
+
+    /// Checkpoints past `timeout` fail; the job goes on, unless it was its last.
+    fn expire(&mut self, timeout: Duration) {
+        for (id, last) in self.book.expired(Instant::now()) {
+            let reason = format!("not complete after {timeout:?} (checkpoint timeout)");
+            tracing::warn!("checkpoint {id} failed: {reason}; the job goes on");
+            self.hooks.failed(id, &reason);
+            if last {
+                self.fail(RunError::Checkpoint(format!(
+                    "the last checkpoint {id} was {reason}"
+                )));
+            }
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::SourceEnded => {
+                self.sources_ended += 1;
+                if self.sources_ended == self.sources_total && self.error.is_none() {
+                    if let Some(t) = self.book.sources_ended(Instant::now()) {
+                        self.trigger(t);
+                    }
+                }
+            }
+            Event::Ack {
+                checkpoint,
+                node,
+                subtask,
+                state,
+                time,
+                keyed,
+            } => {
+                let ack = Ack {
+                    checkpoint,
+                    uid: self.uids[node].clone(),
+                    subtask,
+                    state,
+                    time,
+                    keyed,
+                };
+                if let Some(done) = self.book.ack(ack, Instant::now()) {
+                    self.complete(done);
+                }
+            }
+            Event::Committed { checkpoint } => {
+                if self.book.is_final(checkpoint) {
+                    self.final_commits += 1;
+                    self.finished = self.final_commits == self.sinks_total;
+                }
+            }
+            Event::Exited {
+                node,
+                subtask,
+                result: Err(e),
+            } => {
+                if !matches!(e, RunError::Cancelled) {
+                    tracing::debug!("{}[{subtask}] failed: {e}", self.uids[node]);
+                }
+                self.fail(e);
+            }
+            Event::Exited { .. } => {}
+        }
+    }
+
+    /// Every subtask acked `done`: make it durable, then tell sinks and sources to commit.
+    fn complete(&mut self, done: CompletedCheckpoint) {
+        let id = done.id;
+        let stored = tokio::task::block_in_place(|| self.hooks.complete(&done));
+        if let Err(e) = stored {
+            self.hooks.failed(id, &e);
+            if done.last {
+                self.fail(RunError::Checkpoint(e));
+            } else {
+                tracing::warn!("checkpoint {id} could not be stored: {e}; the job goes on");
+            }
+            return;
+        }
+        tracing::debug!("checkpoint {id} complete in {:?}", done.duration);
+        for older in self.book.completed(id, Instant::now()) {
+            self.hooks.failed(older, "subsumed by a newer checkpoint");
+        }
+        for c in self.sinks.iter().chain(&self.sources) {
+            let _ = c.send(Control::Commit(id));
+        }
+    }
+
+    /// What the run comes to once every subtask exited.
+    fn outcome(
+        self,
+        metrics: Vec<Arc<NodeMetrics>>,
+        elapsed: Duration,
+    ) -> Result<RunReport, RunError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if self.sinks_total > 0 && !self.finished {
+            return Err(RunError::Internal(
+                "the job ended before its last checkpoint committed".into(),
+            ));
+        }
+        Ok(RunReport {
+            metrics,
+            elapsed,
+            last_checkpoint: self.book.last_completed(),
+            savepoint: self.book.stop_savepoint(),
+        })
+    }
 }
 
 /// Record the job's first real error and cancel every subtask. A `Cancelled` error (a subtask

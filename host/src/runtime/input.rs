@@ -12,10 +12,10 @@
 
 use super::Message;
 use super::subtask::Control;
-use crate::batch::Batch;
 use crossbeam_channel::{Receiver, RecvError, RecvTimeoutError, Select};
 use std::collections::BTreeMap;
 use std::time::Instant;
+use weir_core::batch::Batch;
 
 /// What the subtask should act on next.
 pub enum Step {
@@ -183,7 +183,7 @@ impl Inputs {
                 Ok(Message::End) => {
                     // An ended input holds nothing back: its watermark is +∞.
                     self.ended[index] = true;
-                    self.watermarks[index] = crate::time::END_OF_TIME;
+                    self.watermarks[index] = weir_core::time::END_OF_TIME;
                     if let Some(step) = self.advance() {
                         self.end_pending = true;
                         return step;
@@ -285,7 +285,7 @@ mod tests {
     use crate::runtime::Barrier;
 
     fn batch(v: &str) -> Message {
-        let mut b = crate::batch::BatchBuilder::new();
+        let mut b = weir_core::batch::BatchBuilder::new();
         b.push(None, v.as_bytes(), None, []);
         Message::Batch(b.finish())
     }

@@ -8,27 +8,28 @@
 //! Invariant: channels are bounded (a slow sink slows the sources; memory stays flat), and a
 //! barrier travels behind every record sent before it on the same channel.
 
+mod bookkeeping;
 mod chain;
 mod coordinator;
 mod input;
+mod launch;
 pub mod node;
 mod output;
 mod subtask;
 mod supervised;
 
 pub use coordinator::{
-    CheckpointHooks, Command, Commands, CompletedCheckpoint, NoCheckpointStore, RestorePoint,
-    RunOptions, StopSignal,
+    CheckpointHooks, Command, Commands, CompletedCheckpoint, JobObserver, NoCheckpointStore,
+    RestorePoint, RunOptions, StopSignal,
 };
 pub use node::{NodeFactory, OperatorFactory, OperatorNode, SinkNode, SourceNode};
-pub use output::stable_hash;
 pub use supervised::{Care, Supervised};
 
-use crate::batch::Batch;
 use crate::config::Partition;
 use crate::metrics::NodeMetrics;
-use crate::plugin::PluginError;
 use std::sync::Arc;
+use weir_core::batch::Batch;
+use weir_core::{NodeError, Retry};
 
 /// What flows on a channel between two subtasks.
 #[derive(Debug)]
@@ -99,7 +100,7 @@ pub struct JobNode {
     pub inputs: Vec<(usize, Partition, Port)>,
     pub factory: NodeFactory,
     /// Where the node's output gets its event time and watermarks, if it does.
-    pub watermarks: Option<crate::time::watermarks::Strategy>,
+    pub watermarks: Option<weir_core::time::watermarks::Strategy>,
     /// May run chained into its upstream subtask (see `chain`).
     pub chain: bool,
 }
@@ -117,45 +118,11 @@ pub struct Job {
     pub cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl Job {
-    /// The job of a validated graph (`job`: its identity, empty outside a state directory).
-    pub fn from_graph(
-        graph: &crate::graph::JobGraph,
-        host: Arc<crate::plugin::PluginHost>,
-        job: &str,
-    ) -> Self {
-        let cancel: Arc<std::sync::atomic::AtomicBool> = Arc::default();
-        Job {
-            name: graph.name.clone(),
-            nodes: graph
-                .nodes
-                .iter()
-                .map(|n| JobNode {
-                    uid: n.uid.clone(),
-                    parallelism: n.parallelism,
-                    inputs: n
-                        .inputs
-                        .iter()
-                        .map(|e| (e.from, e.partition, e.port))
-                        .collect(),
-                    factory: NodeFactory::for_job(host.clone(), n, cancel.clone(), job),
-                    watermarks: n.watermarks.clone(),
-                    chain: n.chain,
-                })
-                .collect(),
-            batch_size: graph.batch_size,
-            channel_capacity: graph.channel_capacity,
-            max_parallelism: graph.max_parallelism,
-            cancel,
-        }
-    }
-}
-
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Plugin(PluginError),
+    Node(NodeError),
     #[error("checkpoint storage: {0}")]
     Checkpoint(String),
     #[error("the job was cancelled")]
@@ -168,7 +135,7 @@ pub enum RunError {
     StopTimedOut(std::time::Duration),
     /// A record's event time could not be read: the same input fails the same way again.
     #[error(transparent)]
-    Time(crate::time::watermarks::TimestampError),
+    Time(weir_core::time::watermarks::TimestampError),
     #[error(transparent)]
     Keyed(crate::keyed::KeyedError),
     #[error("internal: {0}")]
@@ -179,83 +146,32 @@ impl RunError {
     /// Why a restart cannot cure this failure, if it cannot: the same plugin, config and
     /// components fail the same way every time. Restarting those only repeats the error.
     pub fn incurable(&self) -> Option<&'static str> {
-        use crate::plugin::Cause;
         match self {
-            RunError::Plugin(PluginError::Call {
-                call: "open" | "instantiate",
-                cause:
-                    Cause::Error(_) | Cause::Io(_) | Cause::OutOfMemory { .. } | Cause::TooLarge(_),
-                ..
-            }) => Some("the plugin refuses to start with this config or ceiling"),
-            RunError::Plugin(PluginError::Call {
-                call: "restore",
-                cause: Cause::Error(_),
-                ..
-            }) => Some(
-                "the plugin refuses the stored state, which every restart restores again (run the build that wrote it, or start over with --fresh)",
-            ),
-            RunError::Plugin(PluginError::Call {
-                call: "restore",
-                cause: Cause::Io(_),
-                ..
-            }) => Some(
-                "the plugin cannot use a file or directory its stored state names, and a restart finds it the same way (were files under its grants moved, deleted or made read-only outside weir? put them back, or start over with --fresh --yes)",
-            ),
-            RunError::Plugin(PluginError::Call {
-                cause: Cause::TooLarge(_),
-                ..
-            }) => Some(
-                "the same input makes the same reply again (raise the node's reply limit the message names, or lower [pipeline] batch_size)",
-            ),
-            RunError::Plugin(PluginError::Call {
-                cause: Cause::KeyedMisuse(_),
-                ..
-            }) => Some("the plugin's code uses keyed state this way on the same input again"),
-            RunError::Plugin(
-                PluginError::Read { .. }
-                | PluginError::Compile { .. }
-                | PluginError::NotAPlugin { .. }
-                | PluginError::Incomplete { .. }
-                | PluginError::Imports { .. }
-                | PluginError::Instantiate { .. },
-            ) => Some("the plugin cannot be loaded or started"),
-            RunError::Plugin(PluginError::Call {
-                cause: Cause::BadBatch(_),
-                ..
-            }) => Some("the plugin does not speak this weir's batch format"),
+            RunError::Node(e) => match e.retry() {
+                Retry::Never(why) => Some(why),
+                Retry::Restart => None,
+            },
             RunError::Time(_) => Some("the input has a record without a usable event time"),
             RunError::CancelledOnRequest => Some("it was cancelled on request"),
             _ => None,
         }
     }
-}
 
-impl RunError {
     /// Whether this is a failure of a plugin's own logic (an error it returned that is not the
-    /// operating system's, a panic, a trap): the same input makes it again. Not a limit the
-    /// host enforced, not I/O, not a cancellation.
+    /// operating system's, a panic, a trap): the same input makes it again.
     pub fn is_plugin_logic(&self) -> bool {
-        use crate::plugin::Cause;
-        matches!(
-            self,
-            RunError::Plugin(PluginError::Call {
-                cause: Cause::Error(_) | Cause::Panic { .. } | Cause::Trap(_),
-                ..
-            })
-        )
+        matches!(self, RunError::Node(e) if e.is_plugin_logic())
     }
 }
 
-impl From<PluginError> for RunError {
-    /// A call cut short because the job was cancelled is the cancellation, not the plugin's
+impl From<NodeError> for RunError {
+    /// A call cut short because the job was cancelled is the cancellation, not the node's
     /// failure: it must not hide the error that caused it.
-    fn from(e: PluginError) -> Self {
-        match e {
-            PluginError::Call {
-                cause: crate::plugin::Cause::Cancelled,
-                ..
-            } => RunError::Cancelled,
-            e => RunError::Plugin(e),
+    fn from(e: NodeError) -> Self {
+        if e.is_cancelled() {
+            RunError::Cancelled
+        } else {
+            RunError::Node(e)
         }
     }
 }

@@ -9,12 +9,12 @@
 
 use super::chain::Chain;
 use super::{Message, Port, RunError};
-use crate::batch::{Batch, BatchBuilder};
 use crate::config::Partition;
 use crate::metrics::NodeMetrics;
 use crossbeam_channel::{Sender, TrySendError};
 use std::sync::Arc;
 use std::time::Instant;
+use weir_core::batch::{Batch, BatchBuilder};
 
 /// The downstream went away (it failed or the job is cancelled).
 #[derive(Debug)]
@@ -195,8 +195,8 @@ impl Output {
                     (0..n).map(|_| BatchBuilder::with_capacity(per)).collect();
                 let max = self.max_parallelism;
                 for r in &batch {
-                    let group = crate::keyed::groups::group_of(r.routing_key(), max);
-                    parts[crate::keyed::groups::subtask_of(group, max, n as u32) as usize]
+                    let group = weir_core::groups::group_of(r.routing_key(), max);
+                    parts[weir_core::groups::subtask_of(group, max, n as u32) as usize]
                         .push_ref(&r);
                 }
                 for (s, part) in e.senders.iter().zip(parts) {
@@ -222,17 +222,6 @@ impl Output {
         }
         self.flush()
     }
-}
-
-/// FNV-1a, 64 bit: stable across runs, platforms and Rust versions, so a key always lands on the
-/// same subtask (state keyed by subtask stays valid across restarts).
-pub fn stable_hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
 }
 
 #[cfg(test)]
@@ -267,9 +256,9 @@ mod tests {
             while let Ok(Message::Batch(b)) = rx.try_recv() {
                 for r in &b {
                     total += 1;
-                    let group = crate::keyed::groups::group_of(r.key.unwrap(), 128);
+                    let group = weir_core::groups::group_of(r.key.unwrap(), 128);
                     assert!(
-                        crate::keyed::groups::range(i as u32, 3, 128).contains(&group),
+                        weir_core::groups::range(i as u32, 3, 128).contains(&group),
                         "a key reached a subtask that does not hold its key group"
                     );
                     let prev = home.insert(r.key.unwrap().to_vec(), i);
@@ -281,11 +270,5 @@ mod tests {
             }
         }
         assert_eq!(total, keys.len() * 2);
-    }
-
-    #[test]
-    fn stable_hash_is_fnv1a() {
-        assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

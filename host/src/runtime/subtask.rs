@@ -11,17 +11,17 @@ use super::input::{Inputs, Step};
 use super::node::{OperatorNode, SinkNode, SourceNode};
 use super::output::{Closed, Output};
 use super::{Barrier, Message, Port, RunError};
-use crate::batch::{self, Batch};
 use crate::metrics::NodeMetrics;
-use crate::plugin::Polled;
-use crate::time::SubtaskTime;
-use crate::time::timers::wall_clock_ms;
-use crate::time::watermarks::{Emit, Generator, Strategy};
 use crossbeam_channel::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
+use weir_core::batch::{self, Batch};
+use weir_core::node::Polled;
+use weir_core::time::SubtaskTime;
+use weir_core::time::timers::wall_clock_ms;
+use weir_core::time::watermarks::{Emit, Generator, Strategy};
 
 /// From the coordinator to a source or sink subtask.
 #[derive(Debug)]
@@ -366,7 +366,7 @@ impl OperatorTask {
                 let produced = busy(ctx, || node.on_watermark(t))?;
                 emit(ctx, node, &mut self.clock, &mut self.out, produced)?;
                 // +∞ goes on as the end, after what `finish` emits (else that would be late).
-                if self.passes_time && t < crate::time::END_OF_TIME {
+                if self.passes_time && t < weir_core::time::END_OF_TIME {
                     self.out.broadcast(&Message::Watermark(t))?;
                 }
             }

@@ -18,14 +18,14 @@
 //! calls for k poison records.
 
 use super::node::OperatorNode;
-use crate::batch::{self, Batch};
 use crate::config::OnError;
-use crate::plugin::{Cause, Header, PluginError, Record};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use weir_core::batch::{self, Batch};
+use weir_core::{Call, Cause, Header, NodeError, Record};
 
 /// Starts a fresh instance of the operator (on the subtask's keyed state).
-pub type Fresh = Box<dyn Fn() -> Result<Box<dyn OperatorNode>, PluginError> + Send>;
+pub type Fresh = Box<dyn Fn() -> Result<Box<dyn OperatorNode>, NodeError> + Send>;
 
 /// What the host does for an operator beyond calling it.
 #[derive(Clone, Copy, Debug)]
@@ -61,7 +61,7 @@ type Replayed = (
     Batch,
     Vec<Record>,
     Vec<u8>,
-    Vec<(Record, PluginError, Duration)>,
+    Vec<(Record, NodeError, Duration)>,
 );
 
 impl Supervised {
@@ -79,7 +79,7 @@ impl Supervised {
     /// Put a fresh instance restored from `state` in place of the current one, handing it the
     /// late records not yet taken: `late`, then the old instance's own (whose call's output is
     /// kept), so they come out after the call as if nothing had been replaced.
-    fn replace(&mut self, state: &[u8], mut late: Vec<Record>) -> Result<(), PluginError> {
+    fn replace(&mut self, state: &[u8], mut late: Vec<Record>) -> Result<(), NodeError> {
         let mut next = (self.fresh)()?;
         next.restore(state)?;
         late.extend(self.current.take_late());
@@ -89,7 +89,7 @@ impl Supervised {
     }
 
     /// After a call: recycle the instance if its memory passed the mark.
-    fn recycle_if_needed(&mut self) -> Result<(), PluginError> {
+    fn recycle_if_needed(&mut self) -> Result<(), NodeError> {
         let Some(high_water) = self.care.recycle_above else {
             return Ok(());
         };
@@ -110,7 +110,7 @@ impl Supervised {
     }
 
     /// `process`, isolating the records that make it fail.
-    fn process_isolating(&mut self, batch: Batch) -> Result<Batch, PluginError> {
+    fn process_isolating(&mut self, batch: Batch) -> Result<Batch, NodeError> {
         let before = self.current.snapshot()?;
         let failure = match self.current.process(batch.clone()) {
             Ok(out) => return Ok(out),
@@ -143,7 +143,7 @@ impl Supervised {
 
     /// Replay `records` from `state`, halving every part that fails, until each failing part
     /// is one record.
-    fn bisect(&self, records: Batch, mut state: Vec<u8>) -> Result<Replayed, PluginError> {
+    fn bisect(&self, records: Batch, mut state: Vec<u8>) -> Result<Replayed, NodeError> {
         let mut out = Batch::empty();
         let mut late = Vec::new();
         let mut dead = Vec::new();
@@ -174,16 +174,16 @@ impl Supervised {
     }
 
     /// `record` as a dead letter: itself, plus headers naming what happened.
-    fn dead_letter(&self, mut record: Record, error: &PluginError, took: Duration) -> Record {
+    fn dead_letter(&self, mut record: Record, error: &NodeError, took: Duration) -> Record {
         let (node, plugin, cause, backtrace) = match error {
-            PluginError::Call {
+            NodeError::Call {
                 node,
                 origin,
                 cause,
                 ..
             } => (
                 node.clone(),
-                origin.to_string(),
+                origin.clone(),
                 cause.to_string(),
                 cause.backtrace().map(str::to_owned),
             ),
@@ -210,12 +210,12 @@ impl Supervised {
 }
 
 /// Failures a record can cause (not a cancelled job).
-fn isolatable(e: &PluginError) -> bool {
-    matches!(e, PluginError::Call { call: "process", cause, .. } if !matches!(cause, Cause::Cancelled))
+fn isolatable(e: &NodeError) -> bool {
+    matches!(e, NodeError::Call { call: Call::Process, cause, .. } if !matches!(cause, Cause::Cancelled))
 }
 
 impl OperatorNode for Supervised {
-    fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
+    fn process(&mut self, batch: Batch) -> Result<Batch, NodeError> {
         let out = match self.care.on_error {
             OnError::Fail => self.current.process(batch)?,
             _ => self.process_isolating(batch)?,
@@ -224,13 +224,13 @@ impl OperatorNode for Supervised {
         Ok(out)
     }
 
-    fn on_watermark(&mut self, ts: i64) -> Result<Batch, PluginError> {
+    fn on_watermark(&mut self, ts: i64) -> Result<Batch, NodeError> {
         let out = self.current.on_watermark(ts)?;
         self.recycle_if_needed()?;
         Ok(out)
     }
 
-    fn on_processing_time(&mut self, now: i64) -> Result<Batch, PluginError> {
+    fn on_processing_time(&mut self, now: i64) -> Result<Batch, NodeError> {
         let out = self.current.on_processing_time(now)?;
         self.recycle_if_needed()?;
         Ok(out)
@@ -240,7 +240,7 @@ impl OperatorNode for Supervised {
         self.current.next_processing_timer()
     }
 
-    fn finish(&mut self) -> Result<Batch, PluginError> {
+    fn finish(&mut self) -> Result<Batch, NodeError> {
         self.current.finish()
     }
 
@@ -262,11 +262,11 @@ impl OperatorNode for Supervised {
         std::mem::take(&mut self.isolated) + self.current.take_isolated()
     }
 
-    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self) -> Result<Vec<u8>, NodeError> {
         self.current.snapshot()
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+    fn restore(&mut self, state: &[u8]) -> Result<(), NodeError> {
         self.current.restore(state)
     }
 
@@ -278,8 +278,6 @@ impl OperatorNode for Supervised {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::PluginOrigin;
-    use std::path::PathBuf;
 
     /// Counts what it saw (its state); fails on the value "13", sends values starting with
     /// "L" to its late output, appends "!" to the rest; always reports 1 MiB of memory.
@@ -290,15 +288,15 @@ mod tests {
     }
 
     impl OperatorNode for Picky {
-        fn process(&mut self, batch: Batch) -> Result<Batch, PluginError> {
-            let mut out = crate::batch::BatchBuilder::new();
+        fn process(&mut self, batch: Batch) -> Result<Batch, NodeError> {
+            let mut out = weir_core::batch::BatchBuilder::new();
             for r in &batch {
                 if r.value == b"13" {
-                    return Err(PluginError::Call {
+                    return Err(NodeError::Call {
                         node: "picky".into(),
                         subtask: 0,
-                        origin: PluginOrigin::File(PathBuf::from("picky.wasm")),
-                        call: "process",
+                        origin: "picky.wasm".into(),
+                        call: Call::Process,
                         cause: Cause::Panic {
                             message: "thirteen".into(),
                             backtrace: "".into(),
@@ -307,7 +305,7 @@ mod tests {
                 }
                 self.seen += 1;
                 if r.value.starts_with(b"L") {
-                    self.late.push(crate::batch::owned(&r));
+                    self.late.push(weir_core::batch::owned(&r));
                     continue;
                 }
                 out.push_mapped(&r, |v| {
@@ -317,13 +315,13 @@ mod tests {
             }
             Ok(out.finish())
         }
-        fn on_watermark(&mut self, _ts: i64) -> Result<Batch, PluginError> {
+        fn on_watermark(&mut self, _ts: i64) -> Result<Batch, NodeError> {
             Ok(Batch::empty())
         }
-        fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+        fn snapshot(&mut self) -> Result<Vec<u8>, NodeError> {
             Ok(self.seen.to_le_bytes().to_vec())
         }
-        fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        fn restore(&mut self, state: &[u8]) -> Result<(), NodeError> {
             self.seen = u64::from_le_bytes(state.try_into().unwrap());
             Ok(())
         }
@@ -373,7 +371,9 @@ mod tests {
             .into_iter()
             .map(record)
             .collect();
-        let out = node.process(crate::batch::from_records(&batch)).unwrap();
+        let out = node
+            .process(weir_core::batch::from_records(&batch))
+            .unwrap();
         let values: Vec<&str> = out.iter().map(|r| r.value_str().unwrap()).collect();
         assert_eq!(values, ["1!", "2!", "3!", "4!", "5!"]);
         // The state counts exactly the records that passed.
@@ -396,7 +396,7 @@ mod tests {
         assert!(header(&dead[0], "weir.cause").unwrap().contains("thirteen"));
         assert!(header(&dead[0], "weir.elapsed_ms").is_some());
         // Next batch: the fresh instance carries the state on.
-        node.process(crate::batch::from_records(&[record("6")]))
+        node.process(weir_core::batch::from_records(&[record("6")]))
             .unwrap();
         assert_eq!(node.snapshot().unwrap(), 6u64.to_le_bytes());
     }
@@ -413,7 +413,9 @@ mod tests {
             .into_iter()
             .map(record)
             .collect();
-        let out = node.process(crate::batch::from_records(&batch)).unwrap();
+        let out = node
+            .process(weir_core::batch::from_records(&batch))
+            .unwrap();
         let out: Vec<&str> = out.iter().map(|r| r.value_str().unwrap()).collect();
         assert_eq!(out, ["1!", "2!"]);
         assert_eq!(values(&node.take_late()), ["L1", "L2"]);
@@ -421,7 +423,7 @@ mod tests {
         assert_eq!(node.snapshot().unwrap(), 4u64.to_le_bytes());
         // A batch without poison, recycled after it: its late record too.
         let out = node
-            .process(crate::batch::from_records(&[record("L3"), record("3")]))
+            .process(weir_core::batch::from_records(&[record("L3"), record("3")]))
             .unwrap();
         assert_eq!(out.len(), 1);
         assert_eq!(values(&node.take_late()), ["L3"]);

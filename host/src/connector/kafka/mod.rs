@@ -14,10 +14,10 @@ pub use source::{KafkaSource, merge_source_states};
 
 use super::options::Options;
 use crate::config::ConfigError;
-use crate::plugin::PluginError;
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
 use std::time::Duration;
+use weir_core::NodeError;
 
 /// Where a source starts reading a partition it has no checkpointed offset for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -344,8 +344,8 @@ fn client_config(
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// An error of node `uid`[`subtask`]'s Kafka `connector`.
-fn error(uid: &str, subtask: u32, connector: &'static str, message: String) -> PluginError {
-    PluginError::Native {
+fn error(uid: &str, subtask: u32, connector: &'static str, message: String) -> NodeError {
+    NodeError::External {
         node: uid.to_owned(),
         subtask,
         connector,

@@ -21,8 +21,6 @@
 //! commits: while one checkpoint awaits its commit, newer records wait in memory.
 
 use super::{REQUEST_TIMEOUT, Semantic, SinkConfig, error};
-use crate::batch::{Batch, RecordRef};
-use crate::plugin::PluginError;
 use crate::runtime::SinkNode;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerGroupMetadata};
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
@@ -33,6 +31,8 @@ use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use weir_core::NodeError;
+use weir_core::batch::{Batch, RecordRef};
 
 const CONNECTOR: &str = "kafka sink";
 
@@ -129,7 +129,7 @@ impl KafkaSink {
         uid: &str,
         subtask: u32,
         parallelism: u32,
-    ) -> Result<Self, PluginError> {
+    ) -> Result<Self, NodeError> {
         let err = |m: String| error(uid, subtask, CONNECTOR, m);
         let deliveries = Arc::new(Deliveries {
             failed: Mutex::new(None),
@@ -196,7 +196,7 @@ impl KafkaSink {
 
     /// Start (and drop) a transactional producer with the id of subtask `k`: the broker fences
     /// any older producer with that id and aborts the transaction it left open.
-    fn fence(&self, k: u32) -> Result<(), PluginError> {
+    fn fence(&self, k: u32) -> Result<(), NodeError> {
         let id = self.cfg.transactional_id(&self.uid, k);
         let producer: rdkafka::producer::BaseProducer = super::client_config(
             &self.cfg.bootstrap_servers,
@@ -215,7 +215,7 @@ impl KafkaSink {
     /// Fence the transactional ids a run with up to `scale_down_factor` times more subtasks
     /// used and this one does not: a transaction one of them left open would hold back every
     /// `read_committed` reader of its partitions until the broker times it out.
-    fn abort_lingering(&self, parallelism: u32) -> Result<(), PluginError> {
+    fn abort_lingering(&self, parallelism: u32) -> Result<(), NodeError> {
         let above = parallelism..parallelism.saturating_mul(self.cfg.scale_down_factor);
         if above.is_empty() {
             return Ok(());
@@ -232,11 +232,11 @@ impl KafkaSink {
         Ok(())
     }
 
-    fn err(&self, message: String) -> PluginError {
+    fn err(&self, message: String) -> NodeError {
         error(&self.uid, self.subtask, CONNECTOR, message)
     }
 
-    fn partition_count(&mut self, topic: &str) -> Result<i32, PluginError> {
+    fn partition_count(&mut self, topic: &str) -> Result<i32, NodeError> {
         if let Some((n, _)) = self.partitions.get(topic) {
             return Ok(*n);
         }
@@ -264,7 +264,7 @@ impl KafkaSink {
     }
 
     /// Resolve a record's topic (its `topic_header`, else the configured one) and partition.
-    fn resolve(&mut self, r: &RecordRef) -> Result<Out, PluginError> {
+    fn resolve(&mut self, r: &RecordRef) -> Result<Out, NodeError> {
         let mut topic = None;
         let mut headers = Vec::with_capacity(r.headers.len());
         for (key, value) in r.headers.iter() {
@@ -294,7 +294,7 @@ impl KafkaSink {
     }
 
     /// Hand one record to librdkafka, waiting while its queue is full.
-    fn produce(&self, o: &Out, txn: Option<&str>) -> Result<(), PluginError> {
+    fn produce(&self, o: &Out, txn: Option<&str>) -> Result<(), NodeError> {
         let mut headers = OwnedHeaders::new_with_capacity(o.headers.len() + 1);
         for (k, v) in &o.headers {
             headers = headers.insert(KafkaHeader {
@@ -338,14 +338,14 @@ impl KafkaSink {
     }
 
     /// Hand `records` to librdkafka inside the transaction labelled `label`.
-    fn produce_all(&self, records: &[Out], label: &str) -> Result<(), PluginError> {
+    fn produce_all(&self, records: &[Out], label: &str) -> Result<(), NodeError> {
         records
             .iter()
             .try_for_each(|o| self.produce(o, Some(label)))
     }
 
     /// Wait for every acknowledgement; fail on the first delivery error.
-    fn flush(&self) -> Result<(), PluginError> {
+    fn flush(&self) -> Result<(), NodeError> {
         // Not `Producer::flush`: beside the producer's polling thread it waits in steps of
         // 100 ms, which every checkpoint would pay. The queue empties once every delivery
         // report was served.
@@ -369,7 +369,7 @@ impl KafkaSink {
     }
 
     /// The open transaction, begun if there is none.
-    fn ensure_txn(&mut self) -> Result<String, PluginError> {
+    fn ensure_txn(&mut self) -> Result<String, NodeError> {
         if let Some(t) = &self.txn {
             return Ok(t.label.clone());
         }
@@ -387,7 +387,7 @@ impl KafkaSink {
     }
 
     /// Commit the open transaction with the marker for `checkpoint`.
-    fn commit_txn(&mut self, checkpoint: u64, records: usize) -> Result<(), PluginError> {
+    fn commit_txn(&mut self, checkpoint: u64, records: usize) -> Result<(), NodeError> {
         let Some(txn) = self.txn.take() else {
             return Ok(());
         };
@@ -427,7 +427,7 @@ impl KafkaSink {
     }
 
     /// The checkpoint and label bits of the last committed marker, if any.
-    fn read_marker(&self) -> Result<Option<(u64, u32)>, PluginError> {
+    fn read_marker(&self) -> Result<Option<(u64, u32)>, NodeError> {
         let (consumer, _) = self
             .marker
             .as_ref()
@@ -445,7 +445,7 @@ impl KafkaSink {
 }
 
 impl SinkNode for KafkaSink {
-    fn write(&mut self, batch: Batch) -> Result<(), PluginError> {
+    fn write(&mut self, batch: Batch) -> Result<(), NodeError> {
         for r in &batch {
             let o = self.resolve(&r)?;
             match self.cfg.semantic {
@@ -462,7 +462,7 @@ impl SinkNode for KafkaSink {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), PluginError> {
+    fn finish(&mut self) -> Result<(), NodeError> {
         if self.cfg.semantic == Semantic::None {
             // Fire and forget, but do not leave records in the queue when the process ends.
             self.producer
@@ -472,7 +472,7 @@ impl SinkNode for KafkaSink {
         Ok(())
     }
 
-    fn prepare(&mut self, checkpoint: u64) -> Result<(), PluginError> {
+    fn prepare(&mut self, checkpoint: u64) -> Result<(), NodeError> {
         match self.cfg.semantic {
             Semantic::None => Ok(()),
             Semantic::AtLeastOnce => self.flush(),
@@ -498,7 +498,7 @@ impl SinkNode for KafkaSink {
         }
     }
 
-    fn commit(&mut self, checkpoint: u64) -> Result<(), PluginError> {
+    fn commit(&mut self, checkpoint: u64) -> Result<(), NodeError> {
         if self.cfg.semantic != Semantic::ExactlyOnce {
             return Ok(());
         }
@@ -538,14 +538,14 @@ impl SinkNode for KafkaSink {
         Ok(())
     }
 
-    fn abort(&mut self, _checkpoint: u64) -> Result<(), PluginError> {
+    fn abort(&mut self, _checkpoint: u64) -> Result<(), NodeError> {
         // Called on restore for checkpoints newer than the restored one. Their transactions were
         // aborted when this producer fenced the old one (init_transactions); their records come
         // again from the sources. Nothing else to do.
         Ok(())
     }
 
-    fn snapshot(&mut self) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self) -> Result<Vec<u8>, NodeError> {
         if self.cfg.semantic != Semantic::ExactlyOnce {
             return Ok(Vec::new());
         }
@@ -557,7 +557,7 @@ impl SinkNode for KafkaSink {
         bytes.map_err(|e| self.err(format!("cannot encode pending transactions: {e}")))
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+    fn restore(&mut self, state: &[u8]) -> Result<(), NodeError> {
         if self.cfg.semantic != Semantic::ExactlyOnce || state.is_empty() {
             return Ok(());
         }

@@ -8,7 +8,6 @@
 //! dropped silently: a corrupt one fails the job, is counted and logged, or is dead-lettered.
 
 use super::{Format, OnCorrupt, REQUEST_TIMEOUT, SourceConfig, StartAt, Topics, error};
-use crate::plugin::{Header, PluginError, Polled, Record};
 use crate::runtime::SourceNode;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -17,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use weir_core::node::Polled;
+use weir_core::{Header, NodeError, Record};
 
 const CONNECTOR: &str = "kafka source";
 
@@ -93,7 +94,7 @@ impl KafkaSource {
         uid: &str,
         subtask: u32,
         parallelism: u32,
-    ) -> Result<Self, PluginError> {
+    ) -> Result<Self, NodeError> {
         let err = |m: String| error(uid, subtask, CONNECTOR, m);
         let consumer: BaseConsumer = super::client_config(
             &cfg.bootstrap_servers,
@@ -133,18 +134,18 @@ impl KafkaSource {
         })
     }
 
-    fn err(&self, message: String) -> PluginError {
+    fn err(&self, message: String) -> NodeError {
         error(&self.uid, self.subtask, CONNECTOR, message)
     }
 
     /// Assign this subtask's partitions, each at its restored offset or the configured start.
-    fn assign(&mut self) -> Result<(), PluginError> {
+    fn assign(&mut self) -> Result<(), NodeError> {
         if self.cfg.bounded && self.p.ends.is_none() {
             let ends = self
                 .partitions
                 .iter()
                 .map(|tp| Ok((tp.clone(), self.watermark(tp, true)?)))
-                .collect::<Result<_, PluginError>>()?;
+                .collect::<Result<_, NodeError>>()?;
             self.p.ends = Some(ends);
         }
         // Resolve every start position to an offset now, so the state always holds exact
@@ -233,7 +234,7 @@ impl KafkaSource {
     }
 
     /// The low (first) or high (next to be written) offset of `tp`.
-    fn watermark(&self, (t, p): &Tp, high: bool) -> Result<i64, PluginError> {
+    fn watermark(&self, (t, p): &Tp, high: bool) -> Result<i64, NodeError> {
         let (low, hi) = self
             .consumer
             .fetch_watermarks(t, *p, REQUEST_TIMEOUT)
@@ -242,7 +243,7 @@ impl KafkaSource {
     }
 
     /// No committed offset for `tp`: where `auto.offset.reset` says to start.
-    fn reset_offset(&self, tp: &Tp) -> Result<i64, PluginError> {
+    fn reset_offset(&self, tp: &Tp) -> Result<i64, NodeError> {
         let reset = self
             .cfg
             .properties
@@ -259,7 +260,7 @@ impl KafkaSource {
     }
 
     /// Bounded reads: mark partitions whose position reached their end.
-    fn check_ends(&mut self) -> Result<bool, PluginError> {
+    fn check_ends(&mut self) -> Result<bool, NodeError> {
         let Some(ends) = &self.p.ends else {
             return Ok(false);
         };
@@ -305,8 +306,8 @@ impl Progress {
         &mut self,
         src: (&SourceConfig, &str, u32),
         m: &rdkafka::message::BorrowedMessage<'_>,
-        out: &mut crate::batch::BatchBuilder,
-    ) -> Result<(), PluginError> {
+        out: &mut weir_core::batch::BatchBuilder,
+    ) -> Result<(), NodeError> {
         let (cfg, uid, subtask) = src;
         let tp = (m.topic().to_owned(), m.partition());
         if let Some(end) = self.ends.as_ref().and_then(|e| e.get(&tp))
@@ -454,7 +455,7 @@ fn list_partitions(consumer: &BaseConsumer, topics: &Topics) -> Result<Vec<Tp>, 
 }
 
 impl SourceNode for KafkaSource {
-    fn poll(&mut self, max: u32) -> Result<Polled, PluginError> {
+    fn poll(&mut self, max: u32) -> Result<Polled, NodeError> {
         if !self.assigned {
             self.assign()?;
         }
@@ -465,7 +466,7 @@ impl SourceNode for KafkaSource {
         if allowed == 0 {
             return Ok(Polled::Idle);
         }
-        let mut out = crate::batch::BatchBuilder::with_capacity(allowed as usize * 64);
+        let mut out = weir_core::batch::BatchBuilder::with_capacity(allowed as usize * 64);
         let mut handled = 0u32;
         let mut wait = Duration::from_millis(50);
         while handled < allowed {
@@ -510,7 +511,7 @@ impl SourceNode for KafkaSource {
         std::mem::take(&mut self.p.dead_letters)
     }
 
-    fn snapshot(&mut self, checkpoint: u64) -> Result<Vec<u8>, PluginError> {
+    fn snapshot(&mut self, checkpoint: u64) -> Result<Vec<u8>, NodeError> {
         // Keep the offsets for the group commit once this checkpoint completes; older
         // snapshots that never completed are dropped then.
         self.snapshots.insert(checkpoint, self.p.offsets.clone());
@@ -527,7 +528,7 @@ impl SourceNode for KafkaSource {
         serde_json::to_vec(&state).map_err(|e| self.err(format!("cannot encode offsets: {e}")))
     }
 
-    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+    fn restore(&mut self, state: &[u8]) -> Result<(), NodeError> {
         let s: State = serde_json::from_slice(state)
             .map_err(|e| self.err(format!("the checkpointed offsets are unreadable: {e}")))?;
         let nested = |v: Vec<(String, i32, i64)>| -> BTreeMap<Tp, i64> {
@@ -554,7 +555,7 @@ impl SourceNode for KafkaSource {
         Ok(())
     }
 
-    fn checkpoint_complete(&mut self, id: u64) -> Result<(), PluginError> {
+    fn checkpoint_complete(&mut self, id: u64) -> Result<(), NodeError> {
         let Some(offsets) = self.snapshots.remove(&id) else {
             return Ok(());
         };

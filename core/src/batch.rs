@@ -6,7 +6,7 @@
 //! Invariant: converting between the two forms keeps every field (key, value, timestamp,
 //! headers, in order).
 
-use crate::plugin::{Header, Record};
+use crate::record::{Header, Record};
 pub use weir_batch::{Batch, BatchBuilder, Limits, RecordRef};
 
 /// The packed batch of owned records.

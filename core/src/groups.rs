@@ -15,9 +15,20 @@ pub const MAX_MAX_PARALLELISM: u32 = 32_768;
 /// A key group id, `0 .. max_parallelism`.
 pub type KeyGroup = u16;
 
+/// FNV-1a, 64 bit: stable across runs, platforms and Rust versions, so a key always lands on the
+/// same subtask (state keyed by subtask stays valid across restarts).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// The key group of `key` among `max_parallelism` groups.
 pub fn group_of(key: &[u8], max_parallelism: u32) -> KeyGroup {
-    (crate::runtime::stable_hash(key) % u64::from(max_parallelism)) as KeyGroup
+    (stable_hash(key) % u64::from(max_parallelism)) as KeyGroup
 }
 
 /// The subtask (of `parallelism`) that holds key group `group`.
@@ -67,5 +78,11 @@ mod tests {
         for p in [1, 2, 3, 128] {
             assert!(range(subtask_of(g, 128, p), p, 128).contains(&g));
         }
+    }
+
+    #[test]
+    fn stable_hash_is_fnv1a() {
+        assert_eq!(stable_hash(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(stable_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 }

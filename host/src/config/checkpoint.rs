@@ -3,7 +3,7 @@
 //!
 //! Invariant: every bad value is an error naming its key; nothing falls back silently.
 
-use crate::config::{CheckpointMode, ConfigError, PipelineSpec};
+use super::{CheckpointMode, ConfigError, PipelineSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -29,7 +29,7 @@ pub(crate) fn duration(
     default: &str,
 ) -> Result<Duration, ConfigError> {
     let text = value.as_deref().unwrap_or(default);
-    crate::config::parse_duration(text).ok_or_else(|| {
+    super::parse_duration(text).ok_or_else(|| {
         spec.invalid(
             key,
             format!("{text:?} is not a duration such as \"10s\" or \"500ms\""),

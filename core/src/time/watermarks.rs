@@ -168,7 +168,7 @@ impl Generator {
             node: self.node.clone(),
             why,
             // Input text is data: control characters escaped, as a plugin's text is.
-            start: crate::plugin::text::escape(&String::from_utf8_lossy(&r.value[..end]), 120),
+            start: crate::text::escape(&String::from_utf8_lossy(&r.value[..end]), 120),
         }
     }
 

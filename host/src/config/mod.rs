@@ -4,6 +4,8 @@
 //! Invariant: every error names the offending key (`node.count.plugin`, `pipeline.batch_size`),
 //! so a user can go straight to the line to fix.
 
+pub mod checkpoint;
+
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -182,7 +184,7 @@ fn default_batch_size() -> u32 {
     1024
 }
 fn default_max_parallelism() -> u32 {
-    crate::keyed::DEFAULT_MAX_PARALLELISM
+    weir_core::groups::DEFAULT_MAX_PARALLELISM
 }
 fn default_channel_capacity() -> usize {
     16
