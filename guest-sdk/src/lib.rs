@@ -132,15 +132,29 @@ pub trait Operator: Serialize + DeserializeOwned + Sized + 'static {
     /// 0: the plain encoding.
     const STATE_VERSION: u32 = 0;
 
+    /// Whether the operator's struct is its state, checkpointed and restored whole (the
+    /// default). An operator that keeps what it must remember in keyed state ([`keyed`],
+    /// [`window`]) sets it to `false`: its struct is then configuration, made by `open` from
+    /// the pipeline file on every start (a changed `config` takes effect after a restore), and
+    /// its checkpoints hold nothing of its own, so it rescales like its keyed state.
+    const STATE_IN_STRUCT: bool = true;
+
     /// Serialise the state. Default: the serde encoding of `self`, marked with
-    /// [`Operator::STATE_VERSION`].
+    /// [`Operator::STATE_VERSION`]; nothing when [`Operator::STATE_IN_STRUCT`] is false.
     fn snapshot(&self) -> Result<Vec<u8>> {
+        if !Self::STATE_IN_STRUCT {
+            return Ok(Vec::new());
+        }
         state::encode_versioned(self, Self::STATE_VERSION)
     }
 
     /// Restore a state `snapshot` returned; called after `open`. Default: replace `self` with
-    /// it when this build wrote its version, else [`Operator::migrate`].
+    /// it when this build wrote its version, else [`Operator::migrate`]; keep `self` as `open`
+    /// made it when [`Operator::STATE_IN_STRUCT`] is false.
     fn restore(&mut self, state: &[u8]) -> Result<()> {
+        if !Self::STATE_IN_STRUCT {
+            return Ok(());
+        }
         let (version, body) = state::split_version(state);
         if version == Self::STATE_VERSION {
             *self = state::decode(body)?;

@@ -1,5 +1,6 @@
 //! Event-time windows over keys: tumbling, sliding and session windows with an aggregate
-//! (count, sum, min, max, or your own [`Aggregate`]) and allowed lateness, on the host's timers.
+//! (count, sum, min, max, or your own [`Aggregate`]) and allowed lateness, on the host's timers,
+//! their panes in keyed state.
 //!
 //! ```text
 //! #[derive(serde::Serialize, serde::Deserialize)]
@@ -7,6 +8,7 @@
 //!
 //! #[operator]
 //! impl Operator for PerUser {
+//!     const STATE_IN_STRUCT: bool = false; // the panes are keyed state; the struct is config
 //!     fn open(_: &Config, _: &Context) -> Result<Self> {
 //!         Ok(PerUser { counts: Windows::tumbling(60_000, Count) })
 //!     }
@@ -14,27 +16,29 @@
 //!         Ok(self.counts.add(batch, |_| ())?.into_iter().map(render).collect())
 //!     }
 //!     fn on_timers(&mut self, fired: Vec<Timer>) -> Result<Vec<Record>> {
-//!         Ok(self.counts.fire(&fired).into_iter().map(render).collect())
+//!         Ok(self.counts.fire(&fired)?.into_iter().map(render).collect())
 //!     }
 //! }
 //! ```
 //!
-//! A record belongs to the windows of its key (the record's key; its value when it has none)
-//! and its timestamp. A window's result comes out once, when the watermark passes its end
-//! (`on_timers`). With `allowed_lateness`, the window is kept that much longer, and a record
-//! that arrives for it after the result is added and the window's result comes out again (as
-//! in Flink). A record later than that goes to the node's `<node>.late` output, never
-//! dropped silently.
+//! A record belongs to the windows of its key (the record's key: put the operator behind a
+//! `hash` edge, after a `key-by`) and its timestamp. A window's result comes out once, when the
+//! watermark passes its end (`on_timers`). With `allowed_lateness`, the window is kept that much
+//! longer, and a record that arrives for it after the result is added and the window's result
+//! comes out again (as in Flink). A record later than that goes to the node's `<node>.late`
+//! output, never dropped silently.
 //!
-//! Invariants: a window's state lives until its end + allowed lateness has passed in event
-//! time, then it is dropped with its timers; the windows are the operator's state (serde), and
-//! the host keeps their timers, so a restore fires exactly the windows still open.
+//! Invariants: a window's pane lives in keyed state (under the state name, `"windows"` unless
+//! [`Windows::named`]) until its end + allowed lateness has passed in event time, then it is
+//! cleared with its timers; the host keeps the panes and the timers by key group, so a restore
+//! fires exactly the windows still open, at any parallelism. The shape, lateness and aggregate
+//! are configuration: rebuilt by `open` on every start.
 
+use crate::keyed::ValueState;
 use crate::time::{self, TimeDomain, Timer};
 use crate::{Record, Result, bail};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 /// `[start, end)` in ms of event time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -66,8 +70,8 @@ pub enum Shape {
 pub trait Aggregate {
     /// What each record contributes (`()` for a count, a number for a sum).
     type In;
-    /// The running value, kept in the operator's state.
-    type Acc: Clone + Serialize + DeserializeOwned;
+    /// The running value, kept in keyed state.
+    type Acc: Clone + Serialize + DeserializeOwned + 'static;
     fn create(&self) -> Self::Acc;
     fn add(&self, acc: &mut Self::Acc, input: Self::In);
     fn merge(&self, acc: &mut Self::Acc, other: Self::Acc);
@@ -179,15 +183,15 @@ struct Pane<Acc> {
     fired: bool,
 }
 
-/// Keyed event-time windows with aggregate `A`: keep it in the operator's struct (it is
-/// state), feed it in `process`, fire it in `on_timers`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// Keyed event-time windows with aggregate `A`: keep it in the operator's struct (built by
+/// `open`; the panes are keyed state), feed it in `process`, fire it in `on_timers`.
+#[derive(Serialize, Deserialize)]
 #[serde(bound = "A: Serialize + DeserializeOwned")]
 pub struct Windows<A: Aggregate> {
     shape: Shape,
     allowed_lateness: i64,
     aggregate: A,
-    panes: HashMap<Vec<u8>, Vec<Pane<A::Acc>>>,
+    panes: ValueState<Vec<Pane<A::Acc>>>,
 }
 
 impl<A: Aggregate> Windows<A> {
@@ -196,7 +200,7 @@ impl<A: Aggregate> Windows<A> {
             shape,
             allowed_lateness: 0,
             aggregate,
-            panes: HashMap::new(),
+            panes: ValueState::new("windows"),
         }
     }
 
@@ -233,9 +237,20 @@ impl<A: Aggregate> Windows<A> {
         self
     }
 
-    /// How many windows are open, over all keys.
-    pub fn open_windows(&self) -> usize {
-        self.panes.values().map(Vec::len).sum()
+    /// Keep the panes under keyed-state name `name` (default `"windows"`): each `Windows` of
+    /// one operator needs a name of its own.
+    pub fn named(mut self, name: &str) -> Self {
+        self.panes = ValueState::new(name);
+        self
+    }
+
+    /// How many windows are open, over all keys of this subtask.
+    pub fn open_windows(&self) -> Result<usize> {
+        let mut open = 0;
+        for key in self.panes.keys()? {
+            open += self.panes.get(&key)?.map_or(0, |p| p.len());
+        }
+        Ok(open)
     }
 
     /// The windows a record at `ts` belongs to (sessions: its own, before merging), into `out`.
@@ -297,20 +312,23 @@ impl<A: Aggregate> Windows<A> {
                 Some(k) => k,
                 None => std::mem::take(&mut record.value),
             };
+            let mut panes = self.panes.get(&key)?.unwrap_or_default();
             for &w in &windows {
-                if let Some(f) = self.add_to(&key, w, value.clone(), watermark) {
+                if let Some(f) = self.add_to(&mut panes, &key, w, value.clone(), watermark) {
                     updates.push(f);
                 }
             }
+            self.panes.set(&key, panes);
         }
         time::emit_late(late);
         Ok(updates)
     }
 
-    /// Add one input to window `w` of `key` (merging sessions); the window's new result if it
-    /// had fired already.
+    /// Add one input to window `w` of `key`, whose panes are `panes` (merging sessions); the
+    /// window's new result if it had fired already.
     fn add_to(
-        &mut self,
+        &self,
+        panes: &mut Vec<Pane<A::Acc>>,
         key: &[u8],
         w: Window,
         value: A::In,
@@ -319,10 +337,6 @@ impl<A: Aggregate> Windows<A> {
         let lateness = self.allowed_lateness;
         let mut acc = self.aggregate.create();
         self.aggregate.add(&mut acc, value);
-        let panes = match self.panes.get_mut(key) {
-            Some(p) => p,
-            None => self.panes.entry(key.to_vec()).or_default(),
-        };
         let mut pane = Pane {
             window: w,
             acc,
@@ -383,7 +397,7 @@ impl<A: Aggregate> Windows<A> {
     /// Timers fired: the results of the windows that closed (oldest first), and the state of
     /// windows past their allowed lateness dropped. Timers that are not this `Windows`'s are
     /// ignored.
-    pub fn fire(&mut self, fired: &[Timer]) -> Vec<Fired<A::Acc>> {
+    pub fn fire(&mut self, fired: &[Timer]) -> Result<Vec<Fired<A::Acc>>> {
         let lateness = self.allowed_lateness;
         let mut out = Vec::new();
         for t in fired {
@@ -391,13 +405,15 @@ impl<A: Aggregate> Windows<A> {
                 continue;
             }
             let Some(key) = &t.key else { continue };
-            let Some(panes) = self.panes.get_mut(key) else {
+            let Some(mut panes) = self.panes.get(key)? else {
                 continue;
             };
-            let mut closed: Vec<usize> = Vec::new();
-            for (i, p) in panes.iter_mut().enumerate() {
+            let before = panes.len();
+            let mut changed = false;
+            for p in panes.iter_mut() {
                 if !p.fired && p.window.max_timestamp() == t.timestamp {
                     p.fired = true;
+                    changed = true;
                     out.push(Fired {
                         key: key.clone(),
                         window: p.window,
@@ -405,19 +421,18 @@ impl<A: Aggregate> Windows<A> {
                         update: false,
                     });
                 }
-                if p.fired && p.window.max_timestamp().saturating_add(lateness) <= t.timestamp {
-                    closed.push(i);
-                }
             }
-            for i in closed.into_iter().rev() {
-                panes.remove(i);
-            }
+            panes.retain(|p| {
+                !(p.fired && p.window.max_timestamp().saturating_add(lateness) <= t.timestamp)
+            });
             if panes.is_empty() {
-                self.panes.remove(key);
+                self.panes.clear(key);
+            } else if changed || panes.len() != before {
+                self.panes.set(key, panes);
             }
         }
         out.sort_by(|a, b| (a.window, &a.key).cmp(&(b.window, &b.key)));
-        out
+        Ok(out)
     }
 }
 
@@ -431,7 +446,7 @@ fn unregister(key: &[u8], w: &Window, lateness: i64, fired: bool) {
     }
 }
 
-impl<T: Clone + Serialize + DeserializeOwned + Default> Aggregate for Reduce<T> {
+impl<T: Clone + Serialize + DeserializeOwned + Default + 'static> Aggregate for Reduce<T> {
     type In = T;
     type Acc = Option<T>;
     fn create(&self) -> Option<T> {
@@ -453,7 +468,14 @@ impl<T: Clone + Serialize + DeserializeOwned + Default> Aggregate for Reduce<T> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyed;
     use crate::time::testing;
+
+    /// A fresh store and clock for each test.
+    fn reset() {
+        testing::reset();
+        keyed::testing::reset();
+    }
 
     fn at(key: &str, ts: i64) -> Record {
         Record {
@@ -466,6 +488,7 @@ mod tests {
     fn fire_to<A: Aggregate>(w: &mut Windows<A>, wm: i64) -> Vec<(String, i64, A::Acc)> {
         let timers = testing::advance_watermark(wm);
         w.fire(&timers)
+            .unwrap()
             .into_iter()
             .map(|f| (f.key_str().into_owned(), f.window.start, f.value))
             .collect()
@@ -473,7 +496,7 @@ mod tests {
 
     #[test]
     fn tumbling_counts_per_key_fire_once_when_the_watermark_passes() {
-        testing::reset();
+        reset();
         let mut w = Windows::tumbling(10, Count);
         w.add(
             vec![at("a", 1), at("b", 3), at("a", 9), at("a", 12)],
@@ -486,13 +509,13 @@ mod tests {
             vec![("a".into(), 0, 2), ("b".into(), 0, 1)]
         );
         assert_eq!(fire_to(&mut w, i64::MAX), vec![("a".into(), 10, 1)]);
-        assert_eq!(w.open_windows(), 0);
+        assert_eq!(w.open_windows().unwrap(), 0);
         assert!(testing::registered().is_empty());
     }
 
     #[test]
     fn late_records_go_to_the_late_output_and_lateness_updates_results() {
-        testing::reset();
+        reset();
         let mut w = Windows::tumbling(10, Count).allowed_lateness(5);
         w.add(vec![at("a", 1)], |_| ()).unwrap();
         assert_eq!(fire_to(&mut w, 9), vec![("a".into(), 0, 1)]);
@@ -502,7 +525,7 @@ mod tests {
         assert!(updates[0].update && updates[0].value == 2);
         // Past it: the late output.
         assert_eq!(fire_to(&mut w, 14), vec![]);
-        assert_eq!(w.open_windows(), 0);
+        assert_eq!(w.open_windows().unwrap(), 0);
         w.add(vec![at("a", 3)], |_| ()).unwrap();
         let late = testing::take_late();
         assert_eq!(late.len(), 1);
@@ -511,7 +534,7 @@ mod tests {
 
     #[test]
     fn sliding_windows_hold_a_record_in_each_overlapping_window() {
-        testing::reset();
+        reset();
         let mut w = Windows::sliding(10, 5, Sum);
         w.add(vec![at("k", 7)], |_| 3).unwrap();
         let fired = fire_to(&mut w, i64::MAX);
@@ -520,7 +543,7 @@ mod tests {
 
     #[test]
     fn sessions_merge_records_closer_than_the_gap() {
-        testing::reset();
+        reset();
         let mut w = Windows::session(10, Count);
         w.add(
             vec![at("u", 0), at("u", 8), at("u", 30), at("u", 15)],
@@ -528,7 +551,7 @@ mod tests {
         )
         .unwrap();
         let timers = testing::advance_watermark(i64::MAX);
-        let fired = w.fire(&timers);
+        let fired = w.fire(&timers).unwrap();
         let got: Vec<(i64, i64, u64)> = fired
             .iter()
             .map(|f| (f.window.start, f.window.end, f.value))
@@ -538,10 +561,10 @@ mod tests {
 
     #[test]
     fn min_max_and_reduce_aggregate() {
-        testing::reset();
-        let mut lo = Windows::tumbling(100, Min);
-        let mut hi = Windows::tumbling(100, Max);
-        let mut cat = Windows::tumbling(100, Reduce::<String>(|a, b| a.push_str(&b)));
+        reset();
+        let mut lo = Windows::tumbling(100, Min).named("lo");
+        let mut hi = Windows::tumbling(100, Max).named("hi");
+        let mut cat = Windows::tumbling(100, Reduce::<String>(|a, b| a.push_str(&b))).named("cat");
         let batch = || vec![at("k", 1), at("k", 2), at("k", 3)];
         let mut n = 0;
         lo.add(batch(), |r| 10 - r.timestamp.unwrap()).unwrap();
@@ -552,16 +575,36 @@ mod tests {
         })
         .unwrap();
         let timers = testing::advance_watermark(i64::MAX);
-        assert_eq!(lo.fire(&timers)[0].value, Some(7));
-        assert_eq!(hi.fire(&timers)[0].value, Some(3));
-        assert_eq!(cat.fire(&timers)[0].value.as_deref(), Some("123"));
+        assert_eq!(lo.fire(&timers).unwrap()[0].value, Some(7));
+        assert_eq!(hi.fire(&timers).unwrap()[0].value, Some(3));
+        assert_eq!(cat.fire(&timers).unwrap()[0].value.as_deref(), Some("123"));
     }
 
     #[test]
     fn a_record_without_a_timestamp_is_an_error() {
-        testing::reset();
+        reset();
         let mut w = Windows::tumbling(10, Count);
         let e = w.add(vec![Record::new("x")], |_| ()).unwrap_err();
         assert!(e.to_string().contains("no timestamp"), "{e}");
+    }
+
+    #[test]
+    fn panes_live_in_keyed_state_and_the_struct_is_config_only() {
+        reset();
+        let mut w = Windows::tumbling(10, Count).named("counts");
+        w.add(vec![at("a", 1), at("b", 2)], |_| ()).unwrap();
+        keyed::testing::end_call();
+        // The struct's encoding holds no pane: the same on every subtask, whatever it holds.
+        let empty = postcard::to_allocvec(&Windows::tumbling(10, Count).named("counts")).unwrap();
+        assert_eq!(postcard::to_allocvec(&w).unwrap(), empty);
+        // A fresh Windows (a restored or rescaled instance) finds the panes by key.
+        let mut again = Windows::tumbling(10, Count).named("counts");
+        assert_eq!(again.open_windows().unwrap(), 2);
+        assert_eq!(
+            fire_to(&mut again, 9),
+            vec![("a".into(), 0, 1), ("b".into(), 0, 1)]
+        );
+        keyed::testing::end_call();
+        assert_eq!(again.open_windows().unwrap(), 0, "fired panes are cleared");
     }
 }

@@ -264,18 +264,48 @@ impl SourceNode for KeyedEventSource {
     }
 }
 
+/// The native window count failed (as a Wasm call's error would be reported).
+fn window_failed(e: weir_sdk::Error) -> NodeError {
+    NodeError::External {
+        node: "window".into(),
+        subtask: 0,
+        connector: "bench window",
+        message: e.to_string(),
+    }
+}
+
+type NativeWindows = weir_sdk::window::Windows<weir_sdk::window::Count>;
+
+thread_local! {
+    /// The native window count of the subtask on this thread: its panes are keyed state,
+    /// whose local store (outside a host) is the thread's, as the SDK's clock is.
+    static NATIVE_WINDOWS: std::cell::RefCell<Option<NativeWindows>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 /// plugins/bench-window natively: the same `weir_sdk::window` tumbling count, its timers on the
-/// SDK's local clock (which the host's timer service stands in for in Wasm).
+/// SDK's local clock (which the host's timer service stands in for in Wasm) and its panes in
+/// the SDK's local keyed store, both of the subtask's thread.
 pub struct NativeWindowCount {
-    counts: weir_sdk::window::Windows<weir_sdk::window::Count>,
+    window_ms: i64,
 }
 
 impl NativeWindowCount {
     pub fn new(window_ms: i64) -> Self {
-        weir_sdk::time::testing::reset();
-        NativeWindowCount {
-            counts: weir_sdk::window::Windows::tumbling(window_ms, weir_sdk::window::Count),
-        }
+        NativeWindowCount { window_ms }
+    }
+
+    /// `f` on this thread's windows, made (on a fresh clock and store) on first use.
+    fn with<R>(&self, f: impl FnOnce(&mut NativeWindows) -> R) -> R {
+        NATIVE_WINDOWS.with(|w| {
+            let mut w = w.borrow_mut();
+            let windows = w.get_or_insert_with(|| {
+                weir_sdk::time::testing::reset();
+                weir_sdk::keyed::testing::reset();
+                weir_sdk::window::Windows::tumbling(self.window_ms, weir_sdk::window::Count)
+            });
+            f(windows)
+        })
     }
 }
 
@@ -290,20 +320,16 @@ impl OperatorNode for NativeWindowCount {
                 headers: Vec::new(),
             })
             .collect();
-        self.counts
-            .add(batch, |_| ())
-            .map_err(|e| NodeError::External {
-                node: "window".into(),
-                subtask: 0,
-                connector: "bench window",
-                message: e.to_string(),
-            })?;
+        self.with(|w| w.add(batch, |_| ())).map_err(window_failed)?;
+        weir_sdk::keyed::testing::end_call();
         Ok(Batch::empty())
     }
     fn on_watermark(&mut self, ts: i64) -> Result<Batch, NodeError> {
         let fired = weir_sdk::time::testing::advance_watermark(ts);
         let mut out = BatchBuilder::new();
-        for f in self.counts.fire(&fired) {
+        let fired = self.with(|w| w.fire(&fired)).map_err(window_failed)?;
+        weir_sdk::keyed::testing::end_call();
+        for f in fired {
             out.push(Some(&f.key), &f.value.to_le_bytes(), None, []);
         }
         Ok(out.finish())

@@ -204,21 +204,11 @@ fn check_dead_letters(
 fn limits_of(spec: &PipelineSpec, uid: &str, section: &NodeSection) -> Result<Limits, ConfigError> {
     let key = |k: &str| format!("node.{uid}.{k}");
     let mut limits = Limits::default();
-    if let Some(m) = &section.memory {
-        limits.memory = crate::config::parse_size(m).ok_or_else(|| {
-            spec.invalid(
-                key("memory"),
-                format!("{m:?} is not a size such as \"256MiB\""),
-            )
-        })?;
+    if let Some(m) = section.memory {
+        limits.memory = m.0;
     }
-    if let Some(t) = &section.time_budget {
-        limits.time_budget = crate::config::parse_duration(t).ok_or_else(|| {
-            spec.invalid(
-                key("time_budget"),
-                format!("{t:?} is not a duration such as \"10s\""),
-            )
-        })?;
+    if let Some(t) = section.time_budget {
+        limits.time_budget = t.0;
     }
     if let Some(n) = section.max_reply_records {
         limits.reply.records = at_least_one(spec, &key("max_reply_records"), n)?;
@@ -226,14 +216,8 @@ fn limits_of(spec: &PipelineSpec, uid: &str, section: &NodeSection) -> Result<Li
     if let Some(n) = section.max_reply_headers {
         limits.reply.headers = n;
     }
-    if let Some(b) = &section.max_reply_bytes {
-        let bytes = crate::config::parse_size(b).ok_or_else(|| {
-            spec.invalid(
-                key("max_reply_bytes"),
-                format!("{b:?} is not a size such as \"64MiB\""),
-            )
-        })?;
-        limits.reply.bytes = at_least_one(spec, &key("max_reply_bytes"), bytes as usize)?;
+    if let Some(b) = section.max_reply_bytes {
+        limits.reply.bytes = at_least_one(spec, &key("max_reply_bytes"), b.0 as usize)?;
     }
     Ok(limits)
 }
@@ -252,12 +236,7 @@ fn recycle_above(
             return Err(spec.invalid(key("recycle_above"), "only operators are recycled"));
         }
         Some(r) => {
-            let bytes = crate::config::parse_size(r).ok_or_else(|| {
-                spec.invalid(
-                    key("recycle_above"),
-                    format!("{r:?} is not a size such as \"128MiB\""),
-                )
-            })?;
+            let bytes = r.0;
             if bytes >= limits.memory {
                 return Err(spec.invalid(
                     key("recycle_above"),
@@ -315,23 +294,13 @@ fn strategy(
             "a sink has no output to give event time to: put the strategy on the node that feeds it",
         ));
     }
-    let duration =
-        |k: &str, v: &Option<String>| -> Result<Option<std::time::Duration>, ConfigError> {
-            v.as_deref()
-                .map(|t| {
-                    crate::config::parse_duration(t).ok_or_else(|| {
-                        spec.invalid(key(k), format!("{t:?} is not a duration such as \"5s\""))
-                    })
-                })
-                .transpose()
-        };
     let timestamp =
         TimestampFrom::parse(&w.timestamp).map_err(|m| spec.invalid(key("timestamp"), m))?;
     Ok(Some(Strategy {
         timestamp,
-        out_of_orderness: duration("out_of_orderness", &w.out_of_orderness)?.unwrap_or_default(),
-        idle_timeout: duration("idle_timeout", &w.idle_timeout)?,
-        interval: duration("interval", &w.interval)?.unwrap_or(DEFAULT_INTERVAL),
+        out_of_orderness: w.out_of_orderness.map(|s| s.0).unwrap_or_default(),
+        idle_timeout: w.idle_timeout.map(|s| s.0),
+        interval: w.interval.map_or(DEFAULT_INTERVAL, |s| s.0),
     }))
 }
 

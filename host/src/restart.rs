@@ -7,7 +7,7 @@
 //! (see `RunError::incurable`), and neither does a plugin's own failure that a restart just
 //! repeated on the same input ([`Repeats`]).
 
-use crate::config::checkpoint::duration;
+use crate::config::units::or;
 use crate::config::{ConfigError, PipelineSpec, RestartKind};
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
@@ -99,7 +99,7 @@ impl RestartStrategy {
                 ));
             }
         }
-        let delay = duration(spec, "restart.delay", &r.delay, "1s")?;
+        let delay = or(r.delay, Duration::from_secs(1));
         Ok(match r.strategy {
             RestartKind::None => RestartStrategy::None,
             RestartKind::FixedDelay => RestartStrategy::FixedDelay {
@@ -107,7 +107,7 @@ impl RestartStrategy {
                 delay,
             },
             RestartKind::ExponentialDelay => {
-                let max_delay = duration(spec, "restart.max_delay", &r.max_delay, "1m")?;
+                let max_delay = or(r.max_delay, Duration::from_secs(60));
                 if max_delay < delay {
                     return Err(spec.invalid(
                         "restart.max_delay",
@@ -133,13 +133,13 @@ impl RestartStrategy {
                     delay,
                     max_delay,
                     multiplier,
-                    reset_after: duration(spec, "restart.reset_after", &r.reset_after, "1h")?,
+                    reset_after: or(r.reset_after, Duration::from_secs(3600)),
                     jitter,
                 }
             }
             RestartKind::FailureRate => RestartStrategy::FailureRate {
                 max_failures: r.max_failures.unwrap_or(3),
-                interval: duration(spec, "restart.interval", &r.interval, "1m")?,
+                interval: or(r.interval, Duration::from_secs(60)),
                 delay,
             },
         })
@@ -307,8 +307,14 @@ mod tests {
                 "restart.reset_after",
             ),
         ] {
-            let e =
-                RestartStrategy::from_spec(&spec(&format!("[restart]\n{text}")), true).unwrap_err();
+            // A value of the wrong form fails the load; a wrong combination, the strategy.
+            let e = match PipelineSpec::parse(
+                Path::new("/p/job.toml"),
+                &format!("[restart]\n{text}"),
+            ) {
+                Ok(spec) => RestartStrategy::from_spec(&spec, true).unwrap_err(),
+                Err(e) => e,
+            };
             assert!(e.to_string().contains(key), "{text}: {e}");
         }
     }

@@ -249,7 +249,8 @@ pub fn spawn_weir(args: &[&str], cwd: &Path, attempt: usize) -> std::process::Ch
     spawn_attempt(weir(), args, cwd, attempt)
 }
 
-/// Like [`spawn_weir`], with the coordinator logging each completed checkpoint to stderr.
+/// Like [`spawn_weir`], with the coordinator logging each completed checkpoint to stderr, and
+/// the launch of the job which operators run chained.
 pub fn spawn_weir_logging_checkpoints(
     args: &[&str],
     cwd: &Path,
@@ -258,7 +259,7 @@ pub fn spawn_weir_logging_checkpoints(
     let mut cmd = weir();
     cmd.env(
         "RUST_LOG",
-        "warn,weir=info,weir_host::runtime::coordinator=debug",
+        "warn,weir=info,weir_host::runtime::coordinator=debug,weir_host::runtime::launch=debug",
     );
     spawn_attempt(cmd, args, cwd, attempt)
 }

@@ -188,10 +188,16 @@ config = {{ path = "/in/events.jsonl" }}
 grants.dirs = [{{ host = "in", guest = "/in" }}]
 watermarks = {{ timestamp = "json:ts", out_of_orderness = "{ooo}ms", interval = "0s" }}
 
+[node.by-user]
+kind = "operator"
+plugin = "key-by"
+input = "events"
+config = {{ field = "user" }}
+
 [node.count]
 kind = "operator"
 plugin = "{plugin}"
-input = "events"
+input = "by-user"
 config = {{ window_ms = {size} }}
 
 [node.counts]
@@ -353,11 +359,18 @@ plugin = "{source_plugin}"
 {source}
 {watermarks}
 
+[node.by-user]
+kind = "operator"
+plugin = "key-by"
+input = "events"
+partition = "rebalance"
+config = {{ field = "user" }}
+
 [node.count]
 kind = "operator"
 plugin = "{count}"
-input = "events"
-partition = "rebalance"
+input = "by-user"
+partition = "hash"
 config = {{ window_ms = 10000 }}
 
 [node.counts]
@@ -634,4 +647,119 @@ grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
             "{lang}"
         );
     }
+}
+
+/// The windowed-counts example's pipeline at `parallelism` subtasks, its source throttled, with
+/// windows of `window_ms`.
+fn rescaled(pipeline: String, parallelism: u32, window_ms: u32) -> String {
+    pipeline
+        .replace("parallelism = 2", &format!("parallelism = {parallelism}"))
+        .replace("window_ms = 60000", &format!("window_ms = {window_ms}"))
+        .replace(
+            "path = \"/in/events.jsonl\" }",
+            "path = \"/in/events.jsonl\", rate = 3000 }",
+        )
+        .replace("interval = \"1s\"", "interval = \"200ms\"")
+}
+
+/// The windows are keyed state and the operator's struct is config: the example rescales
+/// 2 → 3 through a savepoint and 3 → 1 through a SIGKILL with every window exact, and a new
+/// `window_ms` after a restore takes effect (windows already closed keep their old size, the
+/// rest of the input is counted in the new one).
+#[test]
+fn windowed_counts_rescale_two_three_one_and_take_a_new_window_size() {
+    let scratch = scratch();
+    let events = shuffled_events(24_000, 31, 5000);
+    let original =
+        std::fs::read_to_string(root().join("examples/windowed-counts/pipeline.toml")).unwrap();
+    assert!(original.contains("partition = \"hash\"") && original.contains("parallelism = 2"));
+    let dir = example_copy(scratch.path(), &events, |p| rescaled(p, 2, 60_000));
+    precompile("pipeline.toml", &dir);
+    // Parallelism 2, stopped with a savepoint.
+    let mut first = spawn_weir_logging_checkpoints(&["run", "pipeline.toml"], &dir, 1);
+    wait_for_checkpoints(&mut first, &dir, 1, 3);
+    sigterm(&first);
+    assert!(first.wait().unwrap().success(), "{}", log_of(&dir, 1));
+    let out = std::fs::read_to_string(dir.join("attempt-1.out")).unwrap();
+    let savepoint = out
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("savepoint ")
+                .and_then(|r| r.split_once(": "))
+        })
+        .map(|(_, p)| p.to_owned())
+        .unwrap_or_else(|| panic!("no savepoint printed:\n{out}\n{}", log_of(&dir, 1)));
+    // Parallelism 3 from the savepoint, killed after checkpoints of its own.
+    std::fs::write(
+        dir.join("pipeline.toml"),
+        rescaled(original.clone(), 3, 60_000),
+    )
+    .unwrap();
+    let args = ["run", "--from-savepoint", &savepoint, "pipeline.toml"];
+    let mut second = spawn_weir_logging_checkpoints(&args, &dir, 2);
+    wait_for_checkpoints(&mut second, &dir, 2, 3);
+    assert!(
+        second.try_wait().unwrap().is_none(),
+        "the input ran out before the kill: {}",
+        log_of(&dir, 2)
+    );
+    second.kill().unwrap();
+    second.wait().unwrap();
+    // Parallelism 1 from the latest checkpoint, with 10 s windows from now on.
+    std::fs::write(dir.join("pipeline.toml"), rescaled(original, 1, 10_000)).unwrap();
+    let third = spawn_weir(&["run", "pipeline.toml"], &dir, 3)
+        .wait()
+        .unwrap();
+    assert!(third.success(), "{}", log_of(&dir, 3));
+    assert!(log_of(&dir, 3).contains("resuming from checkpoint"));
+    // Every event is counted once; the windows of 60 s and of 10 s tile the input.
+    let got = sorted_lines(&dir.join("out/counts.txt"));
+    let total: u64 = got
+        .iter()
+        .map(|l| l.rsplit('\t').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, events.len() as u64, "every event counted once");
+    let per_user = |lines: &[String]| {
+        let mut m: BTreeMap<String, u64> = BTreeMap::new();
+        for l in lines {
+            let mut f = l.split('\t').skip(1);
+            let (u, c) = (f.next().unwrap(), f.next().unwrap());
+            *m.entry(u.to_owned()).or_default() += c.parse::<u64>().unwrap();
+        }
+        m
+    };
+    assert_eq!(per_user(&got), per_user(&window_counts(&events, 60_000)));
+    let ten = window_counts(&events, 10_000);
+    let sixty = window_counts(&events, 60_000);
+    let small = got
+        .iter()
+        .filter(|l| ten.contains(l) && !sixty.contains(l))
+        .count();
+    assert!(small > 0, "no window of the new size came out:\n{got:?}");
+    for l in &got {
+        assert!(
+            ten.contains(l) || sixty.contains(l) || is_a_part_of_a_window(l, &events),
+            "a window neither of the old nor of the new size: {l}"
+        );
+    }
+}
+
+/// Whether `line` counts the events of one user inside one window of 10 s or 60 s: the window
+/// open across a change of size holds part of its events in each.
+fn is_a_part_of_a_window(line: &str, events: &[Event]) -> bool {
+    let mut f = line.split('\t');
+    let start: i64 = f.next().unwrap().parse().unwrap();
+    let user = f.next().unwrap();
+    let count: usize = f.next().unwrap().parse().unwrap();
+    [10_000, 60_000].iter().any(|size| {
+        let inside = events
+            .iter()
+            .filter(|(u, ts)| u == user && *ts >= start && *ts < start + size)
+            .count();
+        start.rem_euclid(*size) == 0 && count <= inside
+    })
+}
+
+fn log_of(dir: &Path, attempt: usize) -> String {
+    std::fs::read_to_string(dir.join(format!("attempt-{attempt}.err"))).unwrap_or_default()
 }

@@ -1045,11 +1045,18 @@ parallelism = 2
 config = {{ bootstrap_servers = "{addr}", topics = ["quiet"], start = "earliest" }}
 watermarks = {{ timestamp = "record", idle_timeout = "500ms", interval = "50ms" }}
 
+[node.by-user]
+kind = "operator"
+plugin = "key-by"
+input = "in"
+partition = "rebalance"
+config = {{ field = "user" }}
+
 [node.count]
 kind = "operator"
 plugin = "{count}"
-input = "in"
-partition = "rebalance"
+input = "by-user"
+partition = "hash"
 config = {{ window_ms = 10000 }}
 
 [node.counts]

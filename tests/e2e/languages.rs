@@ -350,9 +350,9 @@ fn new_build_run(lang: &str, kind: &str) -> String {
         "{lang} {kind}: {inspect}"
     );
     // The newest contract for the kind: operators (and packed sources) on 0.2.0, with event
-    // time and keyed state; every SDK but C's in the packed batch form.
-    let newest = match (lang, plugin_kind) {
-        (_, "sink") | ("c", "source") => "@0.1.0",
+    // time and keyed state; every SDK in the packed batch form.
+    let newest = match plugin_kind {
+        "sink" => "@0.1.0",
         _ => "@0.2.0",
     };
     assert!(
@@ -361,12 +361,10 @@ fn new_build_run(lang: &str, kind: &str) -> String {
             .any(|l| l.starts_with("world:") && l.ends_with(newest)),
         "{lang} {kind}: not built against the newest contract ({newest}):\n{inspect}"
     );
-    if lang != "c" {
-        assert!(
-            inspect.contains("batches: packed"),
-            "{lang} {kind}: not packed:\n{inspect}"
-        );
-    }
+    assert!(
+        inspect.contains("batches: packed"),
+        "{lang} {kind}: not packed:\n{inspect}"
+    );
     let o = run_weir(&["run", "pipeline.toml"], &project);
     assert!(o.status.success(), "{lang} {kind}: {}", stderr(&o));
     stdout(&o)

@@ -3,6 +3,7 @@
 //!
 //! Invariant: every bad value is an error naming its key; nothing falls back silently.
 
+use super::units::or;
 use super::{CheckpointMode, ConfigError, PipelineSpec};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,26 +22,10 @@ pub struct CheckpointSettings {
     pub dir: PathBuf,
 }
 
-/// `value` (or `default`) as a duration; an error naming `key` if it is not one.
-pub(crate) fn duration(
-    spec: &PipelineSpec,
-    key: &str,
-    value: &Option<String>,
-    default: &str,
-) -> Result<Duration, ConfigError> {
-    let text = value.as_deref().unwrap_or(default);
-    super::parse_duration(text).ok_or_else(|| {
-        spec.invalid(
-            key,
-            format!("{text:?} is not a duration such as \"10s\" or \"500ms\""),
-        )
-    })
-}
-
 impl CheckpointSettings {
     pub fn from_spec(spec: &PipelineSpec) -> Result<Self, ConfigError> {
         let c = &spec.file.checkpoint;
-        let interval = duration(spec, "checkpoint.interval", &c.interval, "10s")?;
+        let interval = or(c.interval, Duration::from_secs(10));
         if interval.is_zero() {
             return Err(spec.invalid(
                 "checkpoint.interval",
@@ -62,9 +47,9 @@ impl CheckpointSettings {
             enabled: c.enabled,
             interval,
             exactly_once: c.mode == CheckpointMode::ExactlyOnce,
-            timeout: duration(spec, "checkpoint.timeout", &c.timeout, "10m")?,
+            timeout: or(c.timeout, Duration::from_secs(600)),
             max_concurrent: c.max_concurrent,
-            min_pause: duration(spec, "checkpoint.min_pause", &c.min_pause, "0s")?,
+            min_pause: or(c.min_pause, Duration::ZERO),
             retain: c.retain,
             dir,
         })
@@ -92,8 +77,16 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_key() {
+        let e = PipelineSpec::parse(
+            Path::new("/p/job.toml"),
+            "[checkpoint]\ninterval = \"often\"",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("checkpoint.interval"), "{e}");
+        assert!(e.to_string().contains("\"often\" is not a duration"), "{e}");
+        assert!(e.to_string().contains("line 2"), "{e}");
         let e =
-            CheckpointSettings::from_spec(&spec("[checkpoint]\ninterval = \"often\"")).unwrap_err();
+            CheckpointSettings::from_spec(&spec("[checkpoint]\ninterval = \"0s\"")).unwrap_err();
         assert!(e.to_string().contains("checkpoint.interval"), "{e}");
     }
 }

@@ -5,11 +5,13 @@
 //! so a user can go straight to the line to fix.
 
 pub mod checkpoint;
+pub mod units;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use units::{Size, Span};
 
 /// A problem with a pipeline file. `key` is the dotted path of the offending key.
 #[derive(Debug, thiserror::Error)]
@@ -66,17 +68,17 @@ pub struct CheckpointSection {
     #[serde(default = "yes")]
     pub enabled: bool,
     /// How often to checkpoint. Default "10s".
-    pub interval: Option<String>,
+    pub interval: Option<Span>,
     /// "exactly-once" (aligned barriers, the default) or "at-least-once" (no alignment).
     #[serde(default)]
     pub mode: CheckpointMode,
     /// A checkpoint not complete after this long fails (the job goes on). Default "10m".
-    pub timeout: Option<String>,
+    pub timeout: Option<Span>,
     /// Most checkpoints in flight at once. Default 1.
     #[serde(default = "one_usize")]
     pub max_concurrent: usize,
     /// Least time between the end of one checkpoint and the start of the next. Default "0s".
-    pub min_pause: Option<String>,
+    pub min_pause: Option<Span>,
     /// Completed checkpoints to keep. Default 3.
     #[serde(default = "three")]
     pub retain: usize,
@@ -126,20 +128,20 @@ pub struct RestartSection {
     /// fixed-delay, exponential-delay: restarts before giving up.
     pub attempts: Option<u32>,
     /// Pause before each restart (exponential-delay: before the first). Default "1s".
-    pub delay: Option<String>,
+    pub delay: Option<Span>,
     /// exponential-delay: the longest pause. Default "1m".
-    pub max_delay: Option<String>,
+    pub max_delay: Option<Span>,
     /// exponential-delay: each pause is the previous one times this. Default 2.0.
     pub multiplier: Option<f64>,
     /// exponential-delay: an attempt that ran this long before failing starts the count and the
     /// pauses over. Default "1h".
-    pub reset_after: Option<String>,
+    pub reset_after: Option<Span>,
     /// exponential-delay: each pause varies randomly by up to this fraction. Default 0.1.
     pub jitter: Option<f64>,
     /// failure-rate: most failures within `interval`.
     pub max_failures: Option<u32>,
     /// failure-rate: the window failures are counted in. Default "1m".
-    pub interval: Option<String>,
+    pub interval: Option<Span>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -258,13 +260,13 @@ pub struct NodeSection {
     #[serde(default = "one")]
     pub parallelism: u32,
     /// Memory ceiling per instance, e.g. "256MiB". Default 256 MiB.
-    pub memory: Option<String>,
+    pub memory: Option<Size>,
     /// Time budget for one call into the plugin, e.g. "10s". Default 10 s.
-    pub time_budget: Option<String>,
+    pub time_budget: Option<Span>,
     /// Most records one call into the plugin may return. Default 100000.
     pub max_reply_records: Option<usize>,
     /// Most bytes one call may return, e.g. "64MiB" (the default).
-    pub max_reply_bytes: Option<String>,
+    pub max_reply_bytes: Option<Size>,
     /// Most headers (all records together) one call may return. Default 1000000.
     pub max_reply_headers: Option<usize>,
     /// Most WASI handles (open files, directories, sockets, streams) an instance may hold at
@@ -278,7 +280,7 @@ pub struct NodeSection {
     pub on_error: Option<OnError>,
     /// Operators only: replace the instance (snapshot → fresh instance → restore) when its
     /// memory passes this, e.g. "128MiB". For runtimes whose heap only grows. Default: never.
-    pub recycle_above: Option<String>,
+    pub recycle_above: Option<Size>,
     /// Where the node's output gets its event time, and how watermarks follow it.
     pub watermarks: Option<WatermarkSection>,
     /// Operators only: run inside the upstream subtask when the input is a `forward` edge of
@@ -304,11 +306,11 @@ pub struct WatermarkSection {
     /// "json:<field>" (ms since the epoch or RFC 3339; dotted path for nested fields).
     pub timestamp: String,
     /// How late a record may come behind the newest seen, e.g. "5s". Default 0.
-    pub out_of_orderness: Option<String>,
+    pub out_of_orderness: Option<Span>,
     /// After this long without records a subtask is idle and holds no watermark back.
-    pub idle_timeout: Option<String>,
+    pub idle_timeout: Option<Span>,
     /// How often watermarks are sent, e.g. "200ms" (the default); "0s": after every batch.
-    pub interval: Option<String>,
+    pub interval: Option<Span>,
 }
 
 /// What a node's sandbox may reach. Nothing by default.
@@ -375,10 +377,7 @@ impl PipelineSpec {
 
     /// Parse `text` as if read from `path`.
     pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
-        let file: PipelineFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
+        let file = read_file(path, text)?;
         let base = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -433,6 +432,34 @@ pub fn render_config(table: &toml::Table) -> Vec<(String, String)> {
         }
     }
     table.iter().map(|(k, v)| (k.clone(), scalar(v))).collect()
+}
+
+/// The pipeline file's TOML, typed. A value of the wrong type or form is an error naming its
+/// key (`node.count.memory`) and its line.
+fn read_file(path: &Path, text: &str) -> Result<PipelineFile, ConfigError> {
+    let parse = |message: String| ConfigError::Parse {
+        path: path.to_owned(),
+        message,
+    };
+    let de = toml::Deserializer::parse(text).map_err(|e| parse(e.to_string()))?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let key = e.path().to_string();
+        let inner = e.into_inner();
+        if key.is_empty() || key == "." {
+            return parse(inner.to_string());
+        }
+        let line = inner
+            .span()
+            .map(|at| text[..at.start.min(text.len())].lines().count().max(1));
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message: match line {
+                Some(line) => format!("{} (line {line})", inner.message()),
+                None => inner.message().to_owned(),
+            },
+        }
+    })
 }
 
 /// Parse a size such as `256MiB`, `64 MB`, `1GiB` or `1048576` (bytes).

@@ -31,7 +31,7 @@ impl Operator for BenchWindow {
     fn on_timers(&mut self, fired: Vec<Timer>) -> Result<Vec<Record>> {
         Ok(self
             .counts
-            .fire(&fired)
+            .fire(&fired)?
             .into_iter()
             .map(|f| Record::keyed(f.key, f.value.to_le_bytes().to_vec()))
             .collect())

@@ -1,5 +1,6 @@
 //! Events per user per minute of event time: a keyed, tumbling event-time window count. Each
-//! closed window gives one line `<window start ms>\t<user>\t<count>`.
+//! closed window gives one line `<window start ms>\t<user>\t<count>`. The records come keyed by
+//! user (`key-by` before a `hash` edge); the windows are keyed state, so the node rescales.
 //!
 //! Config (all optional): `window_ms` (default 60000), `allowed_lateness_ms` (default 0).
 //! Records later than that go to `<node>.late`.
@@ -14,6 +15,9 @@ struct PerUser {
 
 #[operator]
 impl Operator for PerUser {
+    // Every open window is keyed state: the struct is config, read anew on every start.
+    const STATE_IN_STRUCT: bool = false;
+
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
         config.only(&["window_ms", "allowed_lateness_ms"])?;
         let counts = Windows::tumbling(config.parse_or("window_ms", 60_000)?, Count)
@@ -22,24 +26,12 @@ impl Operator for PerUser {
     }
 
     fn process(&mut self, batch: Vec<Record>) -> Result<Vec<Record>> {
-        let by_user = batch.into_iter().map(keyed).collect::<Result<Vec<_>>>()?;
-        Ok(self.counts.add(by_user, |_| ())?.iter().map(line).collect())
+        Ok(self.counts.add(batch, |_| ())?.iter().map(line).collect())
     }
 
     fn on_timers(&mut self, fired: Vec<Timer>) -> Result<Vec<Record>> {
-        Ok(self.counts.fire(&fired).iter().map(line).collect())
+        Ok(self.counts.fire(&fired)?.iter().map(line).collect())
     }
-}
-
-/// The record keyed by its `"user"`.
-fn keyed(mut r: Record) -> Result<Record> {
-    #[derive(serde::Deserialize)]
-    struct Event {
-        user: String,
-    }
-    let event: Event = serde_json::from_slice(&r.value)?;
-    r.key = Some(event.user.into_bytes());
-    Ok(r)
 }
 
 fn line(w: &Fired<u64>) -> Record {

@@ -98,7 +98,7 @@ impl Operator for EventTime {
                 })
                 .collect()),
             Mode::Session(w) => Ok(w
-                .fire(&fired)
+                .fire(&fired)?
                 .into_iter()
                 .map(|f| {
                     Record::new(format!(
