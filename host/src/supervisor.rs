@@ -58,6 +58,9 @@ pub struct Supervisor {
     pub tracker: RestartTracker,
 }
 
+/// A savepoint an attempt wrote: (checkpoint id, directory).
+type Written = (u64, PathBuf);
+
 /// Where an attempt starts from.
 enum Resume {
     From(Option<RestorePoint>),
@@ -163,7 +166,7 @@ impl Supervisor {
         &mut self,
         rt: &tokio::runtime::Runtime,
         restore: Option<RestorePoint>,
-    ) -> anyhow::Result<(Result<RunReport, RunError>, Option<(u64, PathBuf)>)> {
+    ) -> anyhow::Result<(Result<RunReport, RunError>, Option<Written>)> {
         let first_id = match &self.store {
             Some(s) => s.next_id()?.max(self.first_id),
             None => 1,
@@ -223,7 +226,7 @@ impl Supervisor {
     fn finished(
         &mut self,
         report: RunReport,
-        written: Option<(u64, PathBuf)>,
+        written: Option<Written>,
         carried: &mut crate::metrics::Carried,
     ) -> Next {
         let savepoint = report.savepoint.map(|id| {

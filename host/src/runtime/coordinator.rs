@@ -403,10 +403,11 @@ impl Steer<'_> {
         match event {
             Event::SourceEnded => {
                 self.sources_ended += 1;
-                if self.sources_ended == self.sources_total && self.error.is_none() {
-                    if let Some(t) = self.book.sources_ended(Instant::now()) {
-                        self.trigger(t);
-                    }
+                if self.sources_ended == self.sources_total
+                    && self.error.is_none()
+                    && let Some(t) = self.book.sources_ended(Instant::now())
+                {
+                    self.trigger(t);
                 }
             }
             Event::Ack {

@@ -22,6 +22,10 @@ use std::thread::JoinHandle;
 use tokio::sync::mpsc::UnboundedSender;
 use weir_core::time::SubtaskTime;
 
+/// What makes a sink's subtask instances.
+type SinkFactory =
+    Arc<dyn Fn(u32) -> Result<Box<dyn super::SinkNode>, weir_core::NodeError> + Send + Sync>;
+
 /// The body of one subtask, run on its own thread.
 type SubtaskBody = Box<dyn FnOnce(&SubtaskCtx) -> Result<(), RunError> + Send>;
 
@@ -358,13 +362,7 @@ impl<'j> Plan<'j> {
     /// A sink subtask's body: first the transactions of the subtasks a smaller parallelism
     /// dropped (what they prepared for the restored checkpoint published, what came after
     /// aborted, once), then its own loop.
-    fn sink_body(
-        &mut self,
-        node: &JobNode,
-        s: u32,
-        f: Arc<dyn Fn(u32) -> Result<Box<dyn super::SinkNode>, weir_core::NodeError> + Send + Sync>,
-        inputs: Inputs,
-    ) -> SubtaskBody {
+    fn sink_body(&mut self, node: &JobNode, s: u32, f: SinkFactory, inputs: Inputs) -> SubtaskBody {
         let (tx, rx) = unbounded();
         self.sinks.push(tx);
         let retired = (self.options.restore.as_ref())
