@@ -456,6 +456,20 @@ impl StateStore {
 
 #[cfg(test)]
 mod tests {
+
+    /// A checkpoint that neither ends the job nor is a savepoint.
+    fn plain(id: u64, states: &[(String, u32, Vec<u8>)]) -> Completion<'_> {
+        static NO_KEYED: BTreeMap<String, KeyedManifest> = BTreeMap::new();
+        Completion {
+            id,
+            started: SystemTime::now(),
+            duration: Duration::ZERO,
+            last: false,
+            savepoint: false,
+            states,
+            keyed: &NO_KEYED,
+        }
+    }
     #[test]
     fn store_errors_say_what_to_do_without_debug_text() {
         let dir = Path::new("/x/.weir/p");
@@ -501,17 +515,7 @@ mod tests {
         let store = StateStore::open(dir.path()).unwrap();
         for id in 1..=4u64 {
             store.started(id, SystemTime::now()).unwrap();
-            store
-                .complete(&Completion {
-                    id,
-                    started: SystemTime::now(),
-                    duration: Duration::from_millis(5),
-                    last: false,
-                    savepoint: false,
-                    states: &states(id as u8),
-                    keyed: &BTreeMap::new(),
-                })
-                .unwrap();
+            store.complete(&plain(id, &states(id as u8))).unwrap();
         }
         store.prune(2).unwrap();
         let ids: Vec<u64> = store.list().unwrap().iter().map(|m| m.id).collect();
@@ -527,17 +531,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
         for id in 1..=2u64 {
-            store
-                .complete(&Completion {
-                    id,
-                    started: SystemTime::now(),
-                    duration: Duration::ZERO,
-                    last: false,
-                    savepoint: false,
-                    states: &states(id as u8),
-                    keyed: &BTreeMap::new(),
-                })
-                .unwrap();
+            store.complete(&plain(id, &states(id as u8))).unwrap();
         }
         corrupt_blob(&store, 2, "b", 1);
         let r = store.latest_restorable().unwrap().unwrap();
@@ -548,17 +542,7 @@ mod tests {
     fn a_missing_blob_is_detected() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
-        let mut meta = store
-            .complete(&Completion {
-                id: 1,
-                started: SystemTime::now(),
-                duration: Duration::ZERO,
-                last: false,
-                savepoint: false,
-                states: &states(1),
-                keyed: &BTreeMap::new(),
-            })
-            .unwrap();
+        let mut meta = store.complete(&plain(1, &states(1))).unwrap();
         meta.blobs.push(BlobMeta {
             node: "c".into(),
             subtask: 0,
@@ -572,17 +556,7 @@ mod tests {
     fn failed_and_in_progress_checkpoints_are_listed_after_a_restore_point() {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(dir.path()).unwrap();
-        store
-            .complete(&Completion {
-                id: 1,
-                started: SystemTime::now(),
-                duration: Duration::ZERO,
-                last: false,
-                savepoint: false,
-                states: &states(1),
-                keyed: &BTreeMap::new(),
-            })
-            .unwrap();
+        store.complete(&plain(1, &states(1))).unwrap();
         store.started(2, SystemTime::now()).unwrap();
         store.failed(2, "timeout").unwrap();
         store.started(3, SystemTime::now()).unwrap();

@@ -30,48 +30,56 @@ pub struct WasmNode {
     pub care: Care,
 }
 
+/// What every instance of one Wasm node starts from.
+struct Starter {
+    host: Arc<PluginHost>,
+    plugin: LoadedPlugin,
+    uid: String,
+    parallelism: u32,
+    sandbox: SandboxSpec,
+    limits: super::Limits,
+    config: Vec<(String, String)>,
+}
+
+impl Starter {
+    /// The spec of subtask `subtask`'s instance.
+    fn spec(&self, subtask: u32) -> InstanceSpec<'_> {
+        InstanceSpec {
+            host: &self.host,
+            plugin: &self.plugin,
+            node: &self.uid,
+            subtask,
+            parallelism: self.parallelism,
+            sandbox: &self.sandbox,
+            limits: self.limits,
+            config: &self.config,
+        }
+    }
+}
+
 /// The factory of a Wasm node running `plugin`.
 pub fn factory(host: Arc<PluginHost>, plugin: LoadedPlugin, node: WasmNode) -> NodeFactory {
-    let WasmNode {
-        uid,
-        kind,
-        parallelism,
-        sandbox,
-        limits,
-        config,
-        care,
-    } = node;
+    let care = node.care;
+    let kind = node.kind;
+    let starter = Arc::new(Starter {
+        host,
+        plugin,
+        uid: node.uid,
+        parallelism: node.parallelism,
+        sandbox: node.sandbox,
+        limits: node.limits,
+        config: node.config,
+    });
     match kind {
         NodeKind::Source => NodeFactory::Source(Arc::new(move |subtask| {
-            let i = SourceInstance::start(&InstanceSpec {
-                host: &host,
-                plugin: &plugin,
-                node: &uid,
-                subtask,
-                parallelism,
-                sandbox: &sandbox,
-                limits,
-                config: &config,
-            })?;
+            let i = SourceInstance::start(&starter.spec(subtask))?;
             Ok(Box::new(i) as Box<dyn SourceNode>)
         })),
         NodeKind::Operator => NodeFactory::Operator(Arc::new(move |subtask, keyed| {
             let start = {
-                let (host, plugin, uid) = (host.clone(), plugin.clone(), uid.clone());
-                let (sandbox, config) = (sandbox.clone(), config.clone());
-                let keyed = keyed.clone();
+                let (starter, keyed) = (starter.clone(), keyed.clone());
                 move || -> Result<Box<dyn OperatorNode>, NodeError> {
-                    let spec = InstanceSpec {
-                        host: &host,
-                        plugin: &plugin,
-                        node: &uid,
-                        subtask,
-                        parallelism,
-                        sandbox: &sandbox,
-                        limits,
-                        config: &config,
-                    };
-                    let i = OperatorInstance::start(&spec, Some(keyed.clone()))?;
+                    let i = OperatorInstance::start(&starter.spec(subtask), Some(keyed.clone()))?;
                     Ok(Box::new(i))
                 }
             };
@@ -79,23 +87,14 @@ pub fn factory(host: Arc<PluginHost>, plugin: LoadedPlugin, node: WasmNode) -> N
             if !care.any() {
                 return Ok(first);
             }
-            let label = format!("{uid}[{subtask}]");
+            let label = format!("{}[{subtask}]", starter.uid);
             Ok(
                 Box::new(Supervised::new(first, Box::new(start), care, label))
                     as Box<dyn OperatorNode>,
             )
         })),
         NodeKind::Sink => NodeFactory::Sink(Arc::new(move |subtask| {
-            let i = SinkInstance::start(&InstanceSpec {
-                host: &host,
-                plugin: &plugin,
-                node: &uid,
-                subtask,
-                parallelism,
-                sandbox: &sandbox,
-                limits,
-                config: &config,
-            })?;
+            let i = SinkInstance::start(&starter.spec(subtask))?;
             Ok(Box::new(i) as Box<dyn SinkNode>)
         })),
     }
