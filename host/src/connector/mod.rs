@@ -86,16 +86,17 @@ impl Native {
                 ),
             ));
         }
-        let opts = options::Options::new(spec, uid, &section.config);
+        let at = options::At { spec, uid };
+        let table = &section.config;
         Ok(Some(match section.kind {
             NodeKind::Source if section.plugin == "nexmark" => {
-                Native::Nexmark(Arc::new(nexmark::NexmarkConfig::parse(opts)?))
+                Native::Nexmark(Arc::new(nexmark::NexmarkConfig::parse(at, table)?))
             }
-            NodeKind::Source => {
-                Native::KafkaSource(Arc::new(kafka::SourceConfig::parse(opts, &spec.name, uid)?))
-            }
+            NodeKind::Source => Native::KafkaSource(Arc::new(kafka::SourceConfig::parse(
+                at, table, &spec.name, uid,
+            )?)),
             NodeKind::Sink => {
-                Native::KafkaSink(Arc::new(kafka::SinkConfig::parse(opts, &spec.name)?))
+                Native::KafkaSink(Arc::new(kafka::SinkConfig::parse(at, table, &spec.name)?))
             }
             NodeKind::Operator => unreachable!("no native operator is listed"),
         }))

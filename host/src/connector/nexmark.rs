@@ -10,7 +10,7 @@
 //! `i ≡ s (mod p)`, so the stream is the same at any parallelism; each subtask's event time only
 //! grows, and its watermark stays below every event it will still send.
 
-use super::options::Options;
+use super::options::At;
 use crate::config::ConfigError;
 use crate::runtime::SourceNode;
 use std::fmt::Write as _;
@@ -82,43 +82,35 @@ impl Default for NexmarkConfig {
 }
 
 impl NexmarkConfig {
-    pub fn parse(mut opts: Options) -> Result<Self, ConfigError> {
+    pub fn parse(at: At, table: &toml::Table) -> Result<Self, ConfigError> {
+        /// The `config` of a Nexmark source node, as written.
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Written {
+            events: Option<u64>,
+            rate: Option<i64>,
+            seed: Option<u64>,
+            first_event_time: Option<i64>,
+            event_time_rate: Option<std::num::NonZeroU64>,
+        }
+        let w: Written = super::options::read(at, table)?;
         let d = NexmarkConfig::default();
-        let positive =
-            |opts: &mut Options, key, default: u64, zero: bool| match opts.integer(key)? {
-                None => Ok(default),
-                Some(n) if n > 0 || (zero && n == 0) => Ok(n as u64),
-                Some(n) => Err(opts.invalid(
-                    key,
-                    format!(
-                        "{n} must be {}",
-                        if zero { "0 or more" } else { "1 or more" }
-                    ),
-                )),
-            };
-        let events = positive(&mut opts, "events", d.events, true)?;
-        let rate = match opts.integer("rate")? {
+        let rate = match w.rate {
             None => None,
             Some(n) if n > 0 => Some(n as u64),
             Some(n) => {
-                return Err(opts.invalid(
+                return Err(at.invalid(
                     "rate",
                     format!("{n} events/s: must be 1 or more (leave it out for no limit)"),
                 ));
             }
         };
-        let seed = positive(&mut opts, "seed", d.seed, true)?;
-        let event_time_rate = positive(&mut opts, "event_time_rate", d.event_time_rate, false)?;
-        let first_event_time = opts
-            .integer("first_event_time")?
-            .unwrap_or(d.first_event_time);
-        opts.finish("events, rate, seed, first_event_time, event_time_rate")?;
         Ok(NexmarkConfig {
-            events,
+            events: w.events.unwrap_or(d.events),
             rate,
-            seed,
-            first_event_time,
-            event_time_rate,
+            seed: w.seed.unwrap_or(d.seed),
+            first_event_time: w.first_event_time.unwrap_or(d.first_event_time),
+            event_time_rate: w.event_time_rate.map_or(d.event_time_rate, |n| n.get()),
         })
     }
 

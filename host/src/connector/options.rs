@@ -1,144 +1,148 @@
-//! Typed reads of a native node's `config` table.
+//! A native node's `config` table read into a connector's own `#[derive(Deserialize)]` options
+//! type: unknown keys refused with the known ones, wrong types and choices named.
 //!
-//! Invariant: every error names the full key (`node.in.config.start`), and a key no connector
-//! reads is refused by [`Options::finish`] rather than silently ignored.
+//! Invariant: every error names the full key (`node.in.config.start`) and says what was
+//! expected; no connector keeps a hand-written list of its keys.
 
 use crate::config::{ConfigError, PipelineSpec};
-use std::collections::BTreeSet;
-use std::time::Duration;
+use serde::de::DeserializeOwned;
 
-/// A node's `config` table, read key by key.
-pub struct Options<'a> {
-    spec: &'a PipelineSpec,
-    uid: &'a str,
-    table: &'a toml::Table,
-    read: BTreeSet<&'a str>,
+/// Where a node's options come from, for their errors.
+#[derive(Clone, Copy)]
+pub struct At<'a> {
+    pub spec: &'a PipelineSpec,
+    pub uid: &'a str,
 }
 
-impl<'a> Options<'a> {
-    pub fn new(spec: &'a PipelineSpec, uid: &'a str, table: &'a toml::Table) -> Self {
-        Options {
-            spec,
-            uid,
-            table,
-            read: BTreeSet::new(),
-        }
-    }
-
+impl At<'_> {
     /// An error about `config.<key>`.
     pub fn invalid(&self, key: &str, message: impl Into<String>) -> ConfigError {
         self.spec
             .invalid(format!("node.{}.config.{key}", self.uid), message)
     }
+}
 
-    fn get(&mut self, key: &'a str) -> Option<&'a toml::Value> {
-        self.read.insert(key);
-        self.table.get(key)
-    }
-
-    pub fn string(&mut self, key: &'a str) -> Result<Option<String>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(other) => {
-                Err(self.invalid(key, format!("must be a string, not {}", other.type_str())))
+/// `table` as the options type `T`.
+pub fn read<T: DeserializeOwned>(at: At, table: &toml::Table) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(toml::Value::Table(table.clone())).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.into_inner().message().to_owned();
+        match named_field(&message) {
+            // An unknown or missing key is an error of the table, which names the key.
+            Some(field) if path.is_empty() || path == "." => at.invalid(field, message.clone()),
+            Some(field) => at.invalid(&format!("{path}.{field}"), message.clone()),
+            None if path.is_empty() || path == "." => {
+                at.spec.invalid(format!("node.{}.config", at.uid), message)
             }
+            None => at.invalid(&path, message),
+        }
+    })
+}
+
+/// The key serde's "unknown field `x`" or "missing field `x`" names.
+fn named_field(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))?;
+    rest.split('`').next()
+}
+
+/// A list of strings that may be written as one string.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
         }
     }
+}
 
-    pub fn required_string(&mut self, key: &'a str, example: &str) -> Result<String, ConfigError> {
-        self.string(key)?
-            .ok_or_else(|| self.invalid(key, format!("missing: add {key} = {example}")))
-    }
+/// A librdkafka property value: a string, or a number or boolean written as TOML.
+#[derive(Clone, Debug, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Property {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Flag(bool),
+}
 
-    /// One of `choices` (the first is the default).
-    pub fn choice(&mut self, key: &'a str, choices: &[&str]) -> Result<String, ConfigError> {
-        let v = self.string(key)?.unwrap_or_else(|| choices[0].to_owned());
-        if choices.contains(&v.as_str()) {
-            Ok(v)
-        } else {
-            Err(self.invalid(key, format!("{v:?} is not one of: {}", choices.join(", "))))
+impl std::fmt::Display for Property {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Property::Text(s) => f.write_str(s),
+            Property::Integer(n) => write!(f, "{n}"),
+            Property::Float(x) => write!(f, "{x}"),
+            Property::Flag(b) => write!(f, "{b}"),
         }
     }
+}
 
-    /// The value `choices` pairs with the chosen name (the first is the default).
-    pub fn pick<T: Copy>(&mut self, key: &'a str, choices: &[(&str, T)]) -> Result<T, ConfigError> {
-        let names: Vec<&str> = choices.iter().map(|(n, _)| *n).collect();
-        let name = self.choice(key, &names)?;
-        Ok(choices
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| *v)
-            .expect("choice returns one of the names"))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Opts {
+        topic: String,
+        #[serde(default)]
+        mode: Mode,
     }
 
-    pub fn bool(&mut self, key: &'a str) -> Result<bool, ConfigError> {
-        match self.get(key) {
-            None => Ok(false),
-            Some(toml::Value::Boolean(b)) => Ok(*b),
-            Some(other) => Err(self.invalid(
-                key,
-                format!("must be true or false, not {}", other.type_str()),
-            )),
-        }
+    #[derive(Debug, Default, serde::Deserialize)]
+    #[serde(rename_all = "kebab-case")]
+    enum Mode {
+        #[default]
+        AtLeastOnce,
+        ExactlyOnce,
     }
 
-    pub fn integer(&mut self, key: &'a str) -> Result<Option<i64>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(toml::Value::Integer(i)) => Ok(Some(*i)),
-            Some(other) => {
-                Err(self.invalid(key, format!("must be an integer, not {}", other.type_str())))
-            }
-        }
+    fn read_opts(text: &str) -> Result<Opts, ConfigError> {
+        let spec = PipelineSpec::parse(Path::new("/p.toml"), "").unwrap();
+        let table: toml::Table = toml::from_str(text).unwrap();
+        read(
+            At {
+                spec: &spec,
+                uid: "out",
+            },
+            &table,
+        )
     }
 
-    pub fn duration(&mut self, key: &'a str) -> Result<Option<Duration>, ConfigError> {
-        match self.string(key)? {
-            None => Ok(None),
-            Some(s) => crate::config::parse_duration(&s).map(Some).ok_or_else(|| {
-                self.invalid(key, format!("{s:?} is not a duration such as \"15m\""))
-            }),
-        }
-    }
-
-    /// A list of strings; a single string counts as a list of one.
-    pub fn strings(&mut self, key: &'a str) -> Result<Option<Vec<String>>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(vec![s.clone()])),
-            Some(toml::Value::Array(items)) => items
-                .iter()
-                .map(|v| {
-                    v.as_str().map(str::to_owned).ok_or_else(|| {
-                        self.invalid(key, format!("must list strings, not {}", v.type_str()))
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(other) => Err(self.invalid(
-                key,
-                format!("must be a list of strings, not {}", other.type_str()),
-            )),
-        }
-    }
-
-    /// A table, e.g. `properties = { "fetch.min.bytes" = "1" }`.
-    pub fn table(&mut self, key: &'a str) -> Result<Option<&'a toml::Table>, ConfigError> {
-        match self.get(key) {
-            None => Ok(None),
-            Some(toml::Value::Table(t)) => Ok(Some(t)),
-            Some(other) => {
-                Err(self.invalid(key, format!("must be a table, not {}", other.type_str())))
-            }
-        }
-    }
-
-    /// Refuse every key that was not read.
-    pub fn finish(self, known: &str) -> Result<(), ConfigError> {
-        match self.table.keys().find(|k| !self.read.contains(k.as_str())) {
-            None => Ok(()),
-            Some(k) => Err(self.invalid(k, format!("unknown option (known: {known})"))),
-        }
+    #[test]
+    fn errors_name_the_key_and_what_it_may_be() {
+        let ok = read_opts("topic = \"t\"\nmode = \"exactly-once\"").unwrap();
+        assert!(matches!(ok.mode, Mode::ExactlyOnce) && ok.topic == "t");
+        let e = read_opts("topic = \"t\"\nmode = \"twice\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("node.out.config.mode") && e.contains("exactly-once"),
+            "{e}"
+        );
+        let e = read_opts("topic = \"t\"\ntpoic = 1")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("node.out.config.tpoic"), "{e}");
+        assert!(
+            e.contains("unknown field `tpoic`") && e.contains("`topic`"),
+            "{e}"
+        );
+        let e = read_opts("topic = 3").unwrap_err().to_string();
+        assert!(e.contains("node.out.config.topic"), "{e}");
+        let e = read_opts("").unwrap_err().to_string();
+        assert!(
+            e.contains("node.out.config.topic: missing field `topic`"),
+            "{e}"
+        );
     }
 }

@@ -12,7 +12,7 @@ pub use partitioner::{Partitioner, murmur2};
 pub use sink::KafkaSink;
 pub use source::{KafkaSource, merge_source_states};
 
-use super::options::Options;
+use super::options::{self, At, OneOrMany, Property};
 use crate::config::ConfigError;
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
@@ -40,17 +40,21 @@ pub enum Topics {
 }
 
 /// How a source reads record values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// Key and value bytes as they are.
+    #[default]
     Raw,
     /// The value must be JSON.
     Json,
 }
 
 /// What a source does with a record it cannot read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum OnCorrupt {
+    #[default]
     Fail,
     Skip,
     DeadLetter,
@@ -75,9 +79,11 @@ pub struct SourceConfig {
 }
 
 /// Delivery guarantee of a sink, as in Flink's `DeliveryGuarantee`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Semantic {
     None,
+    #[default]
     AtLeastOnce,
     ExactlyOnce,
 }
@@ -103,123 +109,182 @@ pub struct SinkConfig {
     pub properties: BTreeMap<String, String>,
 }
 
-const SOURCE_KEYS: &str = "bootstrap_servers, topics, topic_pattern, group_id, start, start_timestamp, start_offsets, stop_at, format, with_metadata, on_corrupt, rate, properties";
-const SINK_KEYS: &str = "bootstrap_servers, topic, topic_header, semantic, log_failures_only, transactional_id_prefix, transaction_timeout, scale_down_factor, partitioner, properties";
+/// A Kafka source node's `config`, as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceOptions {
+    bootstrap_servers: Option<String>,
+    topics: Option<OneOrMany>,
+    topic_pattern: Option<String>,
+    group_id: Option<String>,
+    #[serde(default)]
+    start: StartName,
+    start_timestamp: Option<i64>,
+    start_offsets: Option<BTreeMap<String, i64>>,
+    #[serde(default)]
+    stop_at: StopAt,
+    #[serde(default)]
+    format: Format,
+    #[serde(default)]
+    with_metadata: bool,
+    #[serde(default)]
+    on_corrupt: OnCorrupt,
+    rate: Option<std::num::NonZeroU32>,
+    #[serde(default)]
+    properties: BTreeMap<String, Property>,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum StartName {
+    #[default]
+    GroupOffsets,
+    Earliest,
+    Latest,
+    Timestamp,
+    SpecificOffsets,
+}
+
+#[derive(Clone, Copy, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum StopAt {
+    #[default]
+    Never,
+    Latest,
+}
+
+/// A Kafka sink node's `config`, as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SinkOptions {
+    bootstrap_servers: Option<String>,
+    topic: Option<String>,
+    topic_header: Option<String>,
+    #[serde(default)]
+    semantic: Semantic,
+    #[serde(default)]
+    log_failures_only: bool,
+    transactional_id_prefix: Option<String>,
+    transaction_timeout: Option<crate::config::units::Span>,
+    scale_down_factor: Option<u32>,
+    #[serde(default)]
+    partitioner: Partitioner,
+    #[serde(default)]
+    properties: BTreeMap<String, Property>,
+}
+
+/// `value`, or the error that says what to add for `key`.
+fn required(
+    at: At,
+    key: &str,
+    value: Option<String>,
+    example: &str,
+) -> Result<String, ConfigError> {
+    value.ok_or_else(|| at.invalid(key, format!("missing: add {key} = {example}")))
+}
 
 impl SourceConfig {
     pub(crate) fn parse(
-        mut o: Options<'_>,
+        at: At,
+        table: &toml::Table,
         pipeline: &str,
         uid: &str,
     ) -> Result<Self, ConfigError> {
-        let bootstrap_servers = o.required_string("bootstrap_servers", "\"127.0.0.1:9092\"")?;
-        let topics = match (o.strings("topics")?, o.string("topic_pattern")?) {
-            (Some(list), None) if !list.is_empty() => Topics::List(list),
-            (None, Some(p)) => Topics::Pattern(
-                regex::Regex::new(&format!("^(?:{p})$"))
-                    .map_err(|e| o.invalid("topic_pattern", format!("not a regex: {e}")))?,
-            ),
-            (Some(_), Some(_)) => {
-                return Err(o.invalid(
-                    "topic_pattern",
-                    "give either `topics` or `topic_pattern`, not both",
-                ));
-            }
-            _ => {
-                return Err(o.invalid(
-                    "topics",
-                    "missing: add topics = [\"events\"] or topic_pattern = \"events-.*\"",
-                ));
-            }
-        };
-        let group_id = o
-            .string("group_id")?
-            .unwrap_or_else(|| format!("weir-{pipeline}-{uid}"));
-        let start = match o
-            .choice(
-                "start",
-                &[
-                    "group-offsets",
-                    "earliest",
-                    "latest",
-                    "timestamp",
-                    "specific-offsets",
-                ],
-            )?
-            .as_str()
-        {
-            "group-offsets" => StartAt::GroupOffsets,
-            "earliest" => StartAt::Earliest,
-            "latest" => StartAt::Latest,
-            "timestamp" => StartAt::Timestamp(o.integer("start_timestamp")?.ok_or_else(|| {
-                o.invalid(
-                    "start_timestamp",
-                    "missing: start = \"timestamp\" needs start_timestamp = <ms since the epoch>",
-                )
-            })?),
-            _ => {
-                let table = o.table("start_offsets")?.ok_or_else(|| {
-                    o.invalid(
-                        "start_offsets",
-                        "missing: start = \"specific-offsets\" needs start_offsets = { \"<topic>:<partition>\" = <offset> }",
-                    )
-                })?;
-                let mut offsets = BTreeMap::new();
-                for (k, v) in table {
-                    let bad = || {
-                        o.invalid(
-                            "start_offsets",
-                            format!("{k:?} = {v}: write \"<topic>:<partition>\" = <offset>, e.g. \"events:0\" = 42"),
-                        )
-                    };
-                    let (topic, partition) = k.rsplit_once(':').ok_or_else(bad)?;
-                    let partition: i32 = partition.parse().map_err(|_| bad())?;
-                    let offset = v.as_integer().filter(|o| *o >= 0).ok_or_else(bad)?;
-                    offsets.insert((topic.to_owned(), partition), offset);
-                }
-                StartAt::SpecificOffsets(offsets)
-            }
-        };
-        if !matches!(start, StartAt::Timestamp(_)) && o.integer("start_timestamp")?.is_some() {
-            return Err(o.invalid("start_timestamp", "only used with start = \"timestamp\""));
-        }
-        if !matches!(start, StartAt::SpecificOffsets(_)) && o.table("start_offsets")?.is_some() {
-            return Err(o.invalid(
-                "start_offsets",
-                "only used with start = \"specific-offsets\"",
-            ));
-        }
-        let bounded = o.pick("stop_at", &[("never", false), ("latest", true)])?;
-        let format = o.pick("format", &[("raw", Format::Raw), ("json", Format::Json)])?;
-        let with_metadata = o.bool("with_metadata")?;
-        let on_corrupt = o.pick(
-            "on_corrupt",
-            &[
-                ("fail", OnCorrupt::Fail),
-                ("skip", OnCorrupt::Skip),
-                ("dead-letter", OnCorrupt::DeadLetter),
-            ],
+        let o: SourceOptions = options::read(at, table)?;
+        let bootstrap_servers = required(
+            at,
+            "bootstrap_servers",
+            o.bootstrap_servers,
+            "\"127.0.0.1:9092\"",
         )?;
-        let rate = match o.integer("rate")? {
-            None => None,
-            Some(r) if r > 0 && r <= i64::from(u32::MAX) => Some(r as u32),
-            Some(r) => return Err(o.invalid("rate", format!("{r} is not a positive rate"))),
-        };
-        let properties = properties(&mut o)?;
-        o.finish(SOURCE_KEYS)?;
+        let topics = topics(at, o.topics, o.topic_pattern)?;
+        let start = start_at(at, o.start, o.start_timestamp, o.start_offsets)?;
         Ok(SourceConfig {
             bootstrap_servers,
             topics,
-            group_id,
+            group_id: o
+                .group_id
+                .unwrap_or_else(|| format!("weir-{pipeline}-{uid}")),
             start,
-            bounded,
-            format,
-            with_metadata,
-            on_corrupt,
-            rate,
-            properties,
+            bounded: matches!(o.stop_at, StopAt::Latest),
+            format: o.format,
+            with_metadata: o.with_metadata,
+            on_corrupt: o.on_corrupt,
+            rate: o.rate.map(std::num::NonZeroU32::get),
+            properties: properties(o.properties),
         })
     }
+}
+
+/// `topics` or `topic_pattern`: one of the two.
+fn topics(at: At, list: Option<OneOrMany>, pattern: Option<String>) -> Result<Topics, ConfigError> {
+    match (list.map(OneOrMany::into_vec), pattern) {
+        (Some(list), None) if !list.is_empty() => Ok(Topics::List(list)),
+        (None, Some(p)) => regex::Regex::new(&format!("^(?:{p})$"))
+            .map(Topics::Pattern)
+            .map_err(|e| at.invalid("topic_pattern", format!("not a regex: {e}"))),
+        (Some(_), Some(_)) => Err(at.invalid(
+            "topic_pattern",
+            "give either `topics` or `topic_pattern`, not both",
+        )),
+        _ => Err(at.invalid(
+            "topics",
+            "missing: add topics = [\"events\"] or topic_pattern = \"events-.*\"",
+        )),
+    }
+}
+
+/// Where reading starts, with the option each start position needs and no other.
+fn start_at(
+    at: At,
+    start: StartName,
+    timestamp: Option<i64>,
+    offsets: Option<BTreeMap<String, i64>>,
+) -> Result<StartAt, ConfigError> {
+    if start != StartName::Timestamp && timestamp.is_some() {
+        return Err(at.invalid("start_timestamp", "only used with start = \"timestamp\""));
+    }
+    if start != StartName::SpecificOffsets && offsets.is_some() {
+        return Err(at.invalid(
+            "start_offsets",
+            "only used with start = \"specific-offsets\"",
+        ));
+    }
+    Ok(match start {
+        StartName::GroupOffsets => StartAt::GroupOffsets,
+        StartName::Earliest => StartAt::Earliest,
+        StartName::Latest => StartAt::Latest,
+        StartName::Timestamp => StartAt::Timestamp(timestamp.ok_or_else(|| {
+            at.invalid(
+                "start_timestamp",
+                "missing: start = \"timestamp\" needs start_timestamp = <ms since the epoch>",
+            )
+        })?),
+        StartName::SpecificOffsets => {
+            let table = offsets.ok_or_else(|| {
+                at.invalid(
+                    "start_offsets",
+                    "missing: start = \"specific-offsets\" needs start_offsets = { \"<topic>:<partition>\" = <offset> }",
+                )
+            })?;
+            let mut offsets = BTreeMap::new();
+            for (k, v) in table {
+                let bad = || {
+                    at.invalid(
+                        "start_offsets",
+                        format!("{k:?} = {v}: write \"<topic>:<partition>\" = <offset>, e.g. \"events:0\" = 42"),
+                    )
+                };
+                let (topic, partition) = k.rsplit_once(':').ok_or_else(bad)?;
+                let partition: i32 = partition.parse().map_err(|_| bad())?;
+                if v < 0 {
+                    return Err(bad());
+                }
+                offsets.insert((topic.to_owned(), partition), v);
+            }
+            StartAt::SpecificOffsets(offsets)
+        }
+    })
 }
 
 impl SinkConfig {
@@ -228,97 +293,62 @@ impl SinkConfig {
         format!("{}-{uid}-{subtask}", self.transactional_id_prefix)
     }
 
-    pub(crate) fn parse(mut o: Options<'_>, pipeline: &str) -> Result<Self, ConfigError> {
-        let bootstrap_servers = o.required_string("bootstrap_servers", "\"127.0.0.1:9092\"")?;
-        let topic = o.required_string("topic", "\"results\"")?;
-        let topic_header = o
-            .string("topic_header")?
-            .unwrap_or_else(|| "target-topic".into());
-        let semantic = o.pick(
-            "semantic",
-            &[
-                ("at-least-once", Semantic::AtLeastOnce),
-                ("exactly-once", Semantic::ExactlyOnce),
-                ("none", Semantic::None),
-            ],
+    pub(crate) fn parse(at: At, table: &toml::Table, pipeline: &str) -> Result<Self, ConfigError> {
+        let o: SinkOptions = options::read(at, table)?;
+        let bootstrap_servers = required(
+            at,
+            "bootstrap_servers",
+            o.bootstrap_servers,
+            "\"127.0.0.1:9092\"",
         )?;
-        let log_failures_only = o.bool("log_failures_only")?;
-        if log_failures_only && semantic != Semantic::AtLeastOnce {
-            return Err(o.invalid(
+        let topic = required(at, "topic", o.topic, "\"results\"")?;
+        if o.log_failures_only && o.semantic != Semantic::AtLeastOnce {
+            return Err(at.invalid(
                 "log_failures_only",
                 "only applies to semantic = \"at-least-once\"",
             ));
         }
-        let transactional_id_prefix = o
-            .string("transactional_id_prefix")?
-            .unwrap_or_else(|| format!("weir-{pipeline}"));
         let transaction_timeout = o
-            .duration("transaction_timeout")?
-            .unwrap_or(Duration::from_secs(15 * 60));
+            .transaction_timeout
+            .map_or(Duration::from_secs(15 * 60), |s| s.0);
         if transaction_timeout < Duration::from_secs(1)
             || transaction_timeout > Duration::from_secs(i32::MAX as u64 / 1000)
         {
-            return Err(o.invalid(
+            return Err(at.invalid(
                 "transaction_timeout",
                 "must be between 1s and 24d (the broker caps it at transaction.max.timeout.ms, 15m by default)",
             ));
         }
-        let scale_down_factor = match o.integer("scale_down_factor")? {
-            None => 5,
-            Some(n) if (1..=100).contains(&n) => n as u32,
-            Some(_) => {
-                return Err(o.invalid(
-                    "scale_down_factor",
-                    "must be between 1 (abort no other ids) and 100",
-                ));
-            }
-        };
-        let partitioner = o.pick(
-            "partitioner",
-            &[
-                ("default", Partitioner::Default),
-                ("round-robin", Partitioner::RoundRobin),
-                ("fixed", Partitioner::Fixed),
-            ],
-        )?;
-        let properties = properties(&mut o)?;
-        o.finish(SINK_KEYS)?;
+        let scale_down_factor = o.scale_down_factor.unwrap_or(5);
+        if !(1..=100).contains(&scale_down_factor) {
+            return Err(at.invalid(
+                "scale_down_factor",
+                "must be between 1 (abort no other ids) and 100",
+            ));
+        }
         Ok(SinkConfig {
             bootstrap_servers,
             topic,
-            topic_header,
-            semantic,
-            log_failures_only,
-            transactional_id_prefix,
+            topic_header: o.topic_header.unwrap_or_else(|| "target-topic".into()),
+            semantic: o.semantic,
+            log_failures_only: o.log_failures_only,
+            transactional_id_prefix: o
+                .transactional_id_prefix
+                .unwrap_or_else(|| format!("weir-{pipeline}")),
             transaction_timeout,
             scale_down_factor,
-            partitioner,
-            properties,
+            partitioner: o.partitioner,
+            properties: properties(o.properties),
         })
     }
 }
 
 /// `properties = { "<librdkafka property>" = "<value>" }`, values rendered as strings.
-fn properties<'a>(o: &mut Options<'a>) -> Result<BTreeMap<String, String>, ConfigError> {
-    let mut out = BTreeMap::new();
-    if let Some(t) = o.table("properties")? {
-        for (k, v) in t {
-            let v = match v {
-                toml::Value::String(s) => s.clone(),
-                toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_) => {
-                    v.to_string()
-                }
-                other => {
-                    return Err(o.invalid(
-                        "properties",
-                        format!("{k:?} must be a string or number, not {}", other.type_str()),
-                    ));
-                }
-            };
-            out.insert(k.clone(), v);
-        }
-    }
-    Ok(out)
+fn properties(written: BTreeMap<String, Property>) -> BTreeMap<String, String> {
+    written
+        .into_iter()
+        .map(|(k, v)| (k, v.to_string()))
+        .collect()
 }
 
 /// A librdkafka client config: the bootstrap servers, weir's settings, then the user's

@@ -5,9 +5,11 @@
 //! put equal keys in the same partition.
 
 /// A sink's partitioner.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Partitioner {
     /// murmur2 of the key like the Java client; keyless records round-robin.
+    #[default]
     Default,
     /// Every record to the next partition in turn.
     RoundRobin,
