@@ -217,15 +217,28 @@ class Context:
 class Plugin:
     """What every plugin kind shares: construction from config, and state."""
 
+    # Whether the instance's attributes are its state, checkpointed and restored whole (the
+    # default). An operator that keeps what it must remember in keyed state (ValueState,
+    # Windows, ...) sets it to False: its attributes are then configuration, made by __init__
+    # from the pipeline file on every start, and its checkpoints hold nothing of its own, so it
+    # rescales like its keyed state.
+    STATE_IN_ATTRIBUTES = True
+
     def __init__(self, config, ctx):
         """`config` is a dict of the node's config table (values are strings)."""
 
     def snapshot(self):
-        """State as bytes. Default: a pickle of the instance's attributes."""
+        """State as bytes. Default: a pickle of the instance's attributes (nothing when
+        STATE_IN_ATTRIBUTES is False)."""
+        if not self.STATE_IN_ATTRIBUTES:
+            return b""
         return pickle.dumps(self.__dict__)
 
     def restore(self, state):
-        """Take back bytes `snapshot` returned. Default: restore the attributes."""
+        """Take back bytes `snapshot` returned. Default: restore the attributes (keep them as
+        __init__ made them when STATE_IN_ATTRIBUTES is False)."""
+        if not self.STATE_IN_ATTRIBUTES:
+            return
         self.__dict__.update(pickle.loads(state))
 
 
@@ -547,15 +560,17 @@ class Fired:
 
 class Windows:
     """Keyed event-time windows, as the Rust SDK's `weir_sdk::window::Windows`: keep one in the
-    operator's attributes (it is state), `add` batches in `process`, `fire` timers in
-    `on_timers`. A record's key is its key (its value when it has none); records too late for
-    every window they belong to go to `<node>.late`."""
+    operator's attributes (made by __init__; the panes are keyed state), `add` batches in
+    `process`, `fire` timers in `on_timers`. A record's key is its key (its value when it has
+    none): put the operator behind a `hash` edge after a `key-by`. Records too late for every
+    window they belong to go to `<node>.late`. The panes live in keyed state (`"windows"`
+    unless `named`), as JSON: an aggregate's value must be a JSON value."""
 
     def __init__(self, shape, aggregate, size=0, slide=0, gap=0):
         self.shape, self.aggregate = shape, aggregate
         self.size, self.slide, self.gap = size, slide, gap
         self.allowed_lateness = 0
-        self.panes = {}  # key -> list of [start, end, acc, fired]
+        self.panes = ValueState("windows")  # key -> list of [start, end, acc, fired]
 
     @staticmethod
     def tumbling(size_ms, aggregate):
@@ -573,6 +588,12 @@ class Windows:
 
     def with_allowed_lateness(self, ms):
         self.allowed_lateness = max(0, ms)
+        return self
+
+    def named(self, name):
+        """Keep the panes under keyed-state name `name`: each Windows of one operator needs
+        its own."""
+        self.panes = ValueState(name)
         return self
 
     def _assign(self, ts):
@@ -598,16 +619,17 @@ class Windows:
                 continue
             key = r.key if r.key is not None else r.value
             v = value(r)
+            panes = self.panes.get(key, [])
             for start, end in windows:
-                f = self._add_to(key, start, end, v, wm)
+                f = self._add_to(panes, key, start, end, v, wm)
                 if f is not None:
                     updates.append(f)
+            self.panes.set(key, panes)
         emit_late(too_late)
         return updates
 
-    def _add_to(self, key, start, end, v, wm):
+    def _add_to(self, panes, key, start, end, v, wm):
         agg, lateness = self.aggregate, self.allowed_lateness
-        panes = self.panes.setdefault(key, [])
         acc = agg.add(agg.create(), v)
         fired = False
         if self.shape == "session":
@@ -646,16 +668,20 @@ class Windows:
         allowed lateness are dropped."""
         out = []
         for t in fired_timers:
-            if not is_event_time(t) or t.key is None or t.key not in self.panes:
+            if not is_event_time(t) or t.key is None:
                 continue
-            panes = self.panes[t.key]
+            panes = self.panes.get(t.key)
+            if not panes:
+                continue
             for p in panes:
                 if not p[3] and p[1] - 1 == t.timestamp:
                     p[3] = True
                     out.append(Fired(t.key, p[0], p[1], p[2], False))
             panes[:] = [p for p in panes if not (p[3] and p[1] - 1 + self.allowed_lateness <= t.timestamp)]
-            if not panes:
-                del self.panes[t.key]
+            if panes:
+                self.panes.set(t.key, panes)
+            else:
+                self.panes.clear(t.key)
         out.sort(key=lambda f: (f.start, f.end, f.key))
         return out
 

@@ -668,12 +668,22 @@ fn rescaled(pipeline: String, parallelism: u32, window_ms: u32) -> String {
 /// rest of the input is counted in the new one).
 #[test]
 fn windowed_counts_rescale_two_three_one_and_take_a_new_window_size() {
+    rescale_two_three_one(&guest("windowed-counts"));
+}
+
+/// The same with the example's Python operator (its `weir.Windows` on keyed state too).
+#[test]
+fn the_python_window_operator_rescales_two_three_one() {
+    rescale_two_three_one(&python_windowed_counts());
+}
+
+fn rescale_two_three_one(plugin: &Path) {
     let scratch = scratch();
     let events = shuffled_events(24_000, 31, 5000);
     let original =
         std::fs::read_to_string(root().join("examples/windowed-counts/pipeline.toml")).unwrap();
     assert!(original.contains("partition = \"hash\"") && original.contains("parallelism = 2"));
-    let dir = example_copy(scratch.path(), &events, |p| rescaled(p, 2, 60_000));
+    let dir = example_copy_with(scratch.path(), &events, |p| rescaled(p, 2, 60_000), plugin);
     precompile("pipeline.toml", &dir);
     // Parallelism 2, stopped with a savepoint.
     let mut first = spawn_weir_logging_checkpoints(&["run", "pipeline.toml"], &dir, 1);
