@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use weir_sdk::{Config, Context, Operator, Record, Result, ValueState, bail, operator};
+use weir_sdk::{Config, Context, Operator, Record, Result, ValueState, operator};
 
 #[derive(Serialize, Deserialize)]
 struct BenchCount {
@@ -20,12 +20,20 @@ struct BenchCount {
 #[operator]
 impl Operator for BenchCount {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["mode"])?;
-        let keyed = match config.get("mode").unwrap_or("keyed") {
-            "keyed" => true,
-            "hashmap" => false,
-            other => bail!("mode {other:?}: expected \"keyed\" or \"hashmap\""),
-        };
+        #[derive(serde::Deserialize, Default, PartialEq)]
+        #[serde(rename_all = "lowercase")]
+        enum Mode {
+            #[default]
+            Keyed,
+            Hashmap,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            #[serde(default)]
+            mode: Mode,
+        }
+        let keyed = config.read::<Settings>()?.mode == Mode::Keyed;
         Ok(BenchCount {
             keyed,
             map: HashMap::new(),

@@ -17,8 +17,13 @@ struct BenchState {
 #[operator]
 impl Operator for BenchState {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["bytes"])?;
-        let n: usize = config.parse_or("bytes", 0)?;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            #[serde(default)]
+            bytes: usize,
+        }
+        let Settings { bytes: n } = config.read()?;
         Ok(BenchState {
             state: (0..n).map(|i| i as u8).collect(),
         })

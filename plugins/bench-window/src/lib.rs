@@ -17,9 +17,14 @@ struct BenchWindow {
 #[operator]
 impl Operator for BenchWindow {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["window_ms"])?;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            window_ms: Option<i64>,
+        }
+        let Settings { window_ms } = config.read()?;
         Ok(BenchWindow {
-            counts: Windows::tumbling(config.parse_or("window_ms", 1000)?, Count),
+            counts: Windows::tumbling(window_ms.unwrap_or(1000), Count),
         })
     }
 

@@ -108,15 +108,32 @@ fn parse_ms(text: &str) -> Option<i64> {
     n.checked_mul(mult)
 }
 
-fn setting<T>(
-    config: &Config,
-    key: &str,
-    default: &str,
-    parse: fn(&str) -> Option<T>,
-    what: &str,
-) -> Result<T> {
-    let raw = config.get(key).unwrap_or(default);
-    parse(raw).ok_or_else(|| anyhow!("config `{key}` = {raw:?} is not {what}"))
+/// The bucketed sink's `config`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    path: PathBuf,
+    /// "time" (the default) or a record header's name.
+    bucket: Option<String>,
+    bucket_format: Option<String>,
+    #[serde(default)]
+    format: Format,
+    part_prefix: Option<String>,
+    part_suffix: Option<String>,
+    timezone: Option<String>,
+    #[serde(default)]
+    gzip: bool,
+    roll_size: Option<weir_sdk::config::Size>,
+    roll_interval: Option<String>,
+    inactivity: Option<String>,
+    check_interval: Option<String>,
+}
+
+/// Duration setting `key` in ms (`default` when not set).
+fn setting(key: &str, value: Option<String>, default: &str) -> Result<i64> {
+    let raw = value.as_deref().unwrap_or(default);
+    parse_ms(raw)
+        .ok_or_else(|| anyhow!("config `{key}` = {raw:?} is not a duration such as \"{default}\""))
 }
 
 impl BucketSink {
@@ -313,59 +330,21 @@ fn rename(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
 #[sink]
 impl Sink for BucketSink {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
-        config.only(&[
-            "path",
-            "bucket",
-            "format",
-            "part_prefix",
-            "part_suffix",
-            "timezone",
-            "gzip",
-            "roll_size",
-            "roll_interval",
-            "inactivity",
-            "check_interval",
-        ])?;
-        let format = match config.get("format").unwrap_or("line") {
-            "line" => Format::Line,
-            "length-prefixed" => Format::LengthPrefixed,
-            other => bail!("config `format` = {other:?}: use \"line\" or \"length-prefixed\""),
-        };
+        let c: Settings = config.read()?;
         let mut sink = BucketSink {
-            base: PathBuf::from(config.require("path")?),
-            bucket_by: config.get("bucket").unwrap_or("time").to_owned(),
-            bucket_format: config
-                .get("bucket_format")
-                .unwrap_or("%Y-%m-%d--%H")
-                .to_owned(),
-            timezone: config.get("timezone").unwrap_or("UTC").to_owned(),
-            prefix: config.get("part_prefix").unwrap_or("part").to_owned(),
-            suffix: config.get("part_suffix").unwrap_or("").to_owned(),
+            base: c.path,
+            bucket_by: c.bucket.unwrap_or_else(|| "time".into()),
+            bucket_format: c.bucket_format.unwrap_or_else(|| "%Y-%m-%d--%H".into()),
+            timezone: c.timezone.unwrap_or_else(|| "UTC".into()),
+            prefix: c.part_prefix.unwrap_or_else(|| "part".into()),
+            suffix: c.part_suffix.unwrap_or_default(),
             subtask: ctx.subtask,
-            roll_size: config.size_or("roll_size", 384_000_000)?,
-            roll_interval_ms: setting(
-                config,
-                "roll_interval",
-                "60s",
-                parse_ms,
-                "a duration such as \"60s\"",
-            )?,
-            inactivity_ms: setting(
-                config,
-                "inactivity",
-                "60s",
-                parse_ms,
-                "a duration such as \"60s\"",
-            )?,
-            check_interval_ms: setting(
-                config,
-                "check_interval",
-                "1s",
-                parse_ms,
-                "a duration such as \"1s\"",
-            )?,
-            format,
-            gzip: config.parse_or("gzip", false)?,
+            roll_size: c.roll_size.map_or(384_000_000, |s| s.0),
+            roll_interval_ms: setting("roll_interval", c.roll_interval, "60s")?,
+            inactivity_ms: setting("inactivity", c.inactivity, "60s")?,
+            check_interval_ms: setting("check_interval", c.check_interval, "1s")?,
+            format: c.format,
+            gzip: c.gzip,
             counter: 0,
             open: BTreeMap::new(),
             rolled: Vec::new(),

@@ -11,9 +11,11 @@ use std::path::Path;
 use weir_sdk::Result;
 
 /// How a record is laid out in a part file.
-#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Format {
     /// The value as UTF-8 and a newline.
+    #[default]
     Line,
     /// A 4-byte big-endian length, then the value bytes.
     LengthPrefixed,

@@ -98,28 +98,33 @@ impl DirectorySource {
 #[source]
 impl Source for DirectorySource {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
-        config.only(&[
-            "path",
-            "pattern",
-            "end_when_empty",
-            "rate",
-            "scan_ms",
-            "with_metadata",
-            "max_line",
-        ])?;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            path: PathBuf,
+            pattern: Option<String>,
+            #[serde(default)]
+            end_when_empty: bool,
+            rate: Option<u64>,
+            scan_ms: Option<u64>,
+            #[serde(default)]
+            with_metadata: bool,
+            max_line: Option<weir_sdk::config::Size>,
+        }
+        let c: Settings = config.read()?;
         let s = DirectorySource {
-            dir: PathBuf::from(config.require("path")?),
-            pattern: config.get("pattern").unwrap_or("*").to_owned(),
-            end_when_empty: config.parse_or("end_when_empty", false)?,
-            scan_ms: config.parse_or("scan_ms", 200u64)?,
+            dir: c.path,
+            pattern: c.pattern.unwrap_or_else(|| "*".into()),
+            end_when_empty: c.end_when_empty,
+            scan_ms: c.scan_ms.unwrap_or(200),
             reader: ctx.subtask == 0,
             finished: BTreeSet::new(),
             current: None,
             input: None,
             next_scan: None,
-            throttle: Throttle::new(Some(config.parse_or("rate", 0u64)?)),
-            with_metadata: config.parse_or("with_metadata", false)?,
-            max_line: config.size_or("max_line", DEFAULT_MAX_LINE)?,
+            throttle: Throttle::new(c.rate),
+            with_metadata: c.with_metadata,
+            max_line: c.max_line.map_or(DEFAULT_MAX_LINE, |m| m.0),
         };
         if s.reader {
             s.next_file()?; // fail at open when the directory is not there or not granted

@@ -149,8 +149,12 @@ fn file_len(path: &Path) -> io::Result<u64> {
 #[sink]
 impl Sink for FileSink {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
-        config.only(&["path"])?;
-        let mut path = PathBuf::from(config.require("path")?);
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            path: PathBuf,
+        }
+        let Settings { mut path } = config.read()?;
         if ctx.parallelism > 1 {
             path = PathBuf::from(format!("{}.{}", path.display(), ctx.subtask));
         }

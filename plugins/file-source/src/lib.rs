@@ -63,15 +63,24 @@ impl FileSource {
 #[source]
 impl Source for FileSource {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
-        config.only(&["path", "rate", "with_metadata", "max_line"])?;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            path: String,
+            rate: Option<u64>,
+            #[serde(default)]
+            with_metadata: bool,
+            max_line: Option<weir_sdk::config::Size>,
+        }
+        let s: Settings = config.read()?;
         let mut source = FileSource {
-            path: config.require("path")?.to_owned(),
+            path: s.path,
             offset: 0,
             reader: ctx.subtask == 0,
             input: None,
-            throttle: Throttle::new(Some(config.parse_or("rate", 0u64)?)),
-            with_metadata: config.parse_or("with_metadata", false)?,
-            max_line: config.size_or("max_line", DEFAULT_MAX_LINE)?,
+            throttle: Throttle::new(s.rate),
+            with_metadata: s.with_metadata,
+            max_line: s.max_line.map_or(DEFAULT_MAX_LINE, |m| m.0),
         };
         if source.reader {
             source.input()?; // fail at open, not at the first poll, when the file is missing

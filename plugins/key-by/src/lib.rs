@@ -17,8 +17,12 @@ struct KeyBy {
 #[operator]
 impl Operator for KeyBy {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["field"])?;
-        let field = config.require("field")?;
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            field: String,
+        }
+        let Settings { field } = config.read()?;
         if field.split('.').any(str::is_empty) {
             return Err(anyhow!(
                 "`field` = {field:?} is not a dotted path such as \"user\" or \"user.id\""

@@ -24,25 +24,31 @@ struct Sequence {
 #[source]
 impl Source for Sequence {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
-        config.only(&["count", "values", "value_size"])?;
-        let values: Vec<String> = match config.get("values") {
-            Some(v) => v.lines().map(str::to_owned).collect(),
-            None => Vec::new(),
-        };
-        let count = if values.is_empty() {
-            config.parse_or("count", 10u64)?
-        } else {
-            if config.get("count").is_some() {
-                bail!("config keys `count` and `values` exclude each other: keep one");
-            }
-            values.len() as u64
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            count: Option<u64>,
+            #[serde(default)]
+            values: Vec<String>,
+            #[serde(default)]
+            value_size: usize,
+        }
+        let Settings {
+            count,
+            values,
+            value_size,
+        } = config.read()?;
+        let count = match (count, values.len()) {
+            (count, 0) => count.unwrap_or(10),
+            (None, n) => n as u64,
+            (Some(_), _) => bail!("config keys `count` and `values` exclude each other: keep one"),
         };
         Ok(Sequence {
             values,
             count,
             next: u64::from(ctx.subtask),
             step: u64::from(ctx.parallelism.max(1)),
-            value_size: config.parse_or("value_size", 0usize)?,
+            value_size,
         })
     }
 

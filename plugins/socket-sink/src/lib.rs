@@ -78,11 +78,18 @@ impl SocketSink {
 #[sink]
 impl Sink for SocketSink {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["address", "backoff_ms", "connect_attempts"])?;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            address: String,
+            backoff_ms: Option<u64>,
+            connect_attempts: Option<u32>,
+        }
+        let s: Settings = config.read()?;
         Ok(SocketSink {
-            address: config.require("address")?.to_owned(),
-            connect_attempts: config.parse_or("connect_attempts", 10u32)?,
-            backoff_ms: config.parse_or("backoff_ms", 100u64)?,
+            address: s.address,
+            connect_attempts: s.connect_attempts.unwrap_or(10),
+            backoff_ms: s.backoff_ms.unwrap_or(100),
             unconfirmed: Vec::new(),
             marks: Vec::new(),
             conn: None,

@@ -86,25 +86,30 @@ impl SocketSource {
 #[source]
 impl Source for SocketSource {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&[
-            "address",
-            "backoff_ms",
-            "max_backoff_ms",
-            "max_connections",
-            "max_line",
-        ])?;
-        let backoff_ms = config.parse_or("backoff_ms", 100u64)?;
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            address: String,
+            backoff_ms: Option<u64>,
+            max_backoff_ms: Option<u64>,
+            max_connections: Option<u64>,
+            max_line: Option<weir_sdk::config::Size>,
+        }
+        let s: Settings = config.read()?;
+        let backoff_ms = s.backoff_ms.unwrap_or(100);
         Ok(SocketSource {
-            address: config.require("address")?.to_owned(),
-            max_connections: config.parse_or("max_connections", 0u64)?,
+            address: s.address,
+            max_connections: s.max_connections.unwrap_or(0),
             backoff_ms,
-            max_backoff_ms: config.parse_or("max_backoff_ms", 10_000u64)?,
+            max_backoff_ms: s.max_backoff_ms.unwrap_or(10_000),
             conn: None,
             partial: Vec::new(),
             connections: 0,
             retry_at: None,
             backoff: backoff_ms,
-            max_line: config.size_or("max_line", weir_sdk::lines::DEFAULT_MAX_LINE)?,
+            max_line: s
+                .max_line
+                .map_or(weir_sdk::lines::DEFAULT_MAX_LINE, |m| m.0),
         })
     }
 

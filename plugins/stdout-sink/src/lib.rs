@@ -16,10 +16,14 @@ struct Stdout {
 #[sink]
 impl Sink for Stdout {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["with_key"])?;
-        Ok(Stdout {
-            with_key: config.parse_or("with_key", false)?,
-        })
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Settings {
+            #[serde(default)]
+            with_key: bool,
+        }
+        let Settings { with_key } = config.read()?;
+        Ok(Stdout { with_key })
     }
 
     fn write(&mut self, batch: Vec<Record>) -> Result<()> {
