@@ -48,11 +48,6 @@ pub fn owned(r: &RecordRef) -> Record {
     }
 }
 
-/// Every record of `batch`, owned.
-pub fn to_records(batch: &Batch) -> Vec<Record> {
-    batch.iter().map(|r| owned(&r)).collect()
-}
-
 /// `batch` cut in two before record `at`.
 pub fn split(batch: &Batch, at: usize) -> (Batch, Batch) {
     let mut left = BatchBuilder::with_capacity(batch.body_len());
@@ -102,7 +97,7 @@ mod tests {
     fn records_survive_both_ways_and_batches_split_and_join() {
         let records: Vec<Record> = ["a", "b", "c"].map(rec).into();
         let batch = from_records(&records);
-        let back = to_records(&batch);
+        let back: Vec<Record> = batch.iter().map(|r| owned(&r)).collect();
         assert_eq!(back.len(), 3);
         assert_eq!(back[2].value, b"c");
         assert_eq!(back[1].key.as_deref(), Some(&b"k"[..]));

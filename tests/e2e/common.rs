@@ -281,6 +281,11 @@ fn spawn_attempt(
         .expect("spawn weir")
 }
 
+/// What attempt `attempt` (of [`spawn_weir`] and friends) wrote to stderr so far.
+pub fn attempt_log(cwd: &Path, attempt: usize) -> String {
+    std::fs::read_to_string(cwd.join(format!("attempt-{attempt}.err"))).unwrap_or_default()
+}
+
 /// Wait until attempt `attempt` logged a completed checkpoint, or ended (the caller reports
 /// that).
 pub fn wait_for_a_checkpoint(child: &mut std::process::Child, cwd: &Path, attempt: usize) {
@@ -352,8 +357,7 @@ pub fn crash_loop_changing(
         std::thread::sleep(rng.millis(lo_ms, hi_ms));
         match child.try_wait().unwrap() {
             Some(status) => {
-                let err = std::fs::read_to_string(cwd.join(format!("attempt-{attempt}.err")))
-                    .unwrap_or_default();
+                let err = attempt_log(cwd, attempt);
                 panic!(
                     "weir ended ({status}) after only {landed} kills: the input is too small for this test, or it failed:\n{err}"
                 );
@@ -368,15 +372,10 @@ pub fn crash_loop_changing(
     attempt += 1;
     change(attempt, true);
     let status = spawn_weir(args, cwd, attempt).wait().unwrap();
-    let err =
-        std::fs::read_to_string(cwd.join(format!("attempt-{attempt}.err"))).unwrap_or_default();
+    let err = attempt_log(cwd, attempt);
     assert!(status.success(), "the final run failed: {status}\n{err}");
     let resumed = (2..=attempt)
-        .filter(|a| {
-            std::fs::read_to_string(cwd.join(format!("attempt-{a}.err")))
-                .unwrap_or_default()
-                .contains("resuming from checkpoint")
-        })
+        .filter(|a| attempt_log(cwd, *a).contains("resuming from checkpoint"))
         .count();
     assert!(
         resumed >= (landed / 3).max(1),

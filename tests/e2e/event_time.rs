@@ -689,7 +689,7 @@ fn rescale_two_three_one(plugin: &Path) {
     let mut first = spawn_weir_logging_checkpoints(&["run", "pipeline.toml"], &dir, 1);
     wait_for_checkpoints(&mut first, &dir, 1, 3);
     sigterm(&first);
-    assert!(first.wait().unwrap().success(), "{}", log_of(&dir, 1));
+    assert!(first.wait().unwrap().success(), "{}", attempt_log(&dir, 1));
     let out = std::fs::read_to_string(dir.join("attempt-1.out")).unwrap();
     let savepoint = out
         .lines()
@@ -698,7 +698,7 @@ fn rescale_two_three_one(plugin: &Path) {
                 .and_then(|r| r.split_once(": "))
         })
         .map(|(_, p)| p.to_owned())
-        .unwrap_or_else(|| panic!("no savepoint printed:\n{out}\n{}", log_of(&dir, 1)));
+        .unwrap_or_else(|| panic!("no savepoint printed:\n{out}\n{}", attempt_log(&dir, 1)));
     // Parallelism 3 from the savepoint, killed after checkpoints of its own.
     std::fs::write(
         dir.join("pipeline.toml"),
@@ -711,7 +711,7 @@ fn rescale_two_three_one(plugin: &Path) {
     assert!(
         second.try_wait().unwrap().is_none(),
         "the input ran out before the kill: {}",
-        log_of(&dir, 2)
+        attempt_log(&dir, 2)
     );
     second.kill().unwrap();
     second.wait().unwrap();
@@ -720,8 +720,8 @@ fn rescale_two_three_one(plugin: &Path) {
     let third = spawn_weir(&["run", "pipeline.toml"], &dir, 3)
         .wait()
         .unwrap();
-    assert!(third.success(), "{}", log_of(&dir, 3));
-    assert!(log_of(&dir, 3).contains("resuming from checkpoint"));
+    assert!(third.success(), "{}", attempt_log(&dir, 3));
+    assert!(attempt_log(&dir, 3).contains("resuming from checkpoint"));
     // Every event is counted once; the windows of 60 s and of 10 s tile the input.
     let got = sorted_lines(&dir.join("out/counts.txt"));
     let total: u64 = got
@@ -768,8 +768,4 @@ fn is_a_part_of_a_window(line: &str, events: &[Event]) -> bool {
             .count();
         start.rem_euclid(*size) == 0 && count <= inside
     })
-}
-
-fn log_of(dir: &Path, attempt: usize) -> String {
-    std::fs::read_to_string(dir.join(format!("attempt-{attempt}.err"))).unwrap_or_default()
 }

@@ -513,11 +513,7 @@ fn the_kafka_source_rescales_across_sigkills_exactly() {
         write(if last { 3 } else { [1, 2, 3][attempt % 3] })
     });
     let rescaled = (2..=kills + 1)
-        .filter(|a| {
-            std::fs::read_to_string(d.join(format!("attempt-{a}.err")))
-                .unwrap_or_default()
-                .contains("rescaling node `in`")
-        })
+        .filter(|a| attempt_log(d, *a).contains("rescaling node `in`"))
         .count();
     assert!(
         rescaled >= 5,

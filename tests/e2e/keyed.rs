@@ -98,10 +98,6 @@ fn assert_exact(dir: &Path, text: &str) {
     }
 }
 
-fn log(dir: &Path, attempt: usize) -> String {
-    std::fs::read_to_string(dir.join(format!("attempt-{attempt}.err"))).unwrap_or_default()
-}
-
 #[test]
 fn rescaled_two_three_killed_one_the_output_is_exact_and_queries_answer() {
     let (dir, text) = setup(200_000);
@@ -113,7 +109,7 @@ fn rescaled_two_three_killed_one_the_output_is_exact_and_queries_answer() {
     let mut first = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, 1);
     wait_for_checkpoints(&mut first, d, 1, 3);
     sigterm(&first);
-    assert!(first.wait().unwrap().success(), "{}", log(d, 1));
+    assert!(first.wait().unwrap().success(), "{}", attempt_log(d, 1));
     let out = std::fs::read_to_string(d.join("attempt-1.out")).unwrap();
     let savepoint = out
         .lines()
@@ -122,7 +118,7 @@ fn rescaled_two_three_killed_one_the_output_is_exact_and_queries_answer() {
                 .filter(|(h, _)| h.starts_with("savepoint "))
         })
         .map(|(_, path)| path.to_owned())
-        .unwrap_or_else(|| panic!("no savepoint printed:\n{out}\n{}", log(d, 1)));
+        .unwrap_or_else(|| panic!("no savepoint printed:\n{out}\n{}", attempt_log(d, 1)));
 
     // Parallelism 3 from the savepoint, asked live, then killed.
     set_parallelism(d, 3, 40_000);
@@ -148,9 +144,9 @@ fn rescaled_two_three_killed_one_the_output_is_exact_and_queries_answer() {
     second.kill().unwrap();
     second.wait().unwrap();
     assert!(
-        log(d, 2).contains("rescaling node `count` from parallelism 2 to 3"),
+        attempt_log(d, 2).contains("rescaling node `count` from parallelism 2 to 3"),
         "{}",
-        log(d, 2)
+        attempt_log(d, 2)
     );
 
     // Parallelism 1 from the latest checkpoint, to the end.
@@ -158,11 +154,11 @@ fn rescaled_two_three_killed_one_the_output_is_exact_and_queries_answer() {
     let third = spawn_weir_logging_checkpoints(&["run", "p.toml"], d, 3)
         .wait()
         .unwrap();
-    assert!(third.success(), "{}", log(d, 3));
+    assert!(third.success(), "{}", attempt_log(d, 3));
     assert!(
-        log(d, 3).contains("rescaling node `count` from parallelism 3 to 1"),
+        attempt_log(d, 3).contains("rescaling node `count` from parallelism 3 to 1"),
         "{}",
-        log(d, 3)
+        attempt_log(d, 3)
     );
     assert_exact(d, &text);
 
@@ -216,7 +212,7 @@ fn a_crash_loop_that_changes_the_parallelism_every_time_is_exact() {
     );
     let attempt = kills + 1;
     let rescaled = (2..=attempt)
-        .filter(|a| log(d, *a).contains("rescaling node `count`"))
+        .filter(|a| attempt_log(d, *a).contains("rescaling node `count`"))
         .count();
     assert!(rescaled >= 5, "only {rescaled} attempts rescaled");
     assert_exact(d, &text);
@@ -242,10 +238,10 @@ fn a_crash_loop_that_chains_and_unchains_an_operator_is_exact() {
     // The killed attempts log the coordinator's debug lines.
     for attempt in 1..=kills {
         assert_eq!(
-            log(d, attempt).contains(chained),
+            attempt_log(d, attempt).contains(chained),
             attempt % 2 == 1,
             "attempt {attempt}: chained when it should not be, or not when it should:\n{}",
-            log(d, attempt)
+            attempt_log(d, attempt)
         );
     }
     assert_exact(d, &text);
@@ -362,7 +358,7 @@ fn wait_for_lines(child: &mut std::process::Child, path: &Path, n: usize) {
 
 /// The newest checkpoint attempt `attempt` logged as complete ("checkpoint N complete in").
 fn newest_complete(dir: &Path, attempt: usize) -> u64 {
-    log(dir, attempt)
+    attempt_log(dir, attempt)
         .lines()
         .filter_map(|l| {
             let rest = l.split("checkpoint ").nth(1)?;
@@ -422,7 +418,7 @@ grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
     put("b.txt", keys / 100);
     wait_for_lines(&mut child, &out, keys + keys / 100);
     sigterm(&child);
-    assert!(child.wait().unwrap().success(), "{}", log(d, 1));
+    assert!(child.wait().unwrap().success(), "{}", attempt_log(d, 1));
     let store = weir_host::state::StateStore::open(&d.join(".weir/p")).unwrap();
     let complete: Vec<_> = store
         .list()

@@ -124,9 +124,7 @@ grants.dirs = [{{ host = "out", guest = "/out", mode = "read-write" }}]
         .filter(|(_, p)| std::fs::metadata(p).unwrap().len() >= 64_000)
         .count();
     assert!(big >= 3, "only {big} parts rolled by size");
-    let logs: String = (1..=kills + 1)
-        .map(|a| std::fs::read_to_string(d.join(format!("attempt-{a}.err"))).unwrap_or_default())
-        .collect();
+    let logs: String = (1..=kills + 1).map(|a| attempt_log(d, a)).collect();
     assert!(
         logs.contains("rolled bucket rare after roll_interval"),
         "the rare word's bucket never rolled by time"

@@ -51,29 +51,7 @@ pub(super) fn launch(
     metrics: &[Arc<NodeMetrics>],
     events: UnboundedSender<Event>,
 ) -> Result<Launched, RunError> {
-    // Operators that run inside their upstream's subtask: no channel, no thread of their own.
-    let chained_into = super::chain::plan(&job.nodes);
-    for (d, up) in chained_into.iter().enumerate() {
-        if let Some(u) = up {
-            tracing::debug!(
-                "node `{}` runs chained into `{}` (no channel between them; `chain = false` on it keeps it apart)",
-                job.nodes[d].uid,
-                job.nodes[*u].uid
-            );
-        }
-    }
-    let (outs, ins) = channels(job, &chained_into);
-    let times = restore_times(job, options)?;
-    let mut plan = Plan::new(
-        job,
-        options,
-        metrics,
-        events,
-        chained_into,
-        outs,
-        ins,
-        times,
-    )?;
+    let mut plan = Plan::new(job, options, metrics, events)?;
     let mut spawns = Vec::new();
     // Last node first: a chained operator's member is in its head's chain before the head's
     // body takes the chain.
@@ -197,17 +175,26 @@ struct Plan<'j> {
 }
 
 impl<'j> Plan<'j> {
-    #[allow(clippy::too_many_arguments)]
+    /// The job's wiring: which operators run chained, the channels, the stored event times.
     fn new(
         job: &'j Job,
         options: &'j RunOptions,
         metrics: &'j [Arc<NodeMetrics>],
         events: UnboundedSender<Event>,
-        chained_into: Vec<Option<usize>>,
-        outs: Outs,
-        ins: Ins,
-        times: Vec<Vec<Option<SubtaskTime>>>,
     ) -> Result<Self, RunError> {
+        // Operators that run inside their upstream's subtask: no channel, no thread of their own.
+        let chained_into = super::chain::plan(&job.nodes);
+        for (d, up) in chained_into.iter().enumerate() {
+            if let Some(u) = up {
+                tracing::debug!(
+                    "node `{}` runs chained into `{}` (no channel between them; `chain = false` on it keeps it apart)",
+                    job.nodes[d].uid,
+                    job.nodes[*u].uid
+                );
+            }
+        }
+        let (outs, ins) = channels(job, &chained_into);
+        let times = restore_times(job, options)?;
         let has_operator = job
             .nodes
             .iter()
@@ -222,11 +209,7 @@ impl<'j> Plan<'j> {
             let head = up.map_or(heads.len(), |u| heads[u]);
             heads.push(head);
         }
-        let chains = job
-            .nodes
-            .iter()
-            .map(|n| (0..n.parallelism).map(|_| Vec::new()).collect())
-            .collect();
+        let chains = job.nodes.iter().map(per_subtask).collect();
         Ok(Plan {
             job,
             options,
