@@ -40,6 +40,9 @@ if ! weval --version 2> /dev/null | grep -q "^weval 0\.5\.0$"; then
   cargo install weval --version 0.5.0 --locked
 fi
 
+# The Python SDK's pure parts (config, attribute state), in CPython.
+python3 guest-sdk/python/tests/test_sdk.py
+
 # One cargo invocation builds the host, its built-in plugins (host/build.rs) and the test
 # binaries; the e2e tests build their guest plugins once (tests/e2e/common.rs), the C, Python and
 # JavaScript ones cached across runs in target/lang/.
