@@ -241,9 +241,15 @@ function call(fn) {
   }
 }
 
+/** The node's config as an object: weir:plugin@0.3.0 passes one JSON document (values with
+ * their own types), older contracts a list of string pairs. */
+function configOf(cfg) {
+  return typeof cfg === 'string' ? JSON.parse(cfg) : Object.fromEntries(cfg);
+}
+
 function open(Cls, cfg, ctx) {
   try {
-    instance = new Cls(Object.fromEntries(cfg), ctx);
+    instance = new Cls(configOf(cfg), ctx);
   } catch (e) {
     throw e instanceof Error ? `${e.name}: ${e.message}` : String(e);
   }

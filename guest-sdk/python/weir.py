@@ -217,29 +217,46 @@ class Context:
 class Plugin:
     """What every plugin kind shares: construction from config, and state."""
 
-    # Whether the instance's attributes are its state, checkpointed and restored whole (the
-    # default). An operator that keeps what it must remember in keyed state (ValueState,
-    # Windows, ...) sets it to False: its attributes are then configuration, made by __init__
-    # from the pipeline file on every start, and its checkpoints hold nothing of its own, so it
-    # rescales like its keyed state.
+    # What of the instance is its state, checkpointed and restored: True (the default) every
+    # attribute; False none (an operator that keeps what it must remember in keyed state:
+    # ValueState, Windows, ...; it then rescales like its keyed state); or a tuple of attribute
+    # names, those and no others. What is not state is configuration, made by __init__ from the
+    # pipeline file on every start, so a changed config takes effect after a restore.
     STATE_IN_ATTRIBUTES = True
 
     def __init__(self, config, ctx):
-        """`config` is a dict of the node's config table (values are strings)."""
+        """`config` is a dict of the node's config table: values with their pipeline-file types
+        (a build against wit/v0.3), or all strings (older contracts)."""
+
+    def _state_names(self):
+        """The attribute names that are state; None for all of them."""
+        kept = self.STATE_IN_ATTRIBUTES
+        if kept is True:
+            return None
+        if kept is False:
+            return ()
+        return tuple(kept)
 
     def snapshot(self):
-        """State as bytes. Default: a pickle of the instance's attributes (nothing when
-        STATE_IN_ATTRIBUTES is False)."""
-        if not self.STATE_IN_ATTRIBUTES:
+        """State as bytes. Default: a pickle of the attributes that are state (STATE_IN_ATTRIBUTES);
+        nothing when none is."""
+        names = self._state_names()
+        if names is None:
+            return pickle.dumps(self.__dict__)
+        if not names:
             return b""
-        return pickle.dumps(self.__dict__)
+        return pickle.dumps({n: self.__dict__[n] for n in names if n in self.__dict__})
 
     def restore(self, state):
-        """Take back bytes `snapshot` returned. Default: restore the attributes (keep them as
-        __init__ made them when STATE_IN_ATTRIBUTES is False)."""
-        if not self.STATE_IN_ATTRIBUTES:
+        """Take back bytes `snapshot` returned. Default: restore the attributes that are state;
+        the others stay as __init__ made them from this start's config."""
+        names = self._state_names()
+        if names is not None and not names:
             return
-        self.__dict__.update(pickle.loads(state))
+        saved = pickle.loads(state)
+        if names is not None:
+            saved = {n: v for n, v in saved.items() if n in names}
+        self.__dict__.update(saved)
 
 
 class Operator(Plugin):
@@ -317,10 +334,18 @@ def _described(e):
     return f"{type(e).__name__}: {e}{where}"
 
 
+def _config_of(cfg):
+    """The node's config as a dict: weir:plugin@0.3.0 passes one JSON document (values with
+    their own types: numbers, booleans, lists, nested tables), older contracts string pairs."""
+    if isinstance(cfg, str):
+        return json.loads(cfg)
+    return dict(cfg)
+
+
 def _open(cls, cfg, ctx):
     global _instance
     try:
-        _instance = cls(dict(cfg), Context(ctx))
+        _instance = cls(_config_of(cfg), Context(ctx))
     except Exception as e:
         raise Err(_described(e))
 

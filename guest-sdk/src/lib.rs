@@ -359,7 +359,7 @@ macro_rules! __glue_common {
         }
 
         fn __weir_open(
-            cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+            cfg: ::std::string::String,
             ctx: weir::plugin::types::Context,
             build: impl FnOnce(&$crate::Config, &$crate::Context) -> $crate::Result<$ty>,
         ) -> ::core::result::Result<(), ::std::string::String> {
@@ -379,8 +379,9 @@ macro_rules! __glue_common {
                 subtask: ctx.subtask,
                 parallelism: ctx.parallelism,
             };
-            let plugin =
-                build(&$crate::Config::new(cfg), &ctx).map_err($crate::__private::render_error)?;
+            let cfg =
+                $crate::Config::from_document(&cfg).map_err($crate::__private::render_error)?;
+            let plugin = build(&cfg, &ctx).map_err($crate::__private::render_error)?;
             __WEIR_INSTANCE.with(|cell| *cell.borrow_mut() = ::core::option::Option::Some(plugin));
             Ok(())
         }
@@ -392,12 +393,18 @@ macro_rules! __glue_common {
 macro_rules! __glue_state {
     ($ty:ty, $trait:path) => {
         impl exports::weir::plugin::state::Guest for __WeirPlugin {
+            /// The cached keyed-state writes go to the host first: the host checkpoints its
+            /// keyed state right after this call.
             fn snapshot() -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                $crate::keyed::flush()?;
                 __weir_with(|p| <$ty as $trait>::snapshot(p))
             }
+            /// The writes of `open` go to the host before `restore` may replace the handles
+            /// that hold them.
             fn restore(
                 state: ::std::vec::Vec<u8>,
             ) -> ::core::result::Result<(), ::std::string::String> {
+                $crate::keyed::flush()?;
                 __weir_with(|p| <$ty as $trait>::restore(p, &state))
             }
         }
@@ -506,7 +513,7 @@ macro_rules! __glue_source {
         $crate::__glue_state!($ty, $crate::Source);
         impl exports::weir::plugin::packed_source::Guest for __WeirPlugin {
             fn open(
-                cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                cfg: ::std::string::String,
                 ctx: weir::plugin::types::Context,
             ) -> ::core::result::Result<(), ::std::string::String> {
                 $crate::time::install($crate::time::Host {
@@ -559,7 +566,7 @@ macro_rules! __glue_operator {
 
         impl exports::weir::plugin::packed_operator::Guest for __WeirPlugin {
             fn open(
-                cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                cfg: ::std::string::String,
                 ctx: weir::plugin::types::Context,
             ) -> ::core::result::Result<(), ::std::string::String> {
                 __weir_install_time();
@@ -603,7 +610,7 @@ macro_rules! __glue_sink {
         $crate::__glue_state!($ty, $crate::Sink);
         impl exports::weir::plugin::packed_sink::Guest for __WeirPlugin {
             fn open(
-                cfg: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+                cfg: ::std::string::String,
                 ctx: weir::plugin::types::Context,
             ) -> ::core::result::Result<(), ::std::string::String> {
                 __weir_open(cfg, ctx, <$ty as $crate::Sink>::open)

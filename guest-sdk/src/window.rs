@@ -312,13 +312,14 @@ impl<A: Aggregate> Windows<A> {
                 Some(k) => k,
                 None => std::mem::take(&mut record.value),
             };
-            let mut panes = self.panes.get(&key)?.unwrap_or_default();
-            for &w in &windows {
-                if let Some(f) = self.add_to(&mut panes, &key, w, value.clone(), watermark) {
-                    updates.push(f);
+            self.panes.update(&key, |panes| {
+                let panes = panes.get_or_insert_with(Vec::new);
+                for &w in &windows {
+                    if let Some(f) = self.add_to(panes, &key, w, value.clone(), watermark) {
+                        updates.push(f);
+                    }
                 }
-            }
-            self.panes.set(&key, panes);
+            })?;
         }
         time::emit_late(late);
         Ok(updates)
@@ -594,6 +595,7 @@ mod tests {
         let mut w = Windows::tumbling(10, Count).named("counts");
         w.add(vec![at("a", 1), at("b", 2)], |_| ()).unwrap();
         keyed::testing::end_call();
+        keyed::testing::flush(); // a checkpoint
         // The struct's encoding holds no pane: the same on every subtask, whatever it holds.
         let empty = postcard::to_allocvec(&Windows::tumbling(10, Count).named("counts")).unwrap();
         assert_eq!(postcard::to_allocvec(&w).unwrap(), empty);
@@ -605,6 +607,7 @@ mod tests {
             vec![("a".into(), 0, 1), ("b".into(), 0, 1)]
         );
         keyed::testing::end_call();
+        keyed::testing::flush();
         assert_eq!(again.open_windows().unwrap(), 0, "fired panes are cleared");
     }
 }

@@ -93,6 +93,7 @@ fn file_output(node: &Node) -> Option<PathBuf> {
     }
     let guest = node
         .config
+        .pairs
         .iter()
         .find(|(k, _)| k == "path")
         .map(|(_, v)| v.as_str())?;

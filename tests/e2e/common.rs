@@ -485,13 +485,13 @@ pub fn keyed_plugin(lang: &str) -> PathBuf {
 }
 
 /// The Python build of the windowed-counts example's operator
-/// (`examples/windowed-counts/python/build.sh`, against `wit/v0.2`), cached as [`lang_build`]'s.
+/// (`examples/windowed-counts/python/build.sh`, against `wit/v0.3`), cached as [`lang_build`]'s.
 pub fn python_windowed_counts() -> PathBuf {
     let example = root().join("examples/windowed-counts/python");
     cached_build(
         "python",
         &example,
-        &root().join("wit/v0.2/weir.wit"),
+        &root().join("wit/v0.3/weir.wit"),
         None,
         "windowed-counts",
     )

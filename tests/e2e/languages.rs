@@ -349,11 +349,13 @@ fn new_build_run(lang: &str, kind: &str) -> String {
         inspect.contains(&format!("kind:    {plugin_kind}")),
         "{lang} {kind}: {inspect}"
     );
-    // The newest contract for the kind: operators (and packed sources) on 0.2.0, with event
-    // time and keyed state; every SDK in the packed batch form.
-    let newest = match plugin_kind {
-        "sink" => "@0.1.0",
-        _ => "@0.2.0",
+    // The newest contract for the language and kind: 0.3.0 (config as one document) but in C,
+    // whose operators and packed sources are on 0.2.0 (event time, keyed state) and sinks on
+    // 0.1.0; every SDK in the packed batch form.
+    let newest = match (lang, plugin_kind) {
+        ("c", "sink") => "@0.1.0",
+        ("c", _) => "@0.2.0",
+        _ => "@0.3.0",
     };
     assert!(
         inspect

@@ -194,7 +194,12 @@ fn the_api_shows_the_running_job_takes_savepoints_and_stops_it_exactly() {
         .find(|w| !w.is_empty())
         .unwrap()
         .to_lowercase();
-    let held = get(&addr, &format!("/api/nodes/count/state?key={word}"));
+    // The SDK sends its cached writes at least once a second while the operator is called.
+    let query = format!("/api/nodes/count/state?key={word}");
+    wait_until(&mut child, "the running job's state holds the word", || {
+        get(&addr, &query)[0]["key"] == word.as_str()
+    });
+    let held = get(&addr, &query);
     assert_eq!(held[0]["key"], word.as_str(), "{held}");
     assert_eq!(held[0]["state"], "counts", "{held}");
     assert!(

@@ -222,15 +222,15 @@ fn inspect_describes_a_plugin() {
     let out = stdout(&o);
     assert!(out.contains("kind:    operator"), "{out}");
     assert!(
-        out.contains("world:   weir:plugin/packed-operator-plugin@0.2.0"),
+        out.contains("world:   weir:plugin/packed-operator-plugin@0.3.0"),
         "{out}"
     );
     assert!(
-        out.contains("weir:plugin/host-log@0.2.0") && out.contains("weir:plugin/timers@0.2.0"),
+        out.contains("weir:plugin/host-log@0.3.0") && out.contains("weir:plugin/timers@0.3.0"),
         "imports should list host-log and timers:\n{out}"
     );
     assert!(
-        out.contains("weir:plugin/state@0.2.0"),
+        out.contains("weir:plugin/state@0.3.0"),
         "exports should list state:\n{out}"
     );
 }

@@ -11,9 +11,8 @@ class PerUser(weir.Operator):
     STATE_IN_ATTRIBUTES = False
 
     def __init__(self, config, ctx):
-        size = int(config.get("window_ms", "60000"))
-        lateness = int(config.get("allowed_lateness_ms", "0"))
-        self.counts = weir.Windows.tumbling(size, weir.Count()).with_allowed_lateness(lateness)
+        lateness = config.get("allowed_lateness_ms", 0)
+        self.counts = weir.Windows.tumbling(config["window_ms"], weir.Count()).with_allowed_lateness(lateness)
 
     def process(self, batch):
         return [line(f) for f in self.counts.add(batch)]

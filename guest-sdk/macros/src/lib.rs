@@ -3,21 +3,20 @@
 //!
 //! Each of the first three goes on an `impl Source|Operator|Sink for T` block and adds, beside
 //! it, the WebAssembly
-//! component exports for the matching `packed-*` world (a batch crosses the boundary as one
-//! buffer): of `wit/v0.2` for sources and operators (event time), of `wit/weir.wit` (0.1.0)
-//! for sinks. Invariant: a plugin crate gets the exports of exactly one world, so
-//! the host can tell its kind from the component alone.
+//! component exports for the matching `packed-*` world of `wit/v0.3` (a batch crosses the
+//! boundary as one buffer; the config comes as one JSON document). Invariant: a plugin crate
+//! gets the exports of exactly one world, so the host can tell its kind from the component
+//! alone.
 
 use proc_macro::TokenStream;
 use quote::quote;
 use syn::{ItemFn, ItemImpl, parse_macro_input, spanned::Spanned};
 
-/// The WIT contracts, embedded so plugin crates need no path to them: 0.1.0 for sinks, 0.2.0
-/// (event time: timers, watermarks, finish, late output) for operators and sources.
-const WIT: &str = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../wit/weir.wit"));
-const WIT_V2: &str = include_str!(concat!(
+/// The WIT contract, embedded so plugin crates need no path to it: `weir:plugin@0.3.0` (event
+/// time, keyed state, config as one document) for every kind.
+const WIT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../wit/v0.2/weir.wit"
+    "/../../wit/v0.3/weir.wit"
 ));
 
 /// Export this `impl Source for T` block as a weir source plugin.
@@ -29,7 +28,7 @@ pub fn source(attr: TokenStream, item: TokenStream) -> TokenStream {
         "Source",
         "packed-source-plugin",
         "__glue_source",
-        WIT_V2,
+        WIT,
     )
 }
 
@@ -42,7 +41,7 @@ pub fn operator(attr: TokenStream, item: TokenStream) -> TokenStream {
         "Operator",
         "packed-operator-plugin",
         "__glue_operator",
-        WIT_V2,
+        WIT,
     )
 }
 
@@ -158,7 +157,7 @@ fn function(attr: TokenStream, item: TokenStream, kind: &str, args: usize) -> To
         quote!(__WeirFunction),
         "packed-operator-plugin",
         "__glue_operator",
-        WIT_V2,
+        WIT,
     );
     quote! {
         #f

@@ -5,7 +5,7 @@
 
 use crate::bench::{DiscardSink, MemorySource, NativeFilterMap, filter_map_native, make_records};
 use crate::checkpoint::StoreHooks;
-use crate::config::{NodeKind, Partition};
+use crate::config::{NodeKind, Partition, PluginConfig};
 use crate::graph::Node;
 use crate::metrics::human;
 use crate::plugin::{
@@ -111,7 +111,7 @@ pub fn bench(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let node = operator_node(
         "filter-map",
         &plugin,
-        Vec::new(),
+        PluginConfig::default(),
         1,
         Limits::default().memory,
     );
@@ -200,7 +200,7 @@ fn bench_spec<'a>(
         parallelism: 1,
         sandbox: &node.sandbox,
         limits: node.limits,
-        config: &[],
+        config: &node.config,
     }
 }
 
@@ -244,7 +244,7 @@ fn window_count(
         kind: crate::builtin::BENCH_WINDOW.kind,
         name: crate::builtin::BENCH_WINDOW.name,
     })?;
-    let config = vec![("window_ms".into(), "1000".into())];
+    let config = plugin_config([("window_ms", 1000.into())]);
     let node = operator_node("window", &plugin, config, 1, Limits::default().memory);
     let windows = total / (PER_MS * 1000);
     let mut rates = Vec::new();
@@ -296,7 +296,7 @@ fn keyed_state(
     let total = (args.records / 10).max(1024);
     let mut rates = Vec::new();
     for mode in ["hashmap", "keyed"] {
-        let config = vec![("mode".into(), mode.into())];
+        let config = plugin_config([("mode", mode.into())]);
         let node = operator_node("count", &plugin, config, 1, Limits::default().memory);
         let mut best: f64 = 0.0;
         for _ in 0..2 {
@@ -511,7 +511,7 @@ fn compare_operators(
             plugin.kind == NodeKind::Operator,
             "{path} is not an operator plugin"
         );
-        let node = operator_node(name, &plugin, Vec::new(), 1, 1 << 30);
+        let node = operator_node(name, &plugin, PluginConfig::default(), 1, 1 << 30);
         let factory = node.factory(host.clone());
         let (rate, _) = pipeline_with(
             rt,
@@ -580,7 +580,7 @@ fn checkpoint_costs(
     for size in &args.state_sizes {
         let bytes = crate::config::parse_size(size)
             .ok_or_else(|| anyhow::anyhow!("--state-sizes: {size:?} is not a size such as 1MiB"))?;
-        let config = vec![("bytes".into(), bytes.to_string())];
+        let config = plugin_config([("bytes", (bytes as i64).into())]);
         let memory = (bytes * 4).max(256 << 20);
         let stateful = operator_node("bench-state", &stateful_plugin, config, 1, memory);
         let _ = std::fs::remove_dir_all(&dir);
@@ -698,7 +698,7 @@ fn nexmark(
             "q5" | "q7" => 1,
             _ => cores as u32,
         };
-        let config = vec![("query".into(), query.into())];
+        let config = plugin_config([("query", query.into())]);
         let node = operator_node("q", &plugin, config, parallelism, Limits::default().memory);
         let source = crate::connector::nexmark::NexmarkConfig {
             events,
@@ -770,12 +770,22 @@ fn nexmark(
     Ok(())
 }
 
+/// A plugin's config from `(key, value)`s, as a pipeline file's table would give it.
+fn plugin_config<const N: usize>(entries: [(&str, toml::Value); N]) -> PluginConfig {
+    PluginConfig::of(
+        &entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}
+
 /// A Wasm operator node of a benchmark: `plugin` with `config`, `parallelism` subtasks, a
 /// memory ceiling of `memory` bytes, the other limits at their defaults.
 fn operator_node(
     uid: &str,
     plugin: &crate::plugin::LoadedPlugin,
-    config: Vec<(String, String)>,
+    config: PluginConfig,
     parallelism: u32,
     memory: u64,
 ) -> Node {

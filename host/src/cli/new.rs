@@ -128,16 +128,17 @@ struct Contract {
 
 impl Contract {
     fn newest(lang: Lang, kind: Kind) -> Self {
-        // weir:plugin@0.2.0 has operators (event time, keyed state) and packed sources
-        // (watermarks); sinks are 0.1.0's.
-        let v2 = kind != Kind::Sink;
+        // weir:plugin@0.3.0 (config as one JSON document) for every SDK that reads it into a
+        // type or an object; C reads the raw WIT, on 0.2.0 (operators, packed sources: event
+        // time, keyed state) and 0.1.0 (sinks).
+        let (wit, version) = match (lang, kind) {
+            (Lang::C, Kind::Sink) => ("wit", "weir:plugin@0.1.0"),
+            (Lang::C, _) => ("wit/v0.2", "weir:plugin@0.2.0"),
+            _ => ("wit/v0.3", "weir:plugin@0.3.0"),
+        };
         Contract {
-            wit: if v2 { "wit/v0.2" } else { "wit" },
-            version: if v2 {
-                "weir:plugin@0.2.0"
-            } else {
-                "weir:plugin@0.1.0"
-            },
+            wit,
+            version,
             // The C SDK's timers, late output and keyed state are the operator world's.
             cflags: match (lang, kind) {
                 (Lang::C, Kind::Operator) => "-DWEIR_PACKED -DWEIR_EVENT_TIME ",

@@ -278,7 +278,7 @@ fn swap_preparer(
     struct Target {
         sandbox: crate::plugin::SandboxSpec,
         limits: crate::plugin::Limits,
-        config: Vec<(String, String)>,
+        config: crate::config::PluginConfig,
         parallelism: u32,
     }
     let targets: std::collections::HashMap<String, Target> = graph

@@ -422,16 +422,55 @@ impl PipelineSpec {
     }
 }
 
-/// Render a `config` table for the plugin: scalars as text, arrays one item per line.
-pub fn render_config(table: &toml::Table) -> Vec<(String, String)> {
-    fn scalar(v: &toml::Value) -> String {
-        match v {
-            toml::Value::String(s) => s.clone(),
-            toml::Value::Array(items) => items.iter().map(scalar).collect::<Vec<_>>().join("\n"),
-            other => other.to_string(),
+/// A node's `config` table as plugins receive it: as string pairs (contracts 0.1.0 and 0.2.0)
+/// or as one JSON document (0.3.0). Both are made once, when the pipeline loads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PluginConfig {
+    /// Scalars as text, arrays one item per line.
+    pub pairs: Vec<(String, String)>,
+    /// The table as a JSON object, values with their own types (dates as RFC 3339 strings).
+    pub document: String,
+}
+
+impl Default for PluginConfig {
+    /// No config: no pairs, the empty object.
+    fn default() -> Self {
+        PluginConfig::of(&toml::Table::new())
+    }
+}
+
+impl PluginConfig {
+    pub fn of(table: &toml::Table) -> Self {
+        fn scalar(v: &toml::Value) -> String {
+            match v {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Array(items) => {
+                    items.iter().map(scalar).collect::<Vec<_>>().join("\n")
+                }
+                other => other.to_string(),
+            }
+        }
+        let pairs = table.iter().map(|(k, v)| (k.clone(), scalar(v))).collect();
+        let object = table.iter().map(|(k, v)| (k.clone(), json(v))).collect();
+        PluginConfig {
+            pairs,
+            document: serde_json::Value::Object(object).to_string(),
         }
     }
-    table.iter().map(|(k, v)| (k.clone(), scalar(v))).collect()
+}
+
+/// A TOML value as JSON (a date or time as its RFC 3339 text, not toml's private form).
+fn json(v: &toml::Value) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        toml::Value::String(s) => J::String(s.clone()),
+        toml::Value::Integer(i) => J::from(*i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+        toml::Value::Boolean(b) => J::Bool(*b),
+        toml::Value::Datetime(d) => J::String(d.to_string()),
+        toml::Value::Array(items) => J::Array(items.iter().map(json).collect()),
+        toml::Value::Table(t) => J::Object(t.iter().map(|(k, v)| (k.clone(), json(v))).collect()),
+    }
 }
 
 /// The pipeline file's TOML, typed. A value of the wrong type or form is an error naming its
@@ -519,9 +558,22 @@ mod tests {
     }
 
     #[test]
-    fn config_arrays_become_lines() {
-        let t: toml::Table = toml::from_str("values = [\"a\", \"b\"]\nn = 3\nflag = true").unwrap();
-        let mut r = render_config(&t);
+    fn config_arrays_become_lines_and_the_document_keeps_types() {
+        let t: toml::Table = toml::from_str(
+            "values = [\"a\", \"b\"]\nn = 3\nflag = true\nat = 1979-05-27T07:32:00Z\n[inner]\nx = 1.5",
+        )
+        .unwrap();
+        let c = PluginConfig::of(&t);
+        let doc: serde_json::Value = serde_json::from_str(&c.document).unwrap();
+        assert_eq!(
+            doc,
+            serde_json::json!({
+                "values": ["a", "b"], "n": 3, "flag": true,
+                "at": "1979-05-27T07:32:00Z", "inner": {"x": 1.5}
+            })
+        );
+        let mut r = c.pairs;
+        r.retain(|(k, _)| k != "at" && k != "inner");
         r.sort();
         assert_eq!(
             r,

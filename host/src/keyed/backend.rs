@@ -125,15 +125,18 @@ impl KeyedBackend {
     }
 
     fn write(&mut self, storage_key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), KeyedError> {
-        self.account(storage_key.len() + value.as_ref().map_or(0, Vec::len));
-        self.cache.insert(
-            storage_key,
-            Slot {
-                value,
-                dirty: true,
-                changed: true,
-            },
-        );
+        let key_len = storage_key.len();
+        self.account(key_len + value.as_ref().map_or(0, Vec::len));
+        let slot = Slot {
+            value,
+            dirty: true,
+            changed: true,
+        };
+        if let Some(old) = self.cache.insert(storage_key, slot) {
+            // A key written again is counted once, at its new size.
+            let old_bytes = key_len + old.value.as_ref().map_or(0, Vec::len) + SLOT_OVERHEAD;
+            self.cache_bytes = self.cache_bytes.saturating_sub(old_bytes);
+        }
         self.evict_if_full()
     }
 
@@ -544,6 +547,20 @@ mod tests {
             }
         }
         assert_eq!(total, 500);
+    }
+
+    #[test]
+    fn a_key_written_again_is_counted_once_in_the_cache() {
+        let store = Store::temporary().unwrap();
+        let mut b = backend(&store, 0, 1);
+        b.set("count", b"k", Some(vec![0; 100])).unwrap();
+        let once = b.cache_bytes;
+        for _ in 0..1000 {
+            b.set("count", b"k", Some(vec![1; 100])).unwrap();
+        }
+        assert_eq!(b.cache_bytes, once);
+        b.set("count", b"k", Some(vec![1; 10])).unwrap();
+        assert_eq!(b.cache_bytes, once - 90);
     }
 
     #[test]

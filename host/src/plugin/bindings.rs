@@ -74,3 +74,34 @@ pub mod v2 {
     pub use operator::weir::plugin::{host_log, keyed_state, late, timers};
     pub use packed_source::weir::plugin::watermarks;
 }
+
+/// `weir:plugin@0.3.0` (`wit/v0.3`): 0.2.0's packed worlds with the config as one JSON
+/// document. Its imports are 0.2.0's, linked a second time under 0.3.0's names; its `types`
+/// are 0.1.0's but for `config`, which only `open` takes and the host passes as a string.
+pub mod v3 {
+    pub mod operator {
+        wasmtime::component::bindgen!({
+            path: "../wit/v0.3",
+            world: "packed-operator-plugin",
+            exports: { default: async },
+            with: {
+                "weir:plugin/types@0.3.0": crate::plugin::bindings::operator::weir::plugin::types,
+            },
+        });
+    }
+
+    pub mod packed_source {
+        wasmtime::component::bindgen!({
+            path: "../wit/v0.3",
+            world: "packed-source-plugin",
+            exports: { default: async },
+            with: {
+                "weir:plugin/types@0.3.0": crate::plugin::bindings::operator::weir::plugin::types,
+                "weir:plugin/host-log@0.3.0": super::operator::weir::plugin::host_log,
+            },
+        });
+    }
+
+    pub use operator::weir::plugin::{host_log, keyed_state, late, timers};
+    pub use packed_source::weir::plugin::watermarks;
+}

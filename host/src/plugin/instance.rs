@@ -416,7 +416,7 @@ pub struct InstanceSpec<'a> {
     pub parallelism: u32,
     pub sandbox: &'a SandboxSpec,
     pub limits: Limits,
-    pub config: &'a [(String, String)],
+    pub config: &'a crate::config::PluginConfig,
 }
 
 /// One running plugin instance of any kind, batch form and contract. Every call the host makes
@@ -472,7 +472,12 @@ impl Instance {
             template,
             funcs,
         };
-        me.call::<_, ()>(Call::Open, (config, &ctx))?;
+        match me.template.contract {
+            Contract::V3 => me.call::<_, ()>(Call::Open, (config.document.as_str(), &ctx))?,
+            Contract::V1 | Contract::V2 => {
+                me.call::<_, ()>(Call::Open, (&config.pairs[..], &ctx))?
+            }
+        }
         Ok(me)
     }
 
@@ -619,9 +624,9 @@ impl OperatorInstance {
         self.0.sandbox.memory_bytes()
     }
 
-    /// 0.2.0 operators have timers, a watermark and `finish`.
+    /// 0.2.0 and later operators have timers, a watermark and `finish`.
     fn timed(&self) -> bool {
-        self.0.template.contract == Contract::V2
+        self.0.template.contract.timed()
     }
 
     /// Event time advanced to `ts`: the event-time timers up to it fire (in order, in calls of

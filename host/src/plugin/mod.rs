@@ -39,6 +39,8 @@ pub const WIT_PACKAGE: &str = "weir:plugin";
 pub const WIT_VERSION: &str = "0.1.0";
 /// The event-time version (`wit/v0.2`), loaded beside the first.
 pub const WIT_VERSION_2: &str = "0.2.0";
+/// Config as one document (`wit/v0.3`), loaded beside the others.
+pub const WIT_VERSION_3: &str = "0.3.0";
 
 /// Which version of the contract a component was built against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub enum Contract {
     V1,
     /// `weir:plugin@0.2.0`: timers, watermarks, finish, late output.
     V2,
+    /// `weir:plugin@0.3.0`: 0.2.0's calls, the config one JSON document.
+    V3,
 }
 
 impl Contract {
@@ -54,7 +58,13 @@ impl Contract {
         match self {
             Contract::V1 => WIT_VERSION,
             Contract::V2 => WIT_VERSION_2,
+            Contract::V3 => WIT_VERSION_3,
         }
+    }
+
+    /// Operators of this contract have timers, a watermark, `finish` and keyed state.
+    pub fn timed(self) -> bool {
+        self != Contract::V1
     }
 }
 
@@ -209,19 +219,26 @@ impl PluginHost {
             .map_err(|e| PluginError::Engine(e.to_string()))?;
         bindings::host_log::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| PluginError::Engine(e.to_string()))?;
-        {
-            use bindings::v2;
-            use wasmtime::component::HasSelf;
-            let engine_error = |e: wasmtime::Error| PluginError::Engine(e.to_string());
-            v2::host_log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-                .map_err(engine_error)?;
-            v2::timers::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_error)?;
-            v2::late::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_error)?;
-            v2::keyed_state::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-                .map_err(engine_error)?;
-            v2::watermarks::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
-                .map_err(engine_error)?;
+        // 0.2.0's imports, then the very same under 0.3.0's names.
+        macro_rules! link_event_time {
+            ($v:ident) => {{
+                use bindings::$v;
+                use wasmtime::component::HasSelf;
+                let engine_error = |e: wasmtime::Error| PluginError::Engine(e.to_string());
+                $v::host_log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                    .map_err(engine_error)?;
+                $v::timers::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                    .map_err(engine_error)?;
+                $v::late::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                    .map_err(engine_error)?;
+                $v::keyed_state::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                    .map_err(engine_error)?;
+                $v::watermarks::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+                    .map_err(engine_error)?;
+            }};
         }
+        link_event_time!(v2);
+        link_event_time!(v3);
         let ticker_stop = Arc::new(AtomicBool::new(false));
         {
             let engine = engine.clone();
@@ -329,7 +346,7 @@ impl PluginHost {
             exports.contains(&want)
         };
         let mut found = None;
-        'search: for contract in [Contract::V2, Contract::V1] {
+        'search: for contract in [Contract::V3, Contract::V2, Contract::V1] {
             for kind in [NodeKind::Source, NodeKind::Operator, NodeKind::Sink] {
                 let v = contract.version();
                 if has(&format!("packed-{kind}"), v) {

@@ -25,7 +25,7 @@ pub struct WasmNode {
     /// Its sandbox, with the job's cancel flag in it.
     pub sandbox: SandboxSpec,
     pub limits: super::Limits,
-    pub config: Vec<(String, String)>,
+    pub config: crate::config::PluginConfig,
     /// Recycling and poison isolation (operators).
     pub care: Care,
 }
@@ -38,7 +38,7 @@ struct Starter {
     parallelism: u32,
     sandbox: SandboxSpec,
     limits: super::Limits,
-    config: Vec<(String, String)>,
+    config: crate::config::PluginConfig,
 }
 
 impl Starter {

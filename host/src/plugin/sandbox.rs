@@ -8,7 +8,7 @@
 //! everything it logs or writes to stderr reaches the host log escaped, attributed and rate
 //! limited ([`super::text`]).
 
-use super::bindings::{Record, host_log, v2};
+use super::bindings::{Record, host_log, v2, v3};
 use super::text::{self, LogBudget, StderrLines};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -222,72 +222,6 @@ impl WasiView for HostState {
     }
 }
 
-impl v2::host_log::Host for HostState {
-    fn log(&mut self, level: v2::host_log::Level, msg: String) {
-        use host_log::Level as L;
-        use v2::host_log::Level as V2;
-        let level = match level {
-            V2::Trace => L::Trace,
-            V2::Debug => L::Debug,
-            V2::Info => L::Info,
-            V2::Warn => L::Warn,
-            V2::Error => L::Error,
-        };
-        host_log::Host::log(self, level, msg)
-    }
-}
-
-impl v2::timers::Host for HostState {
-    fn register(&mut self, t: v2::timers::Timer) {
-        if self.time.timers.len() >= self.time.max_timers {
-            self.time.over.get_or_insert_with(|| {
-                format!(
-                    "held more than {} timers at once (delete the timers of closed windows)",
-                    self.time.max_timers
-                )
-            });
-            return;
-        }
-        self.time.timers.register(timer_of(t));
-    }
-
-    fn delete(&mut self, t: v2::timers::Timer) {
-        self.time.timers.delete(&timer_of(t));
-    }
-
-    fn current_watermark(&mut self) -> i64 {
-        self.time.watermark
-    }
-
-    fn current_processing_time(&mut self) -> i64 {
-        weir_core::time::timers::wall_clock_ms()
-    }
-}
-
-/// A timer as the host keeps it.
-fn timer_of(t: v2::timers::Timer) -> Timer {
-    Timer {
-        domain: match t.domain {
-            v2::timers::TimeDomain::EventTime => Domain::EventTime,
-            v2::timers::TimeDomain::ProcessingTime => Domain::ProcessingTime,
-        },
-        key: t.key,
-        timestamp: t.timestamp,
-    }
-}
-
-/// A timer as the plugin sees it.
-pub fn timer_to_guest(t: Timer) -> v2::timers::Timer {
-    v2::timers::Timer {
-        domain: match t.domain {
-            Domain::EventTime => v2::timers::TimeDomain::EventTime,
-            Domain::ProcessingTime => v2::timers::TimeDomain::ProcessingTime,
-        },
-        key: t.key,
-        timestamp: t.timestamp,
-    }
-}
-
 /// Most keys or map entries one `keys` or `map-entries` call returns.
 const MAX_KEYED_PAGE: u32 = 65_536;
 
@@ -316,69 +250,147 @@ impl HostState {
     }
 }
 
-impl v2::keyed_state::Host for HostState {
-    fn get(&mut self, scope: v2::keyed_state::Scope) -> Option<Vec<u8>> {
-        self.keyed(|b| b.get(&scope.state, &scope.key)).flatten()
-    }
-
-    fn map_get(&mut self, scope: v2::keyed_state::Scope, map_key: Vec<u8>) -> Option<Vec<u8>> {
-        self.keyed(|b| b.map_get(&scope.state, &scope.key, &map_key))
-            .flatten()
-    }
-
-    fn map_entries(
-        &mut self,
-        scope: v2::keyed_state::Scope,
-        after: Option<Vec<u8>>,
-        limit: u32,
-    ) -> Vec<(Vec<u8>, Vec<u8>)> {
-        let limit = limit.min(MAX_KEYED_PAGE) as usize;
-        self.keyed(|b| b.map_entries(&scope.state, &scope.key, after.as_deref(), limit))
-            .unwrap_or_default()
-    }
-
-    fn keys(&mut self, state: String, after: Option<Vec<u8>>, limit: u32) -> Vec<Vec<u8>> {
-        let limit = limit.min(MAX_KEYED_PAGE) as usize;
-        self.keyed(|b| b.keys(&state, after.as_deref(), limit))
-            .unwrap_or_default()
-    }
-
-    fn apply(&mut self, changes: Vec<v2::keyed_state::Change>) {
-        use v2::keyed_state::Change;
-        self.keyed(|b| {
-            for c in changes {
-                match c {
-                    Change::Set((s, v)) => b.set(&s.state, &s.key, Some(v))?,
-                    Change::Clear(s) => b.clear(&s.state, &s.key)?,
-                    Change::Put((s, k, v)) => b.map_set(&s.state, &s.key, &k, Some(v))?,
-                    Change::Remove((s, k)) => b.map_set(&s.state, &s.key, &k, None)?,
-                }
-            }
-            Ok(())
-        });
-    }
-}
-
-impl v2::late::Host for HostState {
-    fn emit(&mut self, records: Vec<Record>) {
-        if self.time.late.len() + records.len() > self.time.max_late {
-            self.time.over.get_or_insert_with(|| {
-                format!(
-                    "sent more than {} late records in one call (raise the node's `max_reply_records` if the output is real)",
-                    self.time.max_late
-                )
-            });
-            return;
+/// A timer of version `$v`'s bindings as the host keeps it.
+macro_rules! timer_of {
+    ($v:ident, $t:expr) => {{
+        let t = $t;
+        Timer {
+            domain: match t.domain {
+                $v::timers::TimeDomain::EventTime => Domain::EventTime,
+                $v::timers::TimeDomain::ProcessingTime => Domain::ProcessingTime,
+            },
+            key: t.key,
+            timestamp: t.timestamp,
         }
-        self.time
-            .late
-            .extend(records.into_iter().map(super::convert::from_wit));
-    }
+    }};
 }
 
-impl v2::watermarks::Host for HostState {
-    fn emit(&mut self, ts: i64) {
-        self.time.emitted = Some(self.time.emitted.map_or(ts, |e| e.max(ts)));
+/// The event-time imports of contract version `$v` (0.2.0, and 0.3.0 which has the same
+/// calls): written once, so the two versions cannot drift apart.
+macro_rules! event_time_imports {
+    ($v:ident) => {
+        impl $v::host_log::Host for HostState {
+            fn log(&mut self, level: $v::host_log::Level, msg: String) {
+                use host_log::Level as L;
+                use $v::host_log::Level as V;
+                let level = match level {
+                    V::Trace => L::Trace,
+                    V::Debug => L::Debug,
+                    V::Info => L::Info,
+                    V::Warn => L::Warn,
+                    V::Error => L::Error,
+                };
+                host_log::Host::log(self, level, msg)
+            }
+        }
+
+        impl $v::timers::Host for HostState {
+            fn register(&mut self, t: $v::timers::Timer) {
+                if self.time.timers.len() >= self.time.max_timers {
+                    self.time.over.get_or_insert_with(|| {
+                        format!(
+                            "held more than {} timers at once (delete the timers of closed windows)",
+                            self.time.max_timers
+                        )
+                    });
+                    return;
+                }
+                self.time.timers.register(timer_of!($v, t));
+            }
+
+            fn delete(&mut self, t: $v::timers::Timer) {
+                self.time.timers.delete(&timer_of!($v, t));
+            }
+
+            fn current_watermark(&mut self) -> i64 {
+                self.time.watermark
+            }
+
+            fn current_processing_time(&mut self) -> i64 {
+                weir_core::time::timers::wall_clock_ms()
+            }
+        }
+
+        impl $v::keyed_state::Host for HostState {
+            fn get(&mut self, scope: $v::keyed_state::Scope) -> Option<Vec<u8>> {
+                self.keyed(|b| b.get(&scope.state, &scope.key)).flatten()
+            }
+
+            fn map_get(&mut self, scope: $v::keyed_state::Scope, map_key: Vec<u8>) -> Option<Vec<u8>> {
+                self.keyed(|b| b.map_get(&scope.state, &scope.key, &map_key))
+                    .flatten()
+            }
+
+            fn map_entries(
+                &mut self,
+                scope: $v::keyed_state::Scope,
+                after: Option<Vec<u8>>,
+                limit: u32,
+            ) -> Vec<(Vec<u8>, Vec<u8>)> {
+                let limit = limit.min(MAX_KEYED_PAGE) as usize;
+                self.keyed(|b| b.map_entries(&scope.state, &scope.key, after.as_deref(), limit))
+                    .unwrap_or_default()
+            }
+
+            fn keys(&mut self, state: String, after: Option<Vec<u8>>, limit: u32) -> Vec<Vec<u8>> {
+                let limit = limit.min(MAX_KEYED_PAGE) as usize;
+                self.keyed(|b| b.keys(&state, after.as_deref(), limit))
+                    .unwrap_or_default()
+            }
+
+            fn apply(&mut self, changes: Vec<$v::keyed_state::Change>) {
+                use $v::keyed_state::Change;
+                self.keyed(|b| {
+                    for c in changes {
+                        match c {
+                            Change::Set((s, v)) => b.set(&s.state, &s.key, Some(v))?,
+                            Change::Clear(s) => b.clear(&s.state, &s.key)?,
+                            Change::Put((s, k, v)) => b.map_set(&s.state, &s.key, &k, Some(v))?,
+                            Change::Remove((s, k)) => b.map_set(&s.state, &s.key, &k, None)?,
+                        }
+                    }
+                    Ok(())
+                });
+            }
+        }
+
+        impl $v::late::Host for HostState {
+            fn emit(&mut self, records: Vec<Record>) {
+                if self.time.late.len() + records.len() > self.time.max_late {
+                    self.time.over.get_or_insert_with(|| {
+                        format!(
+                            "sent more than {} late records in one call (raise the node's `max_reply_records` if the output is real)",
+                            self.time.max_late
+                        )
+                    });
+                    return;
+                }
+                self.time
+                    .late
+                    .extend(records.into_iter().map(super::convert::from_wit));
+            }
+        }
+
+        impl $v::watermarks::Host for HostState {
+            fn emit(&mut self, ts: i64) {
+                self.time.emitted = Some(self.time.emitted.map_or(ts, |e| e.max(ts)));
+            }
+        }
+    };
+}
+
+event_time_imports!(v2);
+event_time_imports!(v3);
+
+/// A timer as the plugin sees it.
+pub fn timer_to_guest(t: Timer) -> v2::timers::Timer {
+    v2::timers::Timer {
+        domain: match t.domain {
+            Domain::EventTime => v2::timers::TimeDomain::EventTime,
+            Domain::ProcessingTime => v2::timers::TimeDomain::ProcessingTime,
+        },
+        key: t.key,
+        timestamp: t.timestamp,
     }
 }
 

@@ -43,7 +43,7 @@ fn exports_of(kind: NodeKind, contract: Contract) -> &'static [Call] {
     match (kind, contract) {
         (NodeKind::Source, _) => &[Open, Poll, Snapshot, Restore],
         (NodeKind::Operator, Contract::V1) => &[Open, Process, OnWatermark, Snapshot, Restore],
-        (NodeKind::Operator, Contract::V2) => &[
+        (NodeKind::Operator, Contract::V2 | Contract::V3) => &[
             Open,
             Process,
             OnTimers,

@@ -10,10 +10,15 @@ js="$weir/guest-sdk/js"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cp "$here/app.js" "$js/weir.js" "$js/weir-time.js" "$work/"
-if [ "{{wit}}" = "wit/v0.2" ]; then
-  sed -i 's/@0\.1\.0/@0.2.0/' "$work/weir.js"
-  cp "$js/weir-state.js" "$work/"
-fi
+# The SDK's imports name the contract's version.
+case "{{wit}}" in
+  wit/v0.3)
+    cp "$js/weir-state.js" "$work/"
+    sed -i 's/@0\.[12]\.0/@0.3.0/' "$work/weir.js" "$work/weir-time.js" "$work/weir-state.js" ;;
+  wit/v0.2)
+    cp "$js/weir-state.js" "$work/"
+    sed -i 's/@0\.1\.0/@0.2.0/' "$work/weir.js" ;;
+esac
 # The packed world: a batch crosses as one buffer (weir.js reads and writes it).
 sed -i 's/^const PACKED = false;/const PACKED = true;/' "$work/weir.js"
 # Ahead of time with weval when installed (cargo install weval --version 0.5.0 --locked): the

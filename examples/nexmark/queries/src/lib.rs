@@ -14,7 +14,27 @@ mod q5;
 mod q7;
 
 use serde::{Deserialize, Serialize};
-use weir_sdk::{Batch, BatchBuilder, Config, Context, Operator, Record, Result, bail, operator};
+use weir_sdk::{Batch, BatchBuilder, Config, Context, Operator, Record, Result, operator};
+
+/// The node's config.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default)]
+    query: Name,
+}
+
+/// The queries by name.
+#[derive(Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Name {
+    #[default]
+    Q0,
+    Q1,
+    Q2,
+    Q5,
+    Q7,
+}
 
 #[derive(Serialize, Deserialize)]
 enum Query {
@@ -28,14 +48,13 @@ enum Query {
 #[operator]
 impl Operator for Query {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["query"])?;
-        Ok(match config.get("query").unwrap_or("q0") {
-            "q0" => Query::Q0,
-            "q1" => Query::Q1,
-            "q2" => Query::Q2,
-            "q5" => Query::Q5(Default::default()),
-            "q7" => Query::Q7(Default::default()),
-            other => bail!("query {other:?} is not one of q0, q1, q2, q5, q7"),
+        let settings: Settings = config.read()?;
+        Ok(match settings.query {
+            Name::Q0 => Query::Q0,
+            Name::Q1 => Query::Q1,
+            Name::Q2 => Query::Q2,
+            Name::Q5 => Query::Q5(Default::default()),
+            Name::Q7 => Query::Q7(Default::default()),
         })
     }
 

@@ -2,8 +2,8 @@
 //! closed window gives one line `<window start ms>\t<user>\t<count>`. The records come keyed by
 //! user (`key-by` before a `hash` edge); the windows are keyed state, so the node rescales.
 //!
-//! Config (all optional): `window_ms` (default 60000), `allowed_lateness_ms` (default 0).
-//! Records later than that go to `<node>.late`.
+//! Config: `window_ms`, and `allowed_lateness_ms` (default 0); records later than that go to
+//! `<node>.late`.
 
 use weir_sdk::window::{Count, Fired, Windows};
 use weir_sdk::{Config, Context, Operator, Record, Result, Timer, operator};
@@ -13,15 +13,22 @@ struct PerUser {
     counts: Windows<Count>,
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    window_ms: i64,
+    #[serde(default)]
+    allowed_lateness_ms: i64,
+}
+
 #[operator]
 impl Operator for PerUser {
     // Every open window is keyed state: the struct is config, read anew on every start.
     const STATE_IN_STRUCT: bool = false;
 
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["window_ms", "allowed_lateness_ms"])?;
-        let counts = Windows::tumbling(config.parse_or("window_ms", 60_000)?, Count)
-            .allowed_lateness(config.parse_or("allowed_lateness_ms", 0)?);
+        let s: Settings = config.read()?;
+        let counts = Windows::tumbling(s.window_ms, Count).allowed_lateness(s.allowed_lateness_ms);
         Ok(PerUser { counts })
     }
 

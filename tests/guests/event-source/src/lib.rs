@@ -20,33 +20,51 @@ struct EventSource {
     emit: bool,
 }
 
+/// The node's config, every key optional.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Settings {
+    count: u64,
+    step_ms: i64,
+    users: u64,
+    producers: Option<u32>,
+    stall_after: u64,
+    end: bool,
+    emit_watermarks: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            count: 1000,
+            step_ms: 100,
+            users: 5,
+            producers: None,
+            stall_after: 0,
+            end: true,
+            emit_watermarks: false,
+        }
+    }
+}
+
 #[source]
 impl Source for EventSource {
     fn open(config: &Config, ctx: &Context) -> Result<Self> {
-        config.only(&[
-            "count",
-            "step_ms",
-            "users",
-            "producers",
-            "stall_after",
-            "end",
-            "emit_watermarks",
-        ])?;
-        let count = config.parse_or("count", 1000)?;
-        let producers: u32 = config.parse_or("producers", ctx.parallelism)?;
+        let c: Settings = config.read()?;
+        let producers = c.producers.unwrap_or(ctx.parallelism);
         Ok(EventSource {
             next: u64::from(ctx.subtask),
-            count,
-            step: config.parse_or("step_ms", 100)?,
-            users: config.parse_or("users", 5)?,
+            count: c.count,
+            step: c.step_ms,
+            users: c.users,
             parallelism: u64::from(ctx.parallelism),
             limit: if ctx.subtask < producers {
-                count
+                c.count
             } else {
-                (config.parse_or::<u64>("stall_after", 0)? * u64::from(ctx.parallelism)).min(count)
+                (c.stall_after * u64::from(ctx.parallelism)).min(c.count)
             },
-            end: config.parse_or("end", true)?,
-            emit: config.parse_or("emit_watermarks", false)?,
+            end: c.end,
+            emit: c.emit_watermarks,
         })
     }
 

@@ -21,6 +21,17 @@ enum Mode {
     Session(Windows<Count>),
 }
 
+/// The node's config.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    mode: String,
+    #[serde(default)]
+    delay_ms: i64,
+    processing_ms: Option<i64>,
+    gap_ms: Option<i64>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct EventTime {
     mode: Mode,
@@ -29,17 +40,14 @@ struct EventTime {
 #[operator]
 impl Operator for EventTime {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["mode", "delay_ms", "processing_ms", "gap_ms"])?;
-        let mode = match config.require("mode")? {
+        let c: Settings = config.read()?;
+        let mode = match c.mode.as_str() {
             "timers" => Mode::Timers {
-                delay: config.parse_or("delay_ms", 0)?,
-                processing: match config.get("processing_ms") {
-                    None => None,
-                    Some(_) => Some(config.parse_or("processing_ms", 0)?),
-                },
+                delay: c.delay_ms,
+                processing: c.processing_ms,
                 seen: 0,
             },
-            "session" => Mode::Session(Windows::session(config.parse_or("gap_ms", 1000)?, Count)),
+            "session" => Mode::Session(Windows::session(c.gap_ms.unwrap_or(1000), Count)),
             other => bail!("unknown mode {other:?}"),
         };
         Ok(EventTime { mode })

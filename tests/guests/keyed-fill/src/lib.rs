@@ -11,13 +11,20 @@ struct KeyedFill {
     value_bytes: usize,
 }
 
+/// The node's config.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    value_bytes: Option<usize>,
+}
+
 #[operator]
 impl Operator for KeyedFill {
     fn open(config: &Config, _ctx: &Context) -> Result<Self> {
-        config.only(&["value_bytes"])?;
+        let c: Settings = config.read()?;
         Ok(KeyedFill {
             blobs: ValueState::new("blobs"),
-            value_bytes: config.parse_or("value_bytes", 1000)?,
+            value_bytes: c.value_bytes.unwrap_or(1000),
         })
     }
 

@@ -20,21 +20,30 @@
 //! edge, which sends every record of a key to the subtask holding that key's state. Values are
 //! stored as JSON, which `weir state get` shows as it is.
 //!
-//! Reads and writes go through a cache in the plugin; a call's writes reach the host once, at
-//! its end, in one `apply`, so a call that fails leaves keyed state as it was (unless it listed
-//! keys or map entries, which sends the writes before them). A state handle
-//! serialises as its name alone: a plugin whose state is all keyed is rescalable.
+//! Reads and writes go through a cache in the plugin. Writes stay in it, a key written a
+//! thousand times sent once, until a flush sends them all to the host in one `apply`: before
+//! every snapshot (so a checkpoint holds every call before its barrier), before listing keys or
+//! map entries, when the cache passes its bounds, and at the end of a call a second or more of
+//! processing time after the last flush (so a running job's `weir state get` is at most about
+//! a second behind). A call that fails has its writes undone in the cache, leaving keyed state
+//! as the call found it (unless it listed keys or map entries, which sends the writes before
+//! them). A state handle serialises as its name alone: a plugin whose state is all keyed is
+//! rescalable.
 //!
 //! Outside a host (a plugin's native tests) the same calls work on a local store.
 //!
-//! Invariant: every write made during a call is applied by the host by the end of that call,
-//! or, if the call fails before listing anything, by no one; the cache never answers with a value the host does not
-//! hold or is not about to receive.
+//! Invariant: the host's keyed state plus the cache's dirty entries is the state after the
+//! last successful call; a snapshot is taken only after a flush; the cache never answers with
+//! a value the host does not hold or is not about to receive.
 
+mod slots;
+
+use crate::time;
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de::DeserializeOwned};
+use slots::Slots;
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::rc::{Rc, Weak};
 use std::sync::OnceLock;
 
@@ -43,6 +52,8 @@ use std::sync::OnceLock;
 /// memory ceiling, whatever the size of the state).
 const CACHE_ENTRIES: usize = 100_000;
 const CACHE_BYTES: usize = 8 << 20;
+/// Processing time (ms) after which the end of a call sends the cached writes to the host.
+const FLUSH_EVERY_MS: i64 = 1000;
 /// Keys or map entries asked of the host per call.
 const PAGE: u32 = 1024;
 
@@ -194,11 +205,36 @@ fn host_apply(changes: Vec<Change>) {
     }
 }
 
-/// A state handle's writes not yet sent to the host.
+/// What each call into the plugin has to know of the others.
+struct Calls {
+    /// The current call's number (from 1; a cached entry read and never written carries 0).
+    number: u64,
+    /// The current call sent writes to the host (to list keys or entries): a failure can no
+    /// longer be undone in the cache alone.
+    flushed: bool,
+    /// When (processing time, ms) the writes last went to the host.
+    last_flush: i64,
+}
+
+thread_local! {
+    static CALLS: RefCell<Calls> = const {
+        RefCell::new(Calls { number: 1, flushed: false, last_flush: i64::MIN })
+    };
+}
+
+fn current_call() -> u64 {
+    CALLS.with(|c| c.borrow().number)
+}
+
+/// A state handle's cache, as the calls' ends and flushes see it.
 trait Pending {
     /// Move the writes into `out`, encoded (the entries stay cached, clean).
     fn drain(&self, out: &mut Vec<Change>) -> Result<()>;
-    /// Forget every cached entry (the call failed; the host holds the truth).
+    /// Call `call` succeeded (`true`) or failed: keep its writes, or undo them.
+    fn end(&self, ok: bool, call: u64);
+    /// (entries, about the bytes) cached.
+    fn held(&self) -> (usize, usize);
+    /// Forget every cached entry (all sent, or to be lost).
     fn discard(&self);
 }
 
@@ -210,31 +246,95 @@ fn register(handle: Rc<dyn Pending>) {
     });
 }
 
+fn handles() -> Vec<Rc<dyn Pending>> {
+    HANDLES.with(|h| h.borrow().iter().filter_map(Weak::upgrade).collect())
+}
+
 /// Send every handle's writes to the host in one call.
-fn flush() -> Result<()> {
-    let handles: Vec<Rc<dyn Pending>> =
-        HANDLES.with(|h| h.borrow().iter().filter_map(Weak::upgrade).collect());
+fn send(handles: &[Rc<dyn Pending>]) -> Result<()> {
     let mut changes = Vec::new();
-    for h in &handles {
+    for h in handles {
         h.drain(&mut changes)?;
     }
     host_apply(changes);
+    CALLS.with(|c| c.borrow_mut().last_flush = time::processing_time());
     Ok(())
 }
 
-/// Called by the generated code at the end of every call into the plugin: its writes go to
-/// the host if it succeeded, are dropped if it failed.
+/// Send the writes now, in the middle of a call (before listing keys or map entries).
+fn flush_in_call() -> Result<()> {
+    CALLS.with(|c| c.borrow_mut().flushed = true);
+    send(&handles())
+}
+
+/// Send every write to the host now: called before a snapshot, so that the host's keyed
+/// checkpoint holds every call that came before the barrier.
+#[doc(hidden)]
+pub fn flush() -> std::result::Result<(), String> {
+    let handles = handles();
+    send(&handles).map_err(|e| format!("{e:#}"))?;
+    evict_if_full(&handles);
+    Ok(())
+}
+
+/// Past either bound, a cache is emptied (after a flush: every entry is clean).
+fn evict_if_full(handles: &[Rc<dyn Pending>]) {
+    for h in handles {
+        let (entries, bytes) = h.held();
+        if entries > CACHE_ENTRIES || bytes > CACHE_BYTES {
+            h.discard();
+        }
+    }
+}
+
+/// Called by the generated code at the end of every call into the plugin: its writes are
+/// kept if it succeeded, undone if it failed; the writes go to the host when a flush is due.
 #[doc(hidden)]
 pub fn end_call(ok: bool) -> std::result::Result<(), String> {
-    if ok {
-        return flush().map_err(|e| format!("{e:#}"));
+    let handles = handles();
+    let (call, flushed) = CALLS.with(|c| {
+        let mut c = c.borrow_mut();
+        c.number += 1;
+        (c.number - 1, std::mem::take(&mut c.flushed))
+    });
+    for h in &handles {
+        if !ok && flushed {
+            // Part of the call's writes reached the host: the host holds the truth.
+            h.discard();
+        } else {
+            h.end(ok, call);
+        }
     }
-    let handles: Vec<Rc<dyn Pending>> =
-        HANDLES.with(|h| h.borrow().iter().filter_map(Weak::upgrade).collect());
-    for h in handles {
-        h.discard();
+    let now = time::processing_time();
+    let since = CALLS.with(|c| c.borrow().last_flush);
+    let full = handles.iter().any(|h| {
+        let (entries, bytes) = h.held();
+        entries > CACHE_ENTRIES || bytes > CACHE_BYTES
+    });
+    if full || now.saturating_sub(since) >= FLUSH_EVERY_MS {
+        return flush();
     }
     Ok(())
+}
+
+/// How many bytes `v` takes in JSON, counted without keeping them (0 if it does not encode:
+/// the flush reports that).
+fn json_len<T: Serialize>(v: &Option<T>) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    match v {
+        Some(v) => serde_json::to_writer(&mut n, v).map_or(0, |_| n.0),
+        None => 0,
+    }
 }
 
 fn encode<T: Serialize>(name: &str, v: &T) -> Result<Vec<u8>> {
@@ -250,42 +350,44 @@ fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T> {
     })
 }
 
-/// (value, written since the last flush)
-type Slot<T> = (Option<T>, bool);
-
 struct ValueCache<T> {
     name: String,
-    slots: RefCell<HashMap<Vec<u8>, Slot<T>>>,
-    /// About the bytes cached (keys and encoded values), counted as they come.
-    bytes: std::cell::Cell<usize>,
+    slots: RefCell<Slots<Vec<u8>, T>>,
 }
 
 impl<T: Serialize> Pending for ValueCache<T> {
     fn drain(&self, out: &mut Vec<Change>) -> Result<()> {
-        let mut slots = self.slots.borrow_mut();
-        let mut bytes = self.bytes.get();
-        for (k, (v, dirty)) in slots.iter_mut().filter(|(_, (_, d))| *d) {
-            out.push(match v {
+        self.slots.borrow_mut().drain(|k, v| {
+            Ok(match v {
                 Some(v) => {
                     let encoded = encode(&self.name, v)?;
-                    bytes += k.len() + encoded.len();
-                    Change::Set(self.name.clone(), k.clone(), encoded)
+                    let size = k.len() + encoded.len();
+                    out.push(Change::Set(self.name.clone(), k.clone(), encoded));
+                    size
                 }
-                None => Change::Clear(self.name.clone(), k.clone()),
-            });
-            *dirty = false;
+                None => {
+                    out.push(Change::Clear(self.name.clone(), k.clone()));
+                    k.len()
+                }
+            })
+        })
+    }
+
+    fn end(&self, ok: bool, call: u64) {
+        let mut slots = self.slots.borrow_mut();
+        if ok {
+            slots.commit()
+        } else {
+            slots.rollback(call)
         }
-        if slots.len() > CACHE_ENTRIES || bytes > CACHE_BYTES {
-            slots.clear();
-            bytes = 0;
-        }
-        self.bytes.set(bytes);
-        Ok(())
+    }
+
+    fn held(&self) -> (usize, usize) {
+        self.slots.borrow().held()
     }
 
     fn discard(&self) {
         self.slots.borrow_mut().clear();
-        self.bytes.set(0);
     }
 }
 
@@ -299,8 +401,7 @@ impl<T: Serialize + DeserializeOwned + Clone + 'static> ValueState<T> {
     pub fn new(name: &str) -> Self {
         let cache = Rc::new(ValueCache {
             name: name.to_owned(),
-            slots: RefCell::new(HashMap::new()),
-            bytes: std::cell::Cell::new(0),
+            slots: RefCell::new(Slots::default()),
         });
         register(cache.clone());
         ValueState { cache }
@@ -313,42 +414,44 @@ impl<T: Serialize + DeserializeOwned + Clone + 'static> ValueState<T> {
 
     /// The value for `key`, if it has one.
     pub fn get(&self, key: &[u8]) -> Result<Option<T>> {
-        if let Some((v, _)) = self.cache.slots.borrow().get(key) {
-            return Ok(v.clone());
+        if let Some(slot) = self.cache.slots.borrow().get(key) {
+            return Ok(slot.value.clone());
         }
-        let v = match host_get(&self.cache.name, key) {
-            Some(bytes) => {
-                self.cache
-                    .bytes
-                    .set(self.cache.bytes.get() + key.len() + bytes.len());
-                Some(decode(&self.cache.name, &bytes)?)
-            }
-            None => None,
+        let (v, size) = match host_get(&self.cache.name, key) {
+            Some(bytes) => (Some(decode(&self.cache.name, &bytes)?), bytes.len()),
+            None => (None, 0),
         };
+        let size = if size == 0 { 0 } else { key.len() + size };
         self.cache
             .slots
             .borrow_mut()
-            .insert(key.to_vec(), (v.clone(), false));
+            .load(key.to_vec(), v.clone(), size);
         Ok(v)
     }
 
     /// Set the value for `key`.
     pub fn set(&self, key: &[u8], value: T) {
         let mut slots = self.cache.slots.borrow_mut();
-        match slots.get_mut(key) {
-            Some(slot) => *slot = (Some(value), true),
-            None => {
-                slots.insert(key.to_vec(), (Some(value), true));
-            }
+        slots.set(key, Some(value), current_call());
+        slots.measure(key, |v| key.len() + json_len(v));
+    }
+
+    /// Change the value for `key` in place (`f` sees `None` when it has none, and may set
+    /// it to `None` to clear it): one lookup and no copy of the value beyond what a rollback
+    /// needs, where `get` then `set` copy it.
+    pub fn update<R>(&self, key: &[u8], f: impl FnOnce(&mut Option<T>) -> R) -> Result<R> {
+        if self.cache.slots.borrow().get(key).is_none() {
+            self.get(key)?;
         }
+        let mut slots = self.cache.slots.borrow_mut();
+        let r = f(slots.write(key, current_call()));
+        slots.measure(key, |v| key.len() + json_len(v));
+        Ok(r)
     }
 
     /// Forget the value for `key`.
     pub fn clear(&self, key: &[u8]) {
-        self.cache
-            .slots
-            .borrow_mut()
-            .insert(key.to_vec(), (None, true));
+        self.cache.slots.borrow_mut().set(key, None, current_call());
     }
 
     /// Every key this subtask holds a value for (the writes of the current call included).
@@ -430,43 +533,61 @@ type MapSlotKey = (Vec<u8>, Vec<u8>);
 
 struct MapCache<V> {
     name: String,
-    /// (key, map key) → slot
-    slots: RefCell<HashMap<MapSlotKey, Slot<V>>>,
-    /// Keys whose whole map was cleared during the current call.
-    cleared: RefCell<Vec<Vec<u8>>>,
-    bytes: std::cell::Cell<usize>,
+    slots: RefCell<Slots<MapSlotKey, V>>,
+    /// Keys whose whole map was cleared since the last flush.
+    cleared: RefCell<HashSet<Vec<u8>>>,
+    /// Keys the current call added to `cleared`.
+    cleared_in_call: RefCell<Vec<Vec<u8>>>,
 }
 
 impl<V: Serialize> Pending for MapCache<V> {
     fn drain(&self, out: &mut Vec<Change>) -> Result<()> {
-        for k in self.cleared.borrow_mut().drain(..) {
+        for k in self.cleared.borrow_mut().drain() {
             out.push(Change::Clear(self.name.clone(), k));
         }
-        let mut slots = self.slots.borrow_mut();
-        let mut bytes = self.bytes.get();
-        for ((k, mk), (v, dirty)) in slots.iter_mut().filter(|(_, (_, d))| *d) {
-            out.push(match v {
+        self.slots.borrow_mut().drain(|(k, mk), v| {
+            Ok(match v {
                 Some(v) => {
                     let encoded = encode(&self.name, v)?;
-                    bytes += k.len() + mk.len() + encoded.len();
-                    Change::Put(self.name.clone(), k.clone(), mk.clone(), encoded)
+                    let size = k.len() + mk.len() + encoded.len();
+                    out.push(Change::Put(
+                        self.name.clone(),
+                        k.clone(),
+                        mk.clone(),
+                        encoded,
+                    ));
+                    size
                 }
-                None => Change::Remove(self.name.clone(), k.clone(), mk.clone()),
-            });
-            *dirty = false;
+                None => {
+                    out.push(Change::Remove(self.name.clone(), k.clone(), mk.clone()));
+                    k.len() + mk.len()
+                }
+            })
+        })
+    }
+
+    fn end(&self, ok: bool, call: u64) {
+        let mut added = self.cleared_in_call.borrow_mut();
+        if ok {
+            self.slots.borrow_mut().commit();
+        } else {
+            self.slots.borrow_mut().rollback(call);
+            let mut cleared = self.cleared.borrow_mut();
+            for k in added.iter() {
+                cleared.remove(k);
+            }
         }
-        if slots.len() > CACHE_ENTRIES || bytes > CACHE_BYTES {
-            slots.clear();
-            bytes = 0;
-        }
-        self.bytes.set(bytes);
-        Ok(())
+        added.clear();
+    }
+
+    fn held(&self) -> (usize, usize) {
+        self.slots.borrow().held()
     }
 
     fn discard(&self) {
         self.slots.borrow_mut().clear();
         self.cleared.borrow_mut().clear();
-        self.bytes.set(0);
+        self.cleared_in_call.borrow_mut().clear();
     }
 }
 
@@ -479,9 +600,9 @@ impl<V: Serialize + DeserializeOwned + Clone + 'static> MapState<V> {
     pub fn new(name: &str) -> Self {
         let cache = Rc::new(MapCache {
             name: name.to_owned(),
-            slots: RefCell::new(HashMap::new()),
-            cleared: RefCell::new(Vec::new()),
-            bytes: std::cell::Cell::new(0),
+            slots: RefCell::new(Slots::default()),
+            cleared: RefCell::new(HashSet::new()),
+            cleared_in_call: RefCell::new(Vec::new()),
         });
         register(cache.clone());
         MapState { cache }
@@ -490,43 +611,45 @@ impl<V: Serialize + DeserializeOwned + Clone + 'static> MapState<V> {
     /// Entry `map_key` of the map of `key`.
     pub fn get(&self, key: &[u8], map_key: &[u8]) -> Result<Option<V>> {
         let slot = (key.to_vec(), map_key.to_vec());
-        if let Some((v, _)) = self.cache.slots.borrow().get(&slot) {
-            return Ok(v.clone());
+        if let Some(s) = self.cache.slots.borrow().get(&slot) {
+            return Ok(s.value.clone());
         }
-        let v = match host_map_get(&self.cache.name, key, map_key) {
-            Some(bytes) => {
-                let held = self.cache.bytes.get() + key.len() + map_key.len() + bytes.len();
-                self.cache.bytes.set(held);
-                Some(decode(&self.cache.name, &bytes)?)
-            }
-            None => None,
+        if self.cache.cleared.borrow().contains(key) {
+            // Cleared since the last flush: whatever the host still holds is gone.
+            return Ok(None);
+        }
+        let (v, size) = match host_map_get(&self.cache.name, key, map_key) {
+            Some(bytes) => (Some(decode(&self.cache.name, &bytes)?), bytes.len()),
+            None => (None, 0),
         };
-        self.cache
-            .slots
-            .borrow_mut()
-            .insert(slot, (v.clone(), false));
+        let size = if size == 0 {
+            0
+        } else {
+            key.len() + map_key.len() + size
+        };
+        self.cache.slots.borrow_mut().load(slot, v.clone(), size);
         Ok(v)
     }
 
     /// Put entry `map_key` in the map of `key`.
     pub fn put(&self, key: &[u8], map_key: &[u8], value: V) {
-        self.cache
-            .slots
-            .borrow_mut()
-            .insert((key.to_vec(), map_key.to_vec()), (Some(value), true));
+        let slot = (key.to_vec(), map_key.to_vec());
+        let call = current_call();
+        let mut slots = self.cache.slots.borrow_mut();
+        slots.set(&slot, Some(value), call);
+        slots.measure(&slot, |v| key.len() + map_key.len() + json_len(v));
     }
 
     /// Remove entry `map_key` from the map of `key`.
     pub fn remove(&self, key: &[u8], map_key: &[u8]) {
-        self.cache
-            .slots
-            .borrow_mut()
-            .insert((key.to_vec(), map_key.to_vec()), (None, true));
+        let slot = (key.to_vec(), map_key.to_vec());
+        let call = current_call();
+        self.cache.slots.borrow_mut().set(&slot, None, call);
     }
 
     /// Every entry of the map of `key`, in map-key order.
     pub fn entries(&self, key: &[u8]) -> Result<Vec<(Vec<u8>, V)>> {
-        flush()?;
+        flush_in_call()?;
         let mut out = Vec::new();
         let mut after: Option<Vec<u8>> = None;
         loop {
@@ -544,8 +667,13 @@ impl<V: Serialize + DeserializeOwned + Clone + 'static> MapState<V> {
 
     /// Forget the whole map of `key`.
     pub fn clear(&self, key: &[u8]) {
-        self.cache.slots.borrow_mut().retain(|(k, _), _| k != key);
-        self.cache.cleared.borrow_mut().push(key.to_vec());
+        self.cache
+            .slots
+            .borrow_mut()
+            .remove_where(|(k, _)| k == key);
+        if self.cache.cleared.borrow_mut().insert(key.to_vec()) {
+            self.cache.cleared_in_call.borrow_mut().push(key.to_vec());
+        }
     }
 
     /// Every key this subtask holds a map for.
@@ -577,7 +705,7 @@ pub struct Keys {
 
 /// Every key this subtask holds state `name` for (the current call's writes included).
 pub fn keys(name: &str) -> Result<Keys> {
-    flush()?;
+    flush_in_call()?;
     Ok(Keys {
         name: name.to_owned(),
         page: Vec::new().into_iter(),
@@ -607,21 +735,23 @@ impl Iterator for Keys {
 
 /// Keyed state in a plugin's native tests (outside a host).
 pub mod testing {
-    /// Send the current writes to the local store, as the end of a call would.
+    /// End a successful call, as the host's glue does (its writes go to the local store when a
+    /// flush is due: use [`flush`] to send them now).
     pub fn end_call() {
         super::end_call(true).expect("writes encode");
     }
 
-    /// Forget everything the local store holds.
+    /// Send every write to the local store, as a checkpoint does.
+    pub fn flush() {
+        super::flush().expect("writes encode");
+    }
+
+    /// Forget everything the local store and the caches hold.
     pub fn reset() {
         super::LOCAL.with(|l| *l.borrow_mut() = super::Local::default());
-        super::HANDLES.with(|h| {
-            for w in h.borrow().iter() {
-                if let Some(h) = w.upgrade() {
-                    h.discard();
-                }
-            }
-        });
+        for h in super::handles() {
+            h.discard();
+        }
     }
 }
 
@@ -630,33 +760,90 @@ mod tests {
     use super::*;
 
     #[test]
-    fn values_lists_and_maps_reach_the_store_at_the_end_of_a_call() {
+    fn values_lists_and_maps_reach_the_store_at_a_flush() {
         testing::reset();
         let counts: ValueState<u64> = ValueState::new("counts");
         let seen: ListState<String> = ListState::new("seen");
         let last: MapState<i64> = MapState::new("last");
+        testing::end_call(); // the first call's end flushes (and starts the clock)
         counts.set(b"a", 2);
         seen.add(b"a", "x".into()).unwrap();
         last.put(b"a", b"m", 7);
-        assert_eq!(host_get("counts", b"a"), None, "not before the call ends");
         testing::end_call();
+        assert_eq!(host_get("counts", b"a"), None, "not before a flush");
+        assert_eq!(counts.get(b"a").unwrap(), Some(2), "the cache answers");
+        testing::flush();
         assert_eq!(host_get("counts", b"a"), Some(b"2".to_vec()));
-        assert_eq!(counts.get(b"a").unwrap(), Some(2));
         assert_eq!(seen.get(b"a").unwrap(), vec!["x".to_string()]);
         assert_eq!(last.entries(b"a").unwrap(), vec![(b"m".to_vec(), 7)]);
         counts.set(b"b", 1);
         assert_eq!(
             counts.keys().unwrap().collect::<Vec<_>>(),
-            vec![b"a".to_vec(), b"b".to_vec()]
+            vec![b"a".to_vec(), b"b".to_vec()],
+            "listing keys sends the writes first"
         );
-        // A failed call's writes never arrive.
+        testing::end_call();
+    }
+
+    #[test]
+    fn a_failed_call_is_undone_and_the_calls_before_it_are_kept() {
+        testing::reset();
+        let counts: ValueState<u64> = ValueState::new("counts");
+        let last: MapState<i64> = MapState::new("last");
+        counts.set(b"a", 1);
+        last.put(b"k", b"m", 1);
+        testing::end_call();
+        counts.set(b"a", 2);
         counts.set(b"c", 9);
+        last.clear(b"k");
+        last.put(b"k", b"n", 2);
         end_call(false).unwrap();
-        testing::end_call();
+        assert_eq!(counts.get(b"a").unwrap(), Some(1));
         assert_eq!(counts.get(b"c").unwrap(), None);
-        last.clear(b"a");
+        assert_eq!(last.get(b"k", b"m").unwrap(), Some(1));
+        assert_eq!(last.get(b"k", b"n").unwrap(), None);
+        testing::flush();
+        assert_eq!(host_get("counts", b"a"), Some(b"1".to_vec()));
+        assert_eq!(host_get("counts", b"c"), None);
+        assert_eq!(last.entries(b"k").unwrap(), vec![(b"m".to_vec(), 1)]);
         testing::end_call();
-        assert!(last.entries(b"a").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_cache_full_of_new_values_is_flushed_at_the_end_of_a_call() {
+        testing::reset();
+        let blobs: ValueState<String> = ValueState::new("blobs");
+        testing::end_call(); // the first call's end flushes (and starts the clock)
+        let blob = "x".repeat(1000);
+        let mut first_sent = None;
+        for i in 0..10_000u32 {
+            blobs.set(&i.to_be_bytes(), blob.clone());
+            testing::end_call();
+            if first_sent.is_none() && host_get("blobs", &0u32.to_be_bytes()).is_some() {
+                first_sent = Some(i);
+            }
+        }
+        let at = first_sent.expect("the writes reached the store without a snapshot");
+        assert!(
+            (at as usize) * 1000 <= CACHE_BYTES + 2000,
+            "held about {} KB before sending",
+            at
+        );
+    }
+
+    #[test]
+    fn a_cleared_map_reads_empty_before_the_clear_reaches_the_store() {
+        testing::reset();
+        let last: MapState<i64> = MapState::new("last");
+        last.put(b"k", b"m", 1);
+        testing::flush();
+        let fresh: MapState<i64> = MapState::new("last");
+        fresh.clear(b"k");
+        testing::end_call();
+        assert_eq!(host_map_get("last", b"k", b"m"), Some(b"1".to_vec()));
+        assert_eq!(fresh.get(b"k", b"m").unwrap(), None);
+        testing::flush();
+        assert_eq!(host_map_get("last", b"k", b"m"), None);
     }
 
     #[test]
