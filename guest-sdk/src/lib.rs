@@ -555,10 +555,12 @@ macro_rules! __glue_operator {
         $crate::__glue_state!($ty, $crate::Operator);
         $crate::__glue_timers!();
 
-        /// A call into the operator, its keyed-state writes sent to the host if it succeeded.
+        /// A call into the operator: refused after a failed one (whose unsent keyed-state
+        /// writes were dropped), its own writes cached until a flush if it succeeds.
         fn __weir_call<R>(
             f: impl FnOnce(&mut $ty) -> $crate::Result<R>,
         ) -> ::core::result::Result<R, ::std::string::String> {
+            $crate::keyed::usable()?;
             let r = __weir_with(f);
             $crate::keyed::end_call(r.is_ok())?;
             r

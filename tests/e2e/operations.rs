@@ -210,7 +210,14 @@ fn the_api_shows_the_running_job_takes_savepoints_and_stops_it_exactly() {
     assert_eq!(code, 404);
 
     // A checkpoint and a savepoint on request; the job goes on.
-    let (code, cp) = request(&addr, "POST", "/api/checkpoints", None);
+    // A periodic checkpoint (every 200 ms here) may be in flight: the API says to ask again.
+    let mut answer = None;
+    wait_until(&mut child, "a checkpoint on request", || {
+        let (code, cp) = request(&addr, "POST", "/api/checkpoints", None);
+        answer = Some((code, cp));
+        code != 409
+    });
+    let (code, cp) = answer.expect("asked");
     assert_eq!(code, 200, "{cp}");
     assert_eq!(cp["status"], "completed", "{cp}");
     let o = run_weir(&["savepoint", &addr], cwd);

@@ -25,16 +25,18 @@
 //! every snapshot (so a checkpoint holds every call before its barrier), before listing keys or
 //! map entries, when the cache passes its bounds, and at the end of a call a second or more of
 //! processing time after the last flush (so a running job's `weir state get` is at most about
-//! a second behind). A call that fails has its writes undone in the cache, leaving keyed state
-//! as the call found it (unless it listed keys or map entries, which sends the writes before
-//! them). A state handle serialises as its name alone: a plugin whose state is all keyed is
-//! rescalable.
+//! a second behind). A call that fails ends the instance's use: its cache is dropped, so what
+//! it wrote since the last flush never reaches the host, and every later call is refused (the
+//! host replaces a failed instance, restoring the last checkpoint or, with `on_error`, the
+//! state before the batch). A state handle serialises as its name alone: a plugin whose
+//! state is all keyed is rescalable.
 //!
 //! Outside a host (a plugin's native tests) the same calls work on a local store.
 //!
 //! Invariant: the host's keyed state plus the cache's dirty entries is the state after the
-//! last successful call; a snapshot is taken only after a flush; the cache never answers with
-//! a value the host does not hold or is not about to receive.
+//! last call, as long as no call failed; a snapshot is taken only after a flush, and never
+//! after a failed call; the cache never answers with a value the host does not hold or is not
+//! about to receive.
 
 mod slots;
 
@@ -207,31 +209,32 @@ fn host_apply(changes: Vec<Change>) {
 
 /// What each call into the plugin has to know of the others.
 struct Calls {
-    /// The current call's number (from 1; a cached entry read and never written carries 0).
-    number: u64,
-    /// The current call sent writes to the host (to list keys or entries): a failure can no
-    /// longer be undone in the cache alone.
-    flushed: bool,
+    /// A call failed: the cache was dropped with the writes it held, so the instance must
+    /// not be used again.
+    failed: bool,
     /// When (processing time, ms) the writes last went to the host.
     last_flush: i64,
 }
 
 thread_local! {
     static CALLS: RefCell<Calls> = const {
-        RefCell::new(Calls { number: 1, flushed: false, last_flush: i64::MIN })
+        RefCell::new(Calls { failed: false, last_flush: i64::MIN })
     };
 }
 
-fn current_call() -> u64 {
-    CALLS.with(|c| c.borrow().number)
+/// Refuse a call into an instance whose earlier call failed.
+#[doc(hidden)]
+pub fn usable() -> std::result::Result<(), String> {
+    if CALLS.with(|c| c.borrow().failed) {
+        return Err("this instance failed a call earlier and dropped the keyed-state writes it had not sent: it cannot go on (the host replaces it)".into());
+    }
+    Ok(())
 }
 
 /// A state handle's cache, as the calls' ends and flushes see it.
 trait Pending {
     /// Move the writes into `out`, encoded (the entries stay cached, clean).
     fn drain(&self, out: &mut Vec<Change>) -> Result<()>;
-    /// Call `call` succeeded (`true`) or failed: keep its writes, or undo them.
-    fn end(&self, ok: bool, call: u64);
     /// (entries, about the bytes) cached.
     fn held(&self) -> (usize, usize);
     /// Forget every cached entry (all sent, or to be lost).
@@ -263,14 +266,14 @@ fn send(handles: &[Rc<dyn Pending>]) -> Result<()> {
 
 /// Send the writes now, in the middle of a call (before listing keys or map entries).
 fn flush_in_call() -> Result<()> {
-    CALLS.with(|c| c.borrow_mut().flushed = true);
     send(&handles())
 }
 
 /// Send every write to the host now: called before a snapshot, so that the host's keyed
-/// checkpoint holds every call that came before the barrier.
+/// checkpoint holds every call that came before the barrier. Refused after a failed call.
 #[doc(hidden)]
 pub fn flush() -> std::result::Result<(), String> {
+    usable()?;
     let handles = handles();
     send(&handles).map_err(|e| format!("{e:#}"))?;
     evict_if_full(&handles);
@@ -287,23 +290,18 @@ fn evict_if_full(handles: &[Rc<dyn Pending>]) {
     }
 }
 
-/// Called by the generated code at the end of every call into the plugin: its writes are
-/// kept if it succeeded, undone if it failed; the writes go to the host when a flush is due.
+/// Called by the generated code at the end of every call into the plugin: a failed call drops
+/// the cache (and the instance's use, see [`usable`]); after a successful one the writes go to
+/// the host when a flush is due.
 #[doc(hidden)]
 pub fn end_call(ok: bool) -> std::result::Result<(), String> {
     let handles = handles();
-    let (call, flushed) = CALLS.with(|c| {
-        let mut c = c.borrow_mut();
-        c.number += 1;
-        (c.number - 1, std::mem::take(&mut c.flushed))
-    });
-    for h in &handles {
-        if !ok && flushed {
-            // Part of the call's writes reached the host: the host holds the truth.
+    if !ok {
+        CALLS.with(|c| c.borrow_mut().failed = true);
+        for h in &handles {
             h.discard();
-        } else {
-            h.end(ok, call);
         }
+        return Ok(());
     }
     let now = time::processing_time();
     let since = CALLS.with(|c| c.borrow().last_flush);
@@ -373,15 +371,6 @@ impl<T: Serialize> Pending for ValueCache<T> {
         })
     }
 
-    fn end(&self, ok: bool, call: u64) {
-        let mut slots = self.slots.borrow_mut();
-        if ok {
-            slots.commit()
-        } else {
-            slots.rollback(call)
-        }
-    }
-
     fn held(&self) -> (usize, usize) {
         self.slots.borrow().held()
     }
@@ -432,26 +421,26 @@ impl<T: Serialize + DeserializeOwned + Clone + 'static> ValueState<T> {
     /// Set the value for `key`.
     pub fn set(&self, key: &[u8], value: T) {
         let mut slots = self.cache.slots.borrow_mut();
-        slots.set(key, Some(value), current_call());
+        slots.set(key, Some(value));
         slots.measure(key, |v| key.len() + json_len(v));
     }
 
-    /// Change the value for `key` in place (`f` sees `None` when it has none, and may set
-    /// it to `None` to clear it): one lookup and no copy of the value beyond what a rollback
-    /// needs, where `get` then `set` copy it.
+    /// Change the value for `key` in place (`f` sees `None` when it has none, and may set it
+    /// to `None` to clear it): one lookup and no copy of the value, where `get` then `set`
+    /// copy it.
     pub fn update<R>(&self, key: &[u8], f: impl FnOnce(&mut Option<T>) -> R) -> Result<R> {
         if self.cache.slots.borrow().get(key).is_none() {
             self.get(key)?;
         }
         let mut slots = self.cache.slots.borrow_mut();
-        let r = f(slots.write(key, current_call()));
+        let r = f(slots.write(key).expect("cached just now"));
         slots.measure(key, |v| key.len() + json_len(v));
         Ok(r)
     }
 
     /// Forget the value for `key`.
     pub fn clear(&self, key: &[u8]) {
-        self.cache.slots.borrow_mut().set(key, None, current_call());
+        self.cache.slots.borrow_mut().set(key, None);
     }
 
     /// Every key this subtask holds a value for (the writes of the current call included).
@@ -536,8 +525,6 @@ struct MapCache<V> {
     slots: RefCell<Slots<MapSlotKey, V>>,
     /// Keys whose whole map was cleared since the last flush.
     cleared: RefCell<HashSet<Vec<u8>>>,
-    /// Keys the current call added to `cleared`.
-    cleared_in_call: RefCell<Vec<Vec<u8>>>,
 }
 
 impl<V: Serialize> Pending for MapCache<V> {
@@ -566,20 +553,6 @@ impl<V: Serialize> Pending for MapCache<V> {
         })
     }
 
-    fn end(&self, ok: bool, call: u64) {
-        let mut added = self.cleared_in_call.borrow_mut();
-        if ok {
-            self.slots.borrow_mut().commit();
-        } else {
-            self.slots.borrow_mut().rollback(call);
-            let mut cleared = self.cleared.borrow_mut();
-            for k in added.iter() {
-                cleared.remove(k);
-            }
-        }
-        added.clear();
-    }
-
     fn held(&self) -> (usize, usize) {
         self.slots.borrow().held()
     }
@@ -587,7 +560,6 @@ impl<V: Serialize> Pending for MapCache<V> {
     fn discard(&self) {
         self.slots.borrow_mut().clear();
         self.cleared.borrow_mut().clear();
-        self.cleared_in_call.borrow_mut().clear();
     }
 }
 
@@ -602,7 +574,6 @@ impl<V: Serialize + DeserializeOwned + Clone + 'static> MapState<V> {
             name: name.to_owned(),
             slots: RefCell::new(Slots::default()),
             cleared: RefCell::new(HashSet::new()),
-            cleared_in_call: RefCell::new(Vec::new()),
         });
         register(cache.clone());
         MapState { cache }
@@ -634,17 +605,15 @@ impl<V: Serialize + DeserializeOwned + Clone + 'static> MapState<V> {
     /// Put entry `map_key` in the map of `key`.
     pub fn put(&self, key: &[u8], map_key: &[u8], value: V) {
         let slot = (key.to_vec(), map_key.to_vec());
-        let call = current_call();
         let mut slots = self.cache.slots.borrow_mut();
-        slots.set(&slot, Some(value), call);
+        slots.set(&slot, Some(value));
         slots.measure(&slot, |v| key.len() + map_key.len() + json_len(v));
     }
 
     /// Remove entry `map_key` from the map of `key`.
     pub fn remove(&self, key: &[u8], map_key: &[u8]) {
         let slot = (key.to_vec(), map_key.to_vec());
-        let call = current_call();
-        self.cache.slots.borrow_mut().set(&slot, None, call);
+        self.cache.slots.borrow_mut().set(&slot, None);
     }
 
     /// Every entry of the map of `key`, in map-key order.
@@ -671,9 +640,7 @@ impl<V: Serialize + DeserializeOwned + Clone + 'static> MapState<V> {
             .slots
             .borrow_mut()
             .remove_where(|(k, _)| k == key);
-        if self.cache.cleared.borrow_mut().insert(key.to_vec()) {
-            self.cache.cleared_in_call.borrow_mut().push(key.to_vec());
-        }
+        self.cache.cleared.borrow_mut().insert(key.to_vec());
     }
 
     /// Every key this subtask holds a map for.
@@ -749,6 +716,7 @@ pub mod testing {
     /// Forget everything the local store and the caches hold.
     pub fn reset() {
         super::LOCAL.with(|l| *l.borrow_mut() = super::Local::default());
+        super::CALLS.with(|c| c.borrow_mut().failed = false);
         for h in super::handles() {
             h.discard();
         }
@@ -786,27 +754,29 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_call_is_undone_and_the_calls_before_it_are_kept() {
+    fn a_failed_call_drops_the_unsent_writes_and_ends_the_instance() {
         testing::reset();
         let counts: ValueState<u64> = ValueState::new("counts");
-        let last: MapState<i64> = MapState::new("last");
         counts.set(b"a", 1);
-        last.put(b"k", b"m", 1);
-        testing::end_call();
+        testing::flush(); // a checkpoint
         counts.set(b"a", 2);
-        counts.set(b"c", 9);
-        last.clear(b"k");
-        last.put(b"k", b"n", 2);
-        end_call(false).unwrap();
-        assert_eq!(counts.get(b"a").unwrap(), Some(1));
-        assert_eq!(counts.get(b"c").unwrap(), None);
-        assert_eq!(last.get(b"k", b"m").unwrap(), Some(1));
-        assert_eq!(last.get(b"k", b"n").unwrap(), None);
-        testing::flush();
-        assert_eq!(host_get("counts", b"a"), Some(b"1".to_vec()));
-        assert_eq!(host_get("counts", b"c"), None);
-        assert_eq!(last.entries(b"k").unwrap(), vec![(b"m".to_vec(), 1)]);
         testing::end_call();
+        counts.set(b"c", 9);
+        end_call(false).unwrap();
+        assert_eq!(
+            host_get("counts", b"a"),
+            Some(b"1".to_vec()),
+            "as of the checkpoint"
+        );
+        assert_eq!(host_get("counts", b"c"), None);
+        let e = flush().unwrap_err();
+        assert!(e.contains("failed a call earlier"), "{e}");
+        assert!(usable().is_err());
+        assert_eq!(
+            host_get("counts", b"a"),
+            Some(b"1".to_vec()),
+            "no snapshot sends them"
+        );
     }
 
     #[test]
