@@ -191,13 +191,7 @@ fn stop_with_savepoint_then_resume_with_a_new_plugin_build_keeps_the_state() {
         status.success(),
         "stop with savepoint failed: {status}\n{err}"
     );
-    let savepoint = out
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("savepoint ")
-                .and_then(|r| r.split_once(": "))
-                .map(|(_, p)| p.to_owned())
-        })
+    let savepoint = printed_savepoint(&out)
         .unwrap_or_else(|| panic!("no savepoint path printed:\n{out}\n{err}"));
     assert!(Path::new(&savepoint).join("_metadata.json").exists());
     // A savepoint is self-contained: resume from a copy somewhere else.

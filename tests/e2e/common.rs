@@ -286,6 +286,15 @@ pub fn attempt_log(cwd: &Path, attempt: usize) -> String {
     std::fs::read_to_string(cwd.join(format!("attempt-{attempt}.err"))).unwrap_or_default()
 }
 
+/// The path of the savepoint `weir run` printed on stopping (`savepoint <id>: <path>`), if any.
+pub fn printed_savepoint(out: &str) -> Option<String> {
+    out.lines().find_map(|l| {
+        l.strip_prefix("savepoint ")
+            .and_then(|r| r.split_once(": "))
+            .map(|(_, p)| p.to_owned())
+    })
+}
+
 /// Wait until attempt `attempt` logged a completed checkpoint, or ended (the caller reports
 /// that).
 pub fn wait_for_a_checkpoint(child: &mut std::process::Child, cwd: &Path, attempt: usize) {

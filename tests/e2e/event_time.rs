@@ -691,13 +691,7 @@ fn rescale_two_three_one(plugin: &Path) {
     sigterm(&first);
     assert!(first.wait().unwrap().success(), "{}", attempt_log(&dir, 1));
     let out = std::fs::read_to_string(dir.join("attempt-1.out")).unwrap();
-    let savepoint = out
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("savepoint ")
-                .and_then(|r| r.split_once(": "))
-        })
-        .map(|(_, p)| p.to_owned())
+    let savepoint = printed_savepoint(&out)
         .unwrap_or_else(|| panic!("no savepoint printed:\n{out}\n{}", attempt_log(&dir, 1)));
     // Parallelism 3 from the savepoint, killed after checkpoints of its own.
     std::fs::write(

@@ -111,13 +111,7 @@ fn rescaled_two_three_killed_one_the_output_is_exact_and_queries_answer() {
     sigterm(&first);
     assert!(first.wait().unwrap().success(), "{}", attempt_log(d, 1));
     let out = std::fs::read_to_string(d.join("attempt-1.out")).unwrap();
-    let savepoint = out
-        .lines()
-        .find_map(|l| {
-            l.split_once(": ")
-                .filter(|(h, _)| h.starts_with("savepoint "))
-        })
-        .map(|(_, path)| path.to_owned())
+    let savepoint = printed_savepoint(&out)
         .unwrap_or_else(|| panic!("no savepoint printed:\n{out}\n{}", attempt_log(d, 1)));
 
     // Parallelism 3 from the savepoint, asked live, then killed.

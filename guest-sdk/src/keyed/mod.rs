@@ -280,13 +280,16 @@ pub fn flush() -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Whether a cache holds more than either bound.
+fn full(h: &Rc<dyn Pending>) -> bool {
+    let (entries, bytes) = h.held();
+    entries > CACHE_ENTRIES || bytes > CACHE_BYTES
+}
+
 /// Past either bound, a cache is emptied (after a flush: every entry is clean).
 fn evict_if_full(handles: &[Rc<dyn Pending>]) {
-    for h in handles {
-        let (entries, bytes) = h.held();
-        if entries > CACHE_ENTRIES || bytes > CACHE_BYTES {
-            h.discard();
-        }
+    for h in handles.iter().filter(|h| full(h)) {
+        h.discard();
     }
 }
 
@@ -305,11 +308,7 @@ pub fn end_call(ok: bool) -> std::result::Result<(), String> {
     }
     let now = time::processing_time();
     let since = CALLS.with(|c| c.borrow().last_flush);
-    let full = handles.iter().any(|h| {
-        let (entries, bytes) = h.held();
-        entries > CACHE_ENTRIES || bytes > CACHE_BYTES
-    });
-    if full || now.saturating_sub(since) >= FLUSH_EVERY_MS {
+    if handles.iter().any(full) || now.saturating_sub(since) >= FLUSH_EVERY_MS {
         return flush();
     }
     Ok(())
